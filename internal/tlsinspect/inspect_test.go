@@ -1,0 +1,148 @@
+package tlsinspect_test
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func labTarget(lab *faultlab.Lab, ep faultlab.Endpoint) tlsinspect.Target {
+	p := tlsinspect.Profile{Name: "lab", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: lab.RootPool()}
+	if ep.Profile == faultlab.MTLSProfile {
+		p.Name = ep.Profile
+		p.TLS.Certificates = []tls.Certificate{lab.ClientTLSCertificate()}
+	}
+	return tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, StartTLS: ep.StartTLS, Pins: ep.Pins, Profiles: []tlsinspect.Profile{p}}
+}
+
+func testOptions() tlsinspect.Options {
+	o := tlsinspect.DefaultOptions()
+	o.Timeout = 2 * time.Second
+	o.OCSP.Timeout = 500 * time.Millisecond
+	return o
+}
+
+// TestLabReasons probes every lab endpoint and checks the primary reason,
+// and that healthy endpoints have no finding at all.
+func TestLabReasons(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lab.Close)
+	in := tlsinspect.New(testOptions())
+	t.Cleanup(in.Close)
+	for _, ep := range lab.Endpoints {
+		t.Run(ep.Name, func(t *testing.T) {
+			t.Parallel()
+			res := in.Inspect(context.Background(), labTarget(lab, ep))
+			if len(res) != 1 {
+				t.Fatalf("got %d results", len(res))
+			}
+			r := res[0]
+			if got := r.Primary(); got != ep.Want {
+				t.Fatalf("primary reason = %s, want %s; findings: %+v", got, ep.Want, r.Findings)
+			}
+			if ep.Want == attrs.ReasonOK {
+				if len(r.Findings) != 0 || !r.Success() || !r.Established {
+					t.Fatalf("healthy endpoint has findings %+v (established=%v)", r.Findings, r.Established)
+				}
+				if r.OCSP.Status != attrs.OCSPGood {
+					t.Fatalf("healthy endpoint OCSP status %q", r.OCSP.Status)
+				}
+			}
+			if ep.Want != attrs.ReasonOK && r.Findings[0].Detail == "" {
+				t.Fatal("finding without detail")
+			}
+		})
+	}
+}
+
+func TestChainCapturedWhenValidationFails(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	in := tlsinspect.New(testOptions())
+	defer in.Close()
+	for _, name := range []string{"expired-leaf", "unknown-ca", "self-signed", "tls11-only", "hostname-mismatch"} {
+		ep, _ := lab.Endpoint(name)
+		r := in.Inspect(context.Background(), labTarget(lab, ep))[0]
+		if len(r.Chain) == 0 {
+			t.Errorf("%s: chain not captured", name)
+		}
+		if r.Success() {
+			t.Errorf("%s: reported success", name)
+		}
+	}
+	// The oversized chain is truncated to the bound.
+	ep, _ := lab.Endpoint("oversized-chain")
+	r := in.Inspect(context.Background(), labTarget(lab, ep))[0]
+	if !r.ChainTruncated || len(r.Chain) != in.Options().MaxChainCerts {
+		t.Errorf("oversized chain: truncated=%v len=%d", r.ChainTruncated, len(r.Chain))
+	}
+}
+
+func TestProfilesYieldOwnResults(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	in := tlsinspect.New(testOptions())
+	defer in.Close()
+	ep, _ := lab.Endpoint("healthy")
+	tg := labTarget(lab, ep)
+	tg.Profiles = append(tg.Profiles,
+		tlsinspect.Profile{Name: "system-only", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: nil},
+		tlsinspect.Profile{Name: "tls13-only", TLS: &tls.Config{MinVersion: tls.VersionTLS13}, Roots: lab.RootPool()},
+		tlsinspect.Profile{Name: "rsa-only-ciphers", TLS: &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}, Roots: lab.RootPool()},
+	)
+	res := in.Inspect(context.Background(), tg)
+	want := []attrs.Reason{attrs.ReasonOK, attrs.ReasonUnknownCA, attrs.ReasonOK, attrs.ReasonCipherMismatch}
+	for i, r := range res {
+		if r.Primary() != want[i] {
+			t.Errorf("profile %s: %s, want %s (%+v)", r.Profile, r.Primary(), want[i], r.Findings)
+		}
+	}
+	// The TLS 1.1 server under a profile that allows 1.0+ is fine.
+	ep, _ = lab.Endpoint("tls11-only")
+	tg = labTarget(lab, ep)
+	tg.Profiles[0].TLS.MinVersion = tls.VersionTLS10
+	if r := in.Inspect(context.Background(), tg)[0]; r.Primary() != attrs.ReasonOK || r.Version != tls.VersionTLS11 {
+		t.Errorf("legacy profile against tls11-only: %s %x %+v", r.Primary(), r.Version, r.Findings)
+	}
+}
+
+func TestContextCancelStopsProbe(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	o := testOptions()
+	o.Timeout = time.Minute
+	in := tlsinspect.New(o)
+	defer in.Close()
+	ep, _ := lab.Endpoint("tarpit")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r := in.Inspect(ctx, labTarget(lab, ep))[0]
+	if r.Primary() != attrs.ReasonHandshakeTimeout {
+		t.Fatalf("got %s", r.Primary())
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("probe ignored context cancellation")
+	}
+}

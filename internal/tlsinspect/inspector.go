@@ -1,0 +1,453 @@
+package tlsinspect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+const cacheEntries = 10000
+
+// Inspector runs probes. It is safe for concurrent use.
+type Inspector struct {
+	opts      Options
+	dialer    *net.Dialer
+	http      *http.Client
+	transport *http.Transport
+	flight    singleflight.Group
+	ocspCache *ttlCache[ocspAnswer]
+	crlCache  *ttlCache[crlEntry]
+	aiaCache  *ttlCache[aiaEntry]
+}
+
+// New returns an Inspector; zero fields of opts take their defaults.
+func New(opts Options) *Inspector {
+	opts = opts.withDefaults()
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: opts.Timeout}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+		TLSHandshakeTimeout: opts.Timeout,
+	}
+	return &Inspector{
+		opts:      opts,
+		dialer:    &net.Dialer{},
+		transport: tr,
+		// Redirects are not followed for OCSP/CRL/AIA: each hop would need
+		// its own bound, and CAs do not redirect.
+		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		ocspCache: newTTLCache[ocspAnswer](cacheEntries),
+		crlCache:  newTTLCache[crlEntry](256),
+		aiaCache:  newTTLCache[aiaEntry](1024),
+	}
+}
+
+// Options returns the effective options.
+func (in *Inspector) Options() Options { return in.opts }
+
+// Close releases idle connections.
+func (in *Inspector) Close() { in.transport.CloseIdleConnections() }
+
+// shared is what one handshake showed, independent of the trust store.
+type shared struct {
+	hs        handshakeOutcome
+	fail      *Finding // handshake failure under the profile's own parameters
+	capture   *tls.ConnectionState
+	chain     []*x509.Certificate
+	truncated bool
+	// findings that hold for every profile using this handshake
+	findings []Finding
+	issuer   *x509.Certificate
+
+	// revocation results, computed once for the first profile that
+	// reaches them and shared by the rest
+	revChecked  bool
+	revFindings []Finding
+	ocsp        OCSPResult
+	ocspTime    time.Duration
+	crl         string
+}
+
+func (sh *shared) revocationDone() bool { return sh.revChecked }
+
+// Inspect probes t once under each of its profiles and returns one Result
+// per profile, in order. It is bounded by Options.Timeout and by ctx.
+func (in *Inspector) Inspect(ctx context.Context, t Target) []Result {
+	start := in.opts.Now()
+	wall := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, in.opts.Timeout)
+	defer cancel()
+
+	host, port, err := splitHostPort(t.Endpoint)
+	serverName := t.ServerName
+	if serverName == "" {
+		serverName = host
+	}
+	profiles := t.Profiles
+	if len(profiles) == 0 {
+		profiles = []Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}}}
+	}
+	results := make([]Result, len(profiles))
+	for i := range profiles {
+		results[i] = Result{Profile: profiles[i].Name, ServerName: serverName, Host: host, Port: port, Start: start}
+	}
+	if err != nil {
+		for i := range results {
+			results[i].Findings = []Finding{{attrs.ReasonDNSFailure, "bad endpoint: " + err.Error()}}
+		}
+		return results
+	}
+
+	// Profiles with identical handshake parameters share one handshake.
+	byKey := map[string]*shared{}
+	for i, p := range profiles {
+		key := handshakeKey(p.TLS)
+		sh, ok := byKey[key]
+		if !ok {
+			sh = in.runShared(ctx, &t, serverName, p.TLS)
+			byKey[key] = sh
+		}
+		in.finish(&results[i], sh, &t, p, serverName)
+		results[i].Total = time.Since(wall)
+	}
+	return results
+}
+
+func handshakeKey(c *tls.Config) string {
+	if c == nil {
+		return ""
+	}
+	k := strconv.Itoa(int(c.MinVersion)) + "/" + strconv.Itoa(int(c.MaxVersion)) + "/"
+	for _, cs := range c.CipherSuites {
+		k += strconv.Itoa(int(cs)) + ","
+	}
+	k += "/"
+	for _, cert := range c.Certificates {
+		if len(cert.Certificate) > 0 {
+			k += fmt.Sprintf("%x", cert.Certificate[0][:min(len(cert.Certificate[0]), 64)])
+		}
+	}
+	return k
+}
+
+func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string, cfg *tls.Config) *shared {
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	sh := &shared{crl: CRLNotChecked, ocsp: OCSPResult{Status: attrs.OCSPNotChecked}}
+	sh.hs = in.handshake(ctx, t, serverName, cfg)
+	if sh.hs.err != nil {
+		f := classifyHandshakeError(sh.hs.phase, sh.hs.err)
+		sh.fail = &f
+		// A handshake that failed on version, cipher or an alert may still
+		// show the chain to a client that offers everything: capture it so
+		// expiry metrics never disappear exactly when something breaks.
+		switch f.Reason {
+		case attrs.ReasonProtocolMismatch, attrs.ReasonCipherMismatch, attrs.ReasonHandshakeFailure:
+			cap := in.handshake(ctx, t, serverName, permissiveConfig(cfg))
+			if cap.err == nil {
+				sh.capture = cap.state
+				in.refineMismatch(ctx, t, serverName, sh.fail, cfg, cap.state)
+			}
+		}
+	} else {
+		sh.capture = sh.hs.state
+	}
+	if sh.capture == nil || len(sh.capture.PeerCertificates) == 0 {
+		return sh
+	}
+	chain := sh.capture.PeerCertificates
+	if len(chain) > in.opts.MaxChainCerts {
+		chain, sh.truncated = chain[:in.opts.MaxChainCerts], true
+	}
+	sh.chain = chain
+	leaf := chain[0]
+	if len(chain) > 1 && bytesEqual(leaf.RawIssuer, chain[1].RawSubject) {
+		sh.issuer = chain[1]
+	}
+	if p := orderProblem(chain); p != "" {
+		sh.findings = append(sh.findings, Finding{attrs.ReasonBadChainOrder, "certificate chain is not in order: " + p + "; strict clients fail"})
+	}
+	for i, c := range chain {
+		if i > 0 && isSelfSigned(c) {
+			continue // a trust anchor's own signature does not matter
+		}
+		if w := weakSignature(c); w != "" {
+			sh.findings = append(sh.findings, Finding{attrs.ReasonWeakSignature, fmt.Sprintf("%s is signed with %s; modern clients reject it", Name(c), w)})
+			break
+		}
+	}
+	for _, c := range chain {
+		if w := weakKey(c); w != "" && !(c != leaf && isSelfSigned(c)) {
+			sh.findings = append(sh.findings, Finding{attrs.ReasonWeakKey, fmt.Sprintf("%s has a weak key (%s; minimum RSA 2048, EC 256)", Name(c), w)})
+			break
+		}
+	}
+	if len(t.Pins) > 0 && !pinMatches(t.Pins, chain) {
+		sh.findings = append(sh.findings, Finding{attrs.ReasonPinMismatch, fmt.Sprintf("no certificate in the chain matches the %d configured pin(s); the leaf's pin is sha256/%s; pinned clients fail", len(t.Pins), SPKIPin(leaf))})
+	}
+	return sh
+}
+
+// refineMismatch turns a generic handshake failure into protocol or cipher
+// mismatch when the permissive capture shows the server speaks a version
+// below the profile's, or speaks the profile's versions with other ciphers.
+func (in *Inspector) refineMismatch(ctx context.Context, t *Target, serverName string, f *Finding, cfg *tls.Config, st *tls.ConnectionState) {
+	if st == nil || (f.Reason != attrs.ReasonHandshakeFailure && f.Reason != attrs.ReasonProtocolMismatch) {
+		return
+	}
+	if cfg.MinVersion != 0 && st.Version < cfg.MinVersion {
+		*f = Finding{attrs.ReasonProtocolMismatch, fmt.Sprintf("server speaks TLS %s at most; this client profile requires %s or later, so its clients cannot connect", versionName(st.Version), versionName(cfg.MinVersion))}
+		return
+	}
+	if f.Reason != attrs.ReasonHandshakeFailure || len(cfg.CipherSuites) == 0 {
+		return
+	}
+	// Same versions as the profile, every cipher: does the server agree now?
+	probe := permissiveConfig(cfg)
+	probe.MinVersion, probe.MaxVersion = cfg.MinVersion, cfg.MaxVersion
+	if out := in.handshake(ctx, t, serverName, probe); out.err == nil {
+		*f = Finding{attrs.ReasonCipherMismatch, fmt.Sprintf("server picks %s, not one of the %d cipher suites of this client profile", tls.CipherSuiteName(out.state.CipherSuite), len(cfg.CipherSuites))}
+	} else if cfg.MaxVersion != 0 && st.Version > cfg.MaxVersion {
+		*f = Finding{attrs.ReasonProtocolMismatch, fmt.Sprintf("server needs TLS %s; this client profile allows up to %s", versionName(st.Version), versionName(cfg.MaxVersion))}
+	}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+func pinMatches(pins []string, chain []*x509.Certificate) bool {
+	for _, c := range chain {
+		pin := SPKIPin(c)
+		for _, p := range pins {
+			if n, err := NormalizePin(p); err == nil && n == pin {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// finish fills one profile's result from the shared handshake.
+func (in *Inspector) finish(r *Result, sh *shared, t *Target, p Profile, serverName string) {
+	r.Connect, r.Handshake = sh.hs.connect, sh.hs.handshake
+	if sh.hs.peer != nil {
+		if ta, ok := sh.hs.peer.(*net.TCPAddr); ok {
+			r.PeerAddress, r.PeerPort = ta.IP.String(), ta.Port
+		}
+	}
+	if sh.hs.state != nil {
+		r.Established = true
+		r.Resumed = sh.hs.state.DidResume
+		r.Version, r.CipherSuite = sh.hs.state.Version, sh.hs.state.CipherSuite
+	} else if sh.capture != nil {
+		r.Version, r.CipherSuite = sh.capture.Version, sh.capture.CipherSuite
+	}
+	r.Chain, r.ChainTruncated = sh.chain, sh.truncated
+	var fs []Finding
+	if sh.fail != nil {
+		fs = append(fs, *sh.fail)
+	}
+	if len(sh.chain) == 0 {
+		r.Findings = sortFindings(fs)
+		r.OCSP, r.CRLStatus = sh.ocsp, sh.crl
+		return
+	}
+	now := in.opts.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), in.opts.Timeout)
+	defer cancel()
+
+	roots := p.Roots
+	if roots == nil {
+		roots, _ = x509.SystemCertPool()
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+	}
+	path, trust := in.validate(ctx, sh.chain, roots, now)
+	r.Path = path
+	fs = append(fs, trust...)
+	fs = append(fs, sh.findings...)
+	fs = append(fs, timeFindings(sh.chain, path, now, in.opts.ExpiringSoon)...)
+	leaf := sh.chain[0]
+	if err := leaf.VerifyHostname(serverName); err != nil {
+		fs = append(fs, Finding{attrs.ReasonHostnameMismatch, fmt.Sprintf("certificate %s is not valid for %s (it covers %s); every client fails", Name(leaf), serverName, sanSummary(leaf))})
+	}
+
+	// Revocation is profile-independent but needs the issuer, which the
+	// path may supply (missing intermediate completed through AIA).
+	if !sh.revocationDone() {
+		issuer := sh.issuer
+		if issuer == nil && len(path) > 1 {
+			issuer = path[1]
+		}
+		ostart := time.Now()
+		sh.ocsp, sh.revFindings = in.checkOCSP(ctx, sh.capture.OCSPResponse, leaf, issuer, now)
+		var crlF []Finding
+		sh.crl, crlF = in.checkCRL(ctx, leaf, issuer)
+		if !hasReason(sh.revFindings, attrs.ReasonRevoked) {
+			sh.revFindings = append(sh.revFindings, crlF...)
+		}
+		sh.ocspTime = time.Since(ostart)
+		sh.revChecked = true
+	}
+	fs = append(fs, sh.revFindings...)
+	r.OCSP, r.CRLStatus, r.OCSPTime = sh.ocsp, sh.crl, sh.ocspTime
+	r.Findings = sortFindings(fs)
+}
+
+func sanSummary(c *x509.Certificate) string {
+	s := SANs(c)
+	if len(s) == 0 {
+		return "no subjectAltName"
+	}
+	if len(s) > 4 {
+		return fmt.Sprintf("%v and %d more", s[:4], len(s)-4)
+	}
+	return fmt.Sprint(s)
+}
+
+// validate builds a trust path and reports trust-path findings.
+func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, []Finding) {
+	path, err := verifyAt(chain, nil, roots, now)
+	if err == nil {
+		return path, nil
+	}
+	// Look past expiry: verify at a time when every presented certificate
+	// is valid, so that the trust path is judged on its own.
+	if isTimeError(err) {
+		if t, ok := validityOverlap(chain, now); ok {
+			path, err = verifyAt(chain, nil, roots, t)
+			if err == nil {
+				return path, nil
+			}
+		}
+	}
+	leaf := chain[0]
+	switch {
+	case isInsecureAlgorithm(err):
+		// weak_signature is reported from the chain itself.
+		return nil, nil
+	case isTimeError(err):
+		return nil, nil // reported by timeFindings
+	case isUnknownAuthority(err):
+		if isSelfSigned(leaf) {
+			return nil, []Finding{{attrs.ReasonSelfSigned, fmt.Sprintf("certificate %s is self-signed and not in this client profile's trust store; every client fails", Name(leaf))}}
+		}
+		extra, aerr := in.completeViaAIA(ctx, chain)
+		if aerr == nil {
+			t := now
+			if ov, ok := validityOverlap(append(slices.Clone(chain), extra...), now); ok {
+				t = ov
+			}
+			if p, err2 := verifyAt(chain, extra, roots, t); err2 == nil {
+				missing := p[len(chain):]
+				if len(missing) > 1 {
+					missing = missing[:len(missing)-1] // the anchor is not missing
+				}
+				names := make([]string, 0, len(missing))
+				for _, m := range missing {
+					names = append(names, Name(m))
+				}
+				return p, []Finding{{attrs.ReasonMissingIntermediate, fmt.Sprintf("certificate chain is missing intermediate %v; clients without AIA fetching fail", joinNames(names))}}
+			}
+		}
+		issuer := leaf.Issuer.String()
+		if len(chain) > 1 {
+			issuer = chain[len(chain)-1].Issuer.String()
+		}
+		return nil, []Finding{{attrs.ReasonUnknownCA, fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)}}
+	}
+	return nil, []Finding{{attrs.ReasonUnknownCA, "chain does not validate: " + err.Error()}}
+}
+
+func joinNames(n []string) string {
+	switch len(n) {
+	case 0:
+		return "(unknown)"
+	case 1:
+		return n[0]
+	}
+	return fmt.Sprint(n)
+}
+
+// timeFindings checks validity periods of the leaf and of every
+// intermediate on the path (or, without a path, as presented).
+func timeFindings(chain, path []*x509.Certificate, now time.Time, soon time.Duration) []Finding {
+	certs := chain
+	if len(path) > 0 {
+		certs = path
+		if len(path) > 1 {
+			certs = path[:len(path)-1] // the anchor comes from the trust store
+		}
+	}
+	var out []Finding
+	leaf := certs[0]
+	switch {
+	case now.After(leaf.NotAfter):
+		out = append(out, Finding{attrs.ReasonExpiredLeaf, fmt.Sprintf("certificate %s expired %s ago (notAfter %s); every client fails", Name(leaf), humanDur(now.Sub(leaf.NotAfter)), leaf.NotAfter.UTC().Format(time.RFC3339))})
+	case now.Before(leaf.NotBefore):
+		out = append(out, Finding{attrs.ReasonNotYetValid, fmt.Sprintf("certificate %s is not valid until %s (in %s); check the issuing clock or the deploy", Name(leaf), leaf.NotBefore.UTC().Format(time.RFC3339), humanDur(leaf.NotBefore.Sub(now)))})
+	case leaf.NotAfter.Sub(now) < soon:
+		out = append(out, Finding{attrs.ReasonExpiringSoon, fmt.Sprintf("certificate %s expires in %s (notAfter %s)", Name(leaf), humanDur(leaf.NotAfter.Sub(now)), leaf.NotAfter.UTC().Format(time.RFC3339))})
+	}
+	for _, c := range certs[1:] {
+		switch {
+		case now.After(c.NotAfter):
+			out = append(out, Finding{attrs.ReasonExpiredIntermediate, fmt.Sprintf("intermediate %s expired %s ago (notAfter %s); serve a current intermediate", Name(c), humanDur(now.Sub(c.NotAfter)), c.NotAfter.UTC().Format(time.RFC3339))})
+		case now.Before(c.NotBefore):
+			out = append(out, Finding{attrs.ReasonNotYetValid, fmt.Sprintf("intermediate %s is not valid until %s", Name(c), c.NotBefore.UTC().Format(time.RFC3339))})
+		case c.NotAfter.Sub(now) < soon && !hasReason(out, attrs.ReasonExpiringSoon):
+			out = append(out, Finding{attrs.ReasonExpiringSoon, fmt.Sprintf("intermediate %s expires in %s", Name(c), humanDur(c.NotAfter.Sub(now)))})
+		}
+	}
+	return out
+}
+
+func humanDur(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	}
+	return d.Round(time.Second).String()
+}
+
+// sortFindings orders by precedence and drops repeated codes (keeping the
+// first detail of each).
+func sortFindings(fs []Finding) []Finding {
+	slices.SortStableFunc(fs, func(a, b Finding) int { return attrs.Rank(a.Reason) - attrs.Rank(b.Reason) })
+	out := fs[:0]
+	for i, f := range fs {
+		if i > 0 && f.Reason == out[len(out)-1].Reason {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
