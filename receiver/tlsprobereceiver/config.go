@@ -1,0 +1,273 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
+)
+
+// DefaultProfile is the client profile a target uses when it names none.
+const DefaultProfile = "default"
+
+// Config is the tlsprobe receiver configuration.
+type Config struct {
+	// CollectionInterval is how often each target is probed; the first
+	// probe of each target is offset so probes spread over the interval.
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	// Timeout bounds one whole probe of one target (all profiles).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxConcurrency bounds the probes in flight.
+	MaxConcurrency int `mapstructure:"max_concurrency"`
+	// ExpiringSoon flags certificates that expire within this window.
+	ExpiringSoon time.Duration `mapstructure:"expiring_soon"`
+	// MaxChainCertificates bounds how many presented certificates are kept.
+	MaxChainCertificates int `mapstructure:"max_chain_certificates"`
+	// Vantage names where the probes run (certpulse.vantage); default: host name.
+	Vantage string `mapstructure:"vantage"`
+
+	OCSP OCSPConfig  `mapstructure:"ocsp"`
+	CRL  FetchConfig `mapstructure:"crl"`
+	AIA  FetchConfig `mapstructure:"aia"`
+
+	// ClientProfiles are named client profiles; "default" (system roots,
+	// TLS 1.2+) exists unless redefined.
+	ClientProfiles map[string]ProfileConfig `mapstructure:"client_profiles"`
+
+	Targets []TargetConfig `mapstructure:"targets"`
+	// TargetsFile holds more targets (`targets:` list, same schema); it is
+	// re-read when it changes.
+	TargetsFile string `mapstructure:"targets_file"`
+	// TargetsFileCheckInterval is how often TargetsFile is checked for changes.
+	TargetsFileCheckInterval time.Duration `mapstructure:"targets_file_check_interval"`
+
+	// TargetConfig is the single-endpoint form (`endpoint:` at the top
+	// level), as receiver_creator uses it.
+	TargetConfig `mapstructure:",squash"`
+
+	metadata.MetricsBuilderConfig `mapstructure:",squash"`
+
+	_ struct{}
+}
+
+// OCSPConfig configures OCSP checks.
+type OCSPConfig struct {
+	// CheckResponder asks the leaf's AIA OCSP responder.
+	CheckResponder bool          `mapstructure:"check_responder"`
+	Timeout        time.Duration `mapstructure:"timeout"`
+	// MaxStapleAge flags stapled responses older than this.
+	MaxStapleAge time.Duration `mapstructure:"max_staple_age"`
+	// CacheTTL bounds reuse of a responder answer (never past nextUpdate).
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	MaxBytes int64         `mapstructure:"max_bytes"`
+}
+
+// FetchConfig configures a bounded, cached HTTP fetch (CRL, AIA caIssuers).
+type FetchConfig struct {
+	Enabled  bool          `mapstructure:"enabled"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+	MaxBytes int64         `mapstructure:"max_bytes"`
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+}
+
+// ProfileConfig is a client profile: trust store (ca_file, ca_pem,
+// include_system_ca_certs_pool), min_version, max_version, cipher_suites and
+// an optional client certificate (cert_file/key_file), as in configtls.
+type ProfileConfig struct {
+	configtls.ClientConfig `mapstructure:",squash"`
+}
+
+// TargetConfig is one endpoint to probe.
+type TargetConfig struct {
+	// Endpoint is host:port to dial.
+	Endpoint string `mapstructure:"endpoint"`
+	// ServerName is the SNI and the name checked; default: host part.
+	ServerName string `mapstructure:"server_name"`
+	Service    string `mapstructure:"service"`
+	Owner      string `mapstructure:"owner"`
+	// Environment becomes deployment.environment.name.
+	Environment string `mapstructure:"environment"`
+	// Criticality is low, medium, high or critical (default medium).
+	Criticality string `mapstructure:"criticality"`
+	// CAFile adds trust anchors for this target to every profile.
+	CAFile string `mapstructure:"ca_file"`
+	// Pins are "sha256/<base64 SPKI hash>"; any match in the chain passes.
+	Pins []string `mapstructure:"pins"`
+	// Profiles lists the client profiles to validate under; default ["default"].
+	Profiles []string `mapstructure:"profiles"`
+	// StartTLS is "" or "smtp".
+	StartTLS string `mapstructure:"starttls"`
+	// CollectionInterval overrides the receiver's interval for this target.
+	// (In the single-endpoint form it is the receiver's own key.)
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+}
+
+func createDefaultConfig() *Config {
+	d := tlsinspect.DefaultOptions()
+	return &Config{
+		CollectionInterval:   30 * time.Second,
+		Timeout:              d.Timeout,
+		MaxConcurrency:       64,
+		ExpiringSoon:         d.ExpiringSoon,
+		MaxChainCertificates: d.MaxChainCerts,
+		OCSP: OCSPConfig{
+			CheckResponder: d.OCSP.CheckResponder,
+			Timeout:        d.OCSP.Timeout,
+			MaxStapleAge:   d.OCSP.MaxStapleAge,
+			CacheTTL:       d.OCSP.CacheTTL,
+			MaxBytes:       d.OCSP.MaxBytes,
+		},
+		CRL:                      FetchConfig(d.CRL),
+		AIA:                      FetchConfig(d.AIA),
+		TargetsFileCheckInterval: 10 * time.Second,
+		MetricsBuilderConfig:     metadata.DefaultMetricsBuilderConfig(),
+	}
+}
+
+// inspectOptions maps the config onto tlsinspect options.
+func (cfg *Config) inspectOptions() tlsinspect.Options {
+	return tlsinspect.Options{
+		Timeout:       cfg.Timeout,
+		ExpiringSoon:  cfg.ExpiringSoon,
+		MaxChainCerts: cfg.MaxChainCertificates,
+		OCSP: tlsinspect.OCSPOptions{
+			CheckResponder: cfg.OCSP.CheckResponder,
+			Timeout:        cfg.OCSP.Timeout,
+			MaxStapleAge:   cfg.OCSP.MaxStapleAge,
+			CacheTTL:       cfg.OCSP.CacheTTL,
+			MaxBytes:       cfg.OCSP.MaxBytes,
+		},
+		CRL: tlsinspect.FetchOptions(cfg.CRL),
+		AIA: tlsinspect.FetchOptions(cfg.AIA),
+	}
+}
+
+// Validate checks the configuration.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.CollectionInterval <= 0 {
+		errs = append(errs, errors.New("collection_interval must be positive"))
+	}
+	if cfg.MaxConcurrency <= 0 {
+		errs = append(errs, errors.New("max_concurrency must be positive"))
+	}
+	if cfg.Timeout > 0 && cfg.CollectionInterval > 0 && cfg.Timeout > cfg.CollectionInterval {
+		errs = append(errs, fmt.Errorf("timeout (%s) must not exceed collection_interval (%s)", cfg.Timeout, cfg.CollectionInterval))
+	}
+	if cfg.OCSP.Timeout > 0 && cfg.Timeout > 0 && cfg.OCSP.CheckResponder && cfg.OCSP.Timeout >= cfg.Timeout {
+		errs = append(errs, fmt.Errorf("ocsp.timeout (%s) must be shorter than timeout (%s)", cfg.OCSP.Timeout, cfg.Timeout))
+	}
+	if err := cfg.inspectOptions().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.TargetsFile != "" && cfg.TargetsFileCheckInterval <= 0 {
+		errs = append(errs, errors.New("targets_file_check_interval must be positive"))
+	}
+	for name, p := range cfg.ClientProfiles {
+		if name == "" {
+			errs = append(errs, errors.New("client_profiles: empty profile name"))
+		}
+		if p.Insecure || p.InsecureSkipVerify {
+			errs = append(errs, fmt.Errorf("client_profiles::%s: insecure and insecure_skip_verify make no sense for a probe that validates itself", name))
+		}
+		if err := p.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("client_profiles::%s: %w", name, err))
+		}
+	}
+	if cfg.Endpoint == "" && len(cfg.Targets) == 0 && cfg.TargetsFile == "" {
+		errs = append(errs, errors.New("no targets: set endpoint, targets or targets_file"))
+	}
+	all := cfg.Targets
+	if cfg.Endpoint != "" {
+		all = append([]TargetConfig{cfg.TargetConfig}, all...)
+	} else if !cfg.TargetConfig.isZero() {
+		errs = append(errs, errors.New("target fields (server_name, service, pins, ...) are set at the top level but endpoint is not"))
+	}
+	if err := validateTargets(all, cfg.profileNames(), "targets"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// isZero ignores collection_interval, which the single-endpoint form shares
+// with the receiver's own key.
+func (t TargetConfig) isZero() bool {
+	return t.Endpoint == "" && t.ServerName == "" && t.Service == "" && t.Owner == "" && t.Environment == "" &&
+		t.Criticality == "" && t.CAFile == "" && len(t.Pins) == 0 && len(t.Profiles) == 0 && t.StartTLS == ""
+}
+
+func (cfg *Config) profileNames() map[string]bool {
+	names := map[string]bool{DefaultProfile: true}
+	for n := range cfg.ClientProfiles {
+		names[n] = true
+	}
+	return names
+}
+
+// validateTargets checks every target and that no two share an identity.
+func validateTargets(ts []TargetConfig, profiles map[string]bool, where string) error {
+	var errs []error
+	seen := map[string]int{}
+	for i, t := range ts {
+		if err := t.validate(profiles); err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d] (%s): %w", where, i, t.Endpoint, err))
+			continue
+		}
+		k := t.key()
+		if j, dup := seen[k]; dup {
+			errs = append(errs, fmt.Errorf("%s[%d] (%s): duplicate of %s[%d] (same endpoint, server_name and starttls)", where, i, t.Endpoint, where, j))
+		}
+		seen[k] = i
+	}
+	return errors.Join(errs...)
+}
+
+func (t TargetConfig) validate(profiles map[string]bool) error {
+	var errs []error
+	host, port, err := net.SplitHostPort(t.Endpoint)
+	if err != nil || host == "" {
+		errs = append(errs, fmt.Errorf("endpoint %q must be host:port", t.Endpoint))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		errs = append(errs, fmt.Errorf("endpoint %q: port must be 1-65535", t.Endpoint))
+	}
+	if t.Criticality != "" && !attrs.ValidCriticality(t.Criticality) {
+		errs = append(errs, fmt.Errorf("criticality %q must be one of low, medium, high, critical", t.Criticality))
+	}
+	for _, p := range t.Pins {
+		if _, err := tlsinspect.NormalizePin(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range t.Profiles {
+		if !profiles[p] {
+			errs = append(errs, fmt.Errorf("unknown client profile %q", p))
+		}
+	}
+	switch t.StartTLS {
+	case "", "smtp":
+	default:
+		errs = append(errs, fmt.Errorf("starttls %q is not supported (smtp)", t.StartTLS))
+	}
+	if t.CollectionInterval < 0 {
+		errs = append(errs, errors.New("collection_interval must not be negative"))
+	}
+	for _, s := range []struct{ name, v string }{{"server_name", t.ServerName}, {"service", t.Service}, {"owner", t.Owner}, {"environment", t.Environment}} {
+		if len(s.v) > 253 {
+			errs = append(errs, fmt.Errorf("%s is longer than 253 characters", s.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// key identifies a target: what is dialed, the name asked for and the
+// STARTTLS protocol.
+func (t TargetConfig) key() string {
+	return t.Endpoint + "|" + t.ServerName + "|" + t.StartTLS
+}

@@ -1,0 +1,242 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
+)
+
+// emitter turns probe results into OTLP logs and metrics.
+type emitter struct {
+	mu      sync.Mutex // guards mb, which is not safe for concurrent use
+	mb      *metadata.MetricsBuilder
+	vantage string
+}
+
+func newEmitter(mb *metadata.MetricsBuilder, vantage string) *emitter {
+	return &emitter{mb: mb, vantage: vantage}
+}
+
+// logs builds one resource (the target's routing keys) with one record per
+// profile result.
+func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result) plog.Logs {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	ra := rl.Resource().Attributes()
+	ra.PutStr(attrs.ServiceName, t.meta.service)
+	if t.meta.cfg.Environment != "" {
+		ra.PutStr(attrs.DeploymentEnv, t.meta.cfg.Environment)
+	}
+	if t.meta.cfg.Owner != "" {
+		ra.PutStr(attrs.Owner, t.meta.cfg.Owner)
+	}
+	ra.PutStr(attrs.Criticality, t.meta.criticality)
+	ra.PutStr(attrs.Vantage, e.vantage)
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	observed := pcommon.NewTimestampFromTime(time.Now())
+	for i := range results {
+		fillRecord(sl.LogRecords().AppendEmpty(), t, &results[i], observed)
+	}
+	return ld
+}
+
+func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observed pcommon.Timestamp) {
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(r.Start))
+	lr.SetObservedTimestamp(observed)
+	lr.SetEventName(attrs.EventProbeResult)
+	primary := r.Primary()
+	info, _ := attrs.Info(primary)
+	switch {
+	case primary == attrs.ReasonOK:
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	case info.Failing:
+		lr.SetSeverityNumber(plog.SeverityNumberError)
+	default:
+		lr.SetSeverityNumber(plog.SeverityNumberWarn)
+	}
+	lr.SetSeverityText(lr.SeverityNumber().String())
+	lr.Body().SetStr(message(t, r))
+
+	a := lr.Attributes()
+	a.EnsureCapacity(32)
+	a.PutStr(attrs.ServerAddress, r.ServerName)
+	a.PutInt(attrs.ServerPort, int64(r.Port))
+	if r.Host != r.ServerName {
+		a.PutStr(attrs.ProbeEndpoint, t.meta.cfg.Endpoint)
+	}
+	if r.PeerAddress != "" {
+		a.PutStr(attrs.NetworkPeerAddress, r.PeerAddress)
+		a.PutInt(attrs.NetworkPeerPort, int64(r.PeerPort))
+	}
+	a.PutStr(attrs.ClientProfile, r.Profile)
+	a.PutStr(attrs.ReasonKey, string(primary))
+	reasons := a.PutEmptySlice(attrs.ReasonsKey)
+	for _, f := range r.Findings {
+		reasons.AppendEmpty().SetStr(string(f.Reason))
+	}
+	if info.Side != attrs.SideNone {
+		a.PutStr(attrs.ReasonSideKey, string(info.Side))
+	}
+	a.PutBool(attrs.TLSEstablished, r.Established)
+	if r.Version != 0 {
+		a.PutStr(attrs.TLSProtocolName, "tls")
+		a.PutStr(attrs.TLSProtocolVersion, tlsinspect.VersionName(r.Version))
+		a.PutStr(attrs.TLSCipher, tls.CipherSuiteName(r.CipherSuite))
+		a.PutBool(attrs.TLSResumed, r.Resumed)
+	}
+	if leaf := r.Leaf(); leaf != nil {
+		a.PutStr(attrs.TLSServerSubject, leaf.Subject.String())
+		a.PutStr(attrs.TLSServerIssuer, leaf.Issuer.String())
+		a.PutStr(attrs.TLSServerNotBefore, leaf.NotBefore.UTC().Format(time.RFC3339))
+		a.PutStr(attrs.TLSServerNotAfter, leaf.NotAfter.UTC().Format(time.RFC3339))
+		a.PutStr(attrs.TLSServerHash, tlsinspect.CertSHA256(leaf))
+		a.PutStr(attrs.ChainSHA256, tlsinspect.ChainSHA256(r.Chain))
+		a.PutInt(attrs.ChainLength, int64(len(r.Chain)))
+		a.PutStr(attrs.SPKISHA256, tlsinspect.SPKIPin(leaf))
+		a.PutStr(attrs.SANSHA256, tlsinspect.SANSHA256(leaf))
+		sans := a.PutEmptySlice(attrs.SANs)
+		for _, s := range tlsinspect.SANs(leaf) {
+			sans.AppendEmpty().SetStr(s)
+		}
+	}
+	a.PutStr(attrs.OCSPStatus, r.OCSP.Status)
+	if r.OCSP.Source != "" {
+		a.PutStr(attrs.OCSPSource, r.OCSP.Source)
+	}
+	if r.CRLStatus != "" {
+		a.PutStr(attrs.CRLStatus, r.CRLStatus)
+	}
+	if t.meta.cfg.StartTLS != "" {
+		a.PutStr(attrs.StartTLS, t.meta.cfg.StartTLS)
+	}
+	if len(t.target.Pins) > 0 {
+		a.PutInt(attrs.PinsConfigured, int64(len(t.target.Pins)))
+	}
+	a.PutDouble(attrs.ProbeDuration, float64(r.Total.Microseconds())/1000)
+}
+
+// message is the human-readable body: what is wrong and who is hit.
+func message(t *probeTarget, r *tlsinspect.Result) string {
+	var b strings.Builder
+	b.WriteString(r.ServerName)
+	if t.meta.cfg.Endpoint != "" && r.Host != r.ServerName {
+		b.WriteString(" via " + t.meta.cfg.Endpoint)
+	}
+	b.WriteString(" [" + r.Profile + "]: ")
+	if len(r.Findings) == 0 {
+		b.WriteString("ok")
+		if leaf := r.Leaf(); leaf != nil {
+			b.WriteString(", certificate valid until " + leaf.NotAfter.UTC().Format("2006-01-02"))
+		}
+		return b.String()
+	}
+	b.WriteString(r.Findings[0].Detail)
+	if len(r.Findings) > 1 {
+		b.WriteString("; also: ")
+		for i, f := range r.Findings[1:] {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(string(f.Reason) + " (" + f.Detail + ")")
+		}
+	}
+	return b.String()
+}
+
+// metrics records one target's results.
+func (e *emitter) metrics(j *job, results []tlsinspect.Result) pmetric.Metrics {
+	t := j.target
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	ts := pcommon.NewTimestampFromTime(now)
+	mb := e.mb
+	for i := range results {
+		r := &results[i]
+		p := r.Profile
+		mb.RecordTlsprobeSuccessDataPoint(ts, b2i(r.Success()), p)
+		primary := string(r.Primary())
+		mb.RecordTlsprobeResultDataPoint(ts, 1, p, primary)
+		if primary != string(attrs.ReasonOK) {
+			j.failures[[2]string{p, primary}]++
+		}
+		for k, n := range j.failures {
+			if k[0] == p {
+				mb.RecordTlsprobeFailuresDataPoint(ts, n, p, k[1])
+			}
+		}
+		mb.RecordTlsprobeDurationDataPoint(ts, r.Connect.Seconds(), p, metadata.AttributePhaseConnect)
+		mb.RecordTlsprobeDurationDataPoint(ts, r.Handshake.Seconds(), p, metadata.AttributePhaseHandshake)
+		mb.RecordTlsprobeDurationDataPoint(ts, r.OCSPTime.Seconds(), p, metadata.AttributePhaseOcsp)
+		mb.RecordTlsprobeDurationDataPoint(ts, r.Total.Seconds(), p, metadata.AttributePhaseTotal)
+		if len(r.Chain) > 0 {
+			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
+		}
+		for pos, c := range r.Chain {
+			mb.RecordTlsprobeCertTimeLeftDataPoint(ts, c.NotAfter.Sub(now).Seconds(), p, int64(pos), certRole(pos, c))
+		}
+	}
+	// OCSP describes the leaf, not a profile: once per probe.
+	for i := range results {
+		o := results[i].OCSP
+		if o.ResponderQueried {
+			mb.RecordTlsprobeOcspResponderDurationDataPoint(ts, o.ResponderLatency.Seconds())
+		}
+		if o.Stapled {
+			mb.RecordTlsprobeOcspStapleAgeDataPoint(ts, o.StapleAge.Seconds())
+		}
+		if o.ResponderQueried || o.Stapled {
+			break
+		}
+	}
+	rb := mb.NewResourceBuilder()
+	rb.SetServerAddress(t.meta.serverName)
+	rb.SetServerPort(t.meta.port)
+	rb.SetServiceName(t.meta.service)
+	if t.meta.cfg.Environment != "" {
+		rb.SetDeploymentEnvironmentName(t.meta.cfg.Environment)
+	}
+	if t.meta.cfg.Owner != "" {
+		rb.SetCertpulseOwner(t.meta.cfg.Owner)
+	}
+	switch t.meta.criticality {
+	case attrs.CriticalityLow:
+		rb.SetCertpulseCriticalityLow()
+	case attrs.CriticalityHigh:
+		rb.SetCertpulseCriticalityHigh()
+	case attrs.CriticalityCritical:
+		rb.SetCertpulseCriticalityCritical()
+	default:
+		rb.SetCertpulseCriticalityMedium()
+	}
+	rb.SetCertpulseVantage(e.vantage)
+	return mb.Emit(metadata.WithResource(rb.Emit()))
+}
+
+func certRole(pos int, c *x509.Certificate) metadata.AttributeCertRole {
+	switch {
+	case pos == 0:
+		return metadata.AttributeCertRoleLeaf
+	case string(c.RawIssuer) == string(c.RawSubject):
+		return metadata.AttributeCertRoleRoot
+	}
+	return metadata.AttributeCertRoleIntermediate
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,244 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
+)
+
+// probeTarget is a resolved target ready to probe.
+type probeTarget struct {
+	meta     targetMeta
+	target   tlsinspect.Target
+	interval time.Duration
+	fromFile bool
+}
+
+// tlsProbeReceiver is shared by the logs and metrics pipelines of one
+// component ID: one prober, two outputs.
+type tlsProbeReceiver struct {
+	cfg      *Config
+	settings receiver.Settings
+	logger   *zap.Logger
+	vantage  string
+
+	mu      sync.Mutex
+	logs    consumer.Logs
+	metrics consumer.Metrics
+
+	obsLogs    *receiverhelper.ObsReport
+	obsMetrics *receiverhelper.ObsReport
+	emitter    *emitter
+
+	inspector *tlsinspect.Inspector
+	profiles  *profileSet
+	sched     *scheduler
+
+	startOnce    sync.Once
+	startErr     error
+	shutdownOnce sync.Once
+	cancel       context.CancelFunc
+	wait         []func()
+	onShutdown   func()
+
+	fileHash [sha256.Size]byte
+	fileMod  time.Time
+	fileSize int64
+}
+
+func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) {
+	obsLogs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: "tcp", ReceiverCreateSettings: set})
+	if err != nil {
+		return nil, err
+	}
+	obsMetrics, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: "tcp", ReceiverCreateSettings: set})
+	if err != nil {
+		return nil, err
+	}
+	vantage := cfg.Vantage
+	if vantage == "" {
+		vantage, _ = os.Hostname()
+	}
+	r := &tlsProbeReceiver{
+		cfg: cfg, settings: set, logger: set.Logger, vantage: vantage,
+		obsLogs: obsLogs, obsMetrics: obsMetrics,
+	}
+	r.emitter = newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set), vantage)
+	return r, nil
+}
+
+func (r *tlsProbeReceiver) setLogs(c consumer.Logs) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = c
+}
+
+func (r *tlsProbeReceiver) setMetrics(c consumer.Metrics) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics = c
+}
+
+// Start loads profiles and targets and starts probing. Start is called once
+// per pipeline; only the first call does the work.
+func (r *tlsProbeReceiver) Start(_ context.Context, _ component.Host) error {
+	r.startOnce.Do(func() { r.startErr = r.start() })
+	return r.startErr
+}
+
+func (r *tlsProbeReceiver) start() error {
+	// Probes outlive Start's context: they run until Shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	var err error
+	if r.profiles, err = loadProfiles(ctx, r.cfg); err != nil {
+		return err
+	}
+	targets, err := r.configTargets()
+	if err != nil {
+		return err
+	}
+	if r.cfg.TargetsFile != "" {
+		fileTargets, err := r.loadFile(true)
+		if err != nil {
+			return fmt.Errorf("targets_file %s: %w", r.cfg.TargetsFile, err)
+		}
+		targets = append(targets, fileTargets...)
+	}
+	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
+	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
+	r.sched.set(dedupTargets(targets, r.logger))
+	r.wait = append(r.wait, r.sched.start(ctx))
+	if r.cfg.TargetsFile != "" {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.watchFile(ctx, inlineTargets(targets))
+		}()
+		r.wait = append(r.wait, wg.Wait)
+	}
+	r.logger.Info("tlsprobe started", zap.Int("targets", r.sched.size()), zap.String("vantage", r.vantage), zap.Duration("collection_interval", r.cfg.CollectionInterval))
+	return nil
+}
+
+// inlineTargets returns the targets that did not come from the targets file.
+func inlineTargets(ts []*probeTarget) []*probeTarget {
+	var out []*probeTarget
+	for _, t := range ts {
+		if !t.fromFile {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (r *tlsProbeReceiver) configTargets() ([]*probeTarget, error) {
+	var cts []TargetConfig
+	if r.cfg.Endpoint != "" {
+		cts = append(cts, r.cfg.TargetConfig)
+	}
+	cts = append(cts, r.cfg.Targets...)
+	return r.resolveAll(cts, false)
+}
+
+func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*probeTarget, error) {
+	out := make([]*probeTarget, 0, len(cts))
+	var errs []error
+	for i, c := range cts {
+		t, err := r.profiles.resolve(c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %d (%s): %w", i, c.Endpoint, err))
+			continue
+		}
+		iv := c.CollectionInterval
+		if iv == 0 {
+			iv = r.cfg.CollectionInterval
+		}
+		out = append(out, &probeTarget{meta: newTargetMeta(c), target: t, interval: iv, fromFile: fromFile})
+	}
+	return out, errors.Join(errs...)
+}
+
+// dedupTargets drops targets that repeat an earlier identity (a file entry
+// that repeats an inline target), with a warning.
+func dedupTargets(ts []*probeTarget, logger *zap.Logger) []*probeTarget {
+	seen := map[string]bool{}
+	out := ts[:0:0]
+	for _, t := range ts {
+		k := t.meta.cfg.key()
+		if seen[k] {
+			logger.Warn("duplicate target ignored", zap.String("endpoint", t.meta.cfg.Endpoint), zap.String("server_name", t.meta.cfg.ServerName))
+			continue
+		}
+		seen[k] = true
+		out = append(out, t)
+	}
+	return out
+}
+
+// Shutdown stops probing and waits for in-flight probes.
+func (r *tlsProbeReceiver) Shutdown(context.Context) error {
+	r.shutdownOnce.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		for _, w := range r.wait {
+			w()
+		}
+		if r.inspector != nil {
+			r.inspector.Close()
+		}
+		if r.onShutdown != nil {
+			r.onShutdown()
+		}
+	})
+	return nil
+}
+
+// probe runs one scheduled probe and emits its results.
+func (r *tlsProbeReceiver) probe(ctx context.Context, j *job) {
+	if ctx.Err() != nil {
+		return
+	}
+	results := r.inspector.Inspect(ctx, j.target.target)
+	if ctx.Err() != nil {
+		return // shutting down: a cancelled probe is not a result
+	}
+	r.mu.Lock()
+	logs, metrics := r.logs, r.metrics
+	r.mu.Unlock()
+	if logs != nil {
+		ld := r.emitter.logs(j.target, results)
+		n := ld.LogRecordCount()
+		octx := r.obsLogs.StartLogsOp(ctx)
+		err := logs.ConsumeLogs(octx, ld)
+		r.obsLogs.EndLogsOp(octx, metadata.Type.String(), n, err)
+		if err != nil {
+			r.logger.Warn("probe results refused by the pipeline", zap.String("endpoint", j.target.meta.cfg.Endpoint), zap.Int("records", n), zap.Error(err))
+		}
+	}
+	if metrics != nil {
+		md := r.emitter.metrics(j, results)
+		n := md.DataPointCount()
+		octx := r.obsMetrics.StartMetricsOp(ctx)
+		err := metrics.ConsumeMetrics(octx, md)
+		r.obsMetrics.EndMetricsOp(octx, metadata.Type.String(), n, err)
+		if err != nil {
+			r.logger.Warn("probe metrics refused by the pipeline", zap.String("endpoint", j.target.meta.cfg.Endpoint), zap.Int("data_points", n), zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package tlsprobereceiver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
+)
+
+type labFixture struct {
+	lab   *faultlab.Lab
+	files faultlab.Files
+}
+
+func startLab(t *testing.T) labFixture {
+	t.Helper()
+	lab, err := faultlab.Start()
+	require.NoError(t, err)
+	t.Cleanup(lab.Close)
+	files, err := lab.WriteFiles(t.TempDir())
+	require.NoError(t, err)
+	return labFixture{lab: lab, files: files}
+}
+
+func labConfig(f labFixture) *Config {
+	cfg := createDefaultConfig()
+	cfg.CollectionInterval = 2 * time.Second
+	cfg.Timeout = 1500 * time.Millisecond
+	cfg.OCSP.Timeout = 400 * time.Millisecond
+	cfg.Vantage = "test-vantage"
+	cfg.TargetsFile = f.files.TargetsFile
+	cfg.TargetsFileCheckInterval = 100 * time.Millisecond
+	mtls := configtls.NewDefaultClientConfig()
+	mtls.CertFile, mtls.KeyFile = f.files.ClientCert, f.files.ClientKey
+	cfg.ClientProfiles = map[string]ProfileConfig{faultlab.MTLSProfile: {ClientConfig: mtls}}
+	return cfg
+}
+
+func startReceiver(t *testing.T, cfg *Config) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
+	f := NewFactory()
+	set := receivertest.NewNopSettings(metadata.Type)
+	lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
+	require.NoError(t, err)
+	require.Same(t, lr, mr, "logs and metrics share one prober")
+	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
+	stop := func() {
+		require.NoError(t, lr.Shutdown(context.Background()))
+		require.NoError(t, mr.Shutdown(context.Background()))
+	}
+	return logs, metrics, stop
+}
+
+// latestByServer returns the latest probe record per server.address.
+func latestByServer(sink *consumertest.LogsSink) map[string]plog.LogRecord {
+	out := map[string]plog.LogRecord{}
+	for _, ld := range sink.AllLogs() {
+		rls := ld.ResourceLogs()
+		for i := 0; i < rls.Len(); i++ {
+			sls := rls.At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					lr := lrs.At(k)
+					addr, _ := lr.Attributes().Get(attrs.ServerAddress)
+					out[addr.Str()] = lr
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestReceiverAgainstLab(t *testing.T) {
+	f := startLab(t)
+	logs, metrics, stop := startReceiver(t, labConfig(f))
+	defer stop()
+
+	require.Eventually(t, func() bool {
+		return len(latestByServer(logs)) == len(f.lab.Endpoints)
+	}, 15*time.Second, 50*time.Millisecond, "every lab endpoint probed")
+
+	recs := latestByServer(logs)
+	for _, ep := range f.lab.Endpoints {
+		lr := recs[ep.ServerName]
+		reason, ok := lr.Attributes().Get(attrs.ReasonKey)
+		require.True(t, ok, ep.Name)
+		assert.Equal(t, string(ep.Want), reason.Str(), "%s: %s", ep.Name, lr.Body().Str())
+		assert.Equal(t, attrs.EventProbeResult, lr.EventName())
+		port, _ := lr.Attributes().Get(attrs.ServerPort)
+		assert.Equal(t, pcommon.ValueTypeInt, port.Type())
+		assert.NotEmpty(t, lr.Body().Str())
+		if ep.Want == attrs.ReasonOK {
+			reasons, _ := lr.Attributes().Get(attrs.ReasonsKey)
+			assert.Equal(t, 0, reasons.Slice().Len(), "%s: false reasons %v", ep.Name, reasons.AsRaw())
+			assert.Equal(t, plog.SeverityNumberInfo, lr.SeverityNumber())
+		}
+	}
+	// Routing keys are on the resource.
+	rl := logs.AllLogs()[0].ResourceLogs().At(0)
+	v, _ := rl.Resource().Attributes().Get(attrs.Vantage)
+	assert.Equal(t, "test-vantage", v.Str())
+	o, _ := rl.Resource().Attributes().Get(attrs.Owner)
+	assert.Equal(t, "team-lab", o.Str())
+
+	// Expiry is reported for an expired leaf and for every chain member
+	// of a chain that fails validation.
+	timeLeft := map[string][]float64{}
+	require.Eventually(t, func() bool { return metrics.DataPointCount() > 0 }, 5*time.Second, 50*time.Millisecond)
+	for _, md := range metrics.AllMetrics() {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			rm := md.ResourceMetrics().At(i)
+			addr, _ := rm.Resource().Attributes().Get(attrs.ServerAddress)
+			ms := rm.ScopeMetrics().At(0).Metrics()
+			for m := 0; m < ms.Len(); m++ {
+				if ms.At(m).Name() != "tlsprobe.cert.time_left" {
+					continue
+				}
+				dps := ms.At(m).Gauge().DataPoints()
+				var vals []float64
+				for d := 0; d < dps.Len(); d++ {
+					vals = append(vals, dps.At(d).DoubleValue())
+				}
+				timeLeft[addr.Str()] = vals
+			}
+		}
+	}
+	exp, _ := f.lab.Endpoint("expired-leaf")
+	require.NotEmpty(t, timeLeft[exp.ServerName], "expired leaf still has time_left")
+	assert.Less(t, timeLeft[exp.ServerName][0], 0.0)
+	ei, _ := f.lab.Endpoint("expired-intermediate")
+	require.Len(t, timeLeft[ei.ServerName], 2)
+	assert.Less(t, timeLeft[ei.ServerName][1], 0.0)
+	uc, _ := f.lab.Endpoint("unknown-ca")
+	assert.Len(t, timeLeft[uc.ServerName], 2)
+}
+
+func TestTargetsFileReload(t *testing.T) {
+	f := startLab(t)
+	healthy, _ := f.lab.Endpoint("healthy")
+	expired, _ := f.lab.Endpoint("expired-leaf")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "targets.yaml")
+	write := func(s string) {
+		tmp := path + ".tmp"
+		require.NoError(t, os.WriteFile(tmp, []byte(s), 0o600))
+		require.NoError(t, os.Rename(tmp, path))
+	}
+	target := func(ep faultlab.Endpoint) string {
+		return "  - endpoint: " + ep.Address + "\n    server_name: " + ep.ServerName + "\n    ca_file: " + f.files.Roots + "\n"
+	}
+	write("targets:\n" + target(healthy))
+	cfg := labConfig(f)
+	cfg.TargetsFile = path
+	cfg.ClientProfiles = nil
+	logs, _, stop := startReceiver(t, cfg)
+	defer stop()
+	require.Eventually(t, func() bool { _, ok := latestByServer(logs)[healthy.ServerName]; return ok }, 10*time.Second, 20*time.Millisecond)
+
+	// A broken file keeps the previous targets.
+	write("targets:\n  - endpoint: [oops\n")
+	time.Sleep(300 * time.Millisecond)
+	write("targets:\n  - endpoint: nohostport\n")
+	time.Sleep(300 * time.Millisecond)
+	// A good file swaps the set.
+	write("targets:\n" + target(healthy) + target(expired))
+	require.Eventually(t, func() bool { _, ok := latestByServer(logs)[expired.ServerName]; return ok }, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestStartFailsOnBadTargetsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "targets.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("targets:\n  - endpoint: a.example.com:443\n    criticality: urgent\n"), 0o600))
+	cfg := createDefaultConfig()
+	cfg.TargetsFile = path
+	r, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `criticality "urgent"`)
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	cfg.TargetsFile = filepath.Join(dir, "missing.yaml")
+	r, err = NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.Error(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+// TestRefusingConsumer: a pipeline that refuses never stalls probing.
+func TestRefusingConsumer(t *testing.T) {
+	f := startLab(t)
+	cfg := labConfig(f)
+	healthy, _ := f.lab.Endpoint("healthy")
+	cfg.TargetsFile = ""
+	cfg.Endpoint, cfg.ServerName, cfg.CAFile = healthy.Address, healthy.ServerName, f.files.Roots
+	cfg.CollectionInterval = 200 * time.Millisecond
+	cfg.Timeout = 150 * time.Millisecond
+	cfg.OCSP.Timeout = 100 * time.Millisecond
+	sink := &countingErrSink{}
+	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return sink.calls.Load() >= 3 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+var _ receiver.Metrics = (*tlsProbeReceiver)(nil)

@@ -1,0 +1,194 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"container/heap"
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+)
+
+// job is one scheduled target.
+type job struct {
+	key      string
+	interval time.Duration
+	next     time.Time
+	index    int // position in the heap, -1 when not queued
+	running  bool
+	removed  bool
+	target   *probeTarget
+	// failures counts results by profile and reason (tlsprobe.failures);
+	// only the worker running the job touches it.
+	failures map[[2]string]int64
+}
+
+type jobHeap []*job
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *jobHeap) Push(x any)        { j := x.(*job); j.index = len(*h); *h = append(*h, j) }
+func (h *jobHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.index = -1
+	return j
+}
+
+// scheduler runs each job every interval, the first run offset by a hash of
+// its key so that probes spread over the interval, with at most `workers`
+// jobs running at once. A job never overlaps itself; one that overruns its
+// interval runs again as soon as a worker is free.
+type scheduler struct {
+	workers int
+	run     func(context.Context, *job)
+	now     func() time.Time
+
+	mu   sync.Mutex
+	jobs map[string]*job
+	h    jobHeap
+	wake chan struct{}
+}
+
+func newScheduler(workers int, run func(context.Context, *job)) *scheduler {
+	return &scheduler{workers: workers, run: run, now: time.Now, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+}
+
+// offset spreads first runs deterministically over the interval.
+func offset(key string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// set replaces the job set. Jobs whose key stays keep their schedule and
+// counters; new ones start at their offset; removed ones stop.
+func (s *scheduler) set(targets []*probeTarget) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	keep := make(map[string]*job, len(targets))
+	for _, t := range targets {
+		k := t.meta.cfg.key()
+		if j, ok := s.jobs[k]; ok {
+			j.target = t
+			if j.interval != t.interval {
+				j.interval = t.interval
+				if j.index >= 0 {
+					j.next = now.Add(offset(k, t.interval))
+					heap.Fix(&s.h, j.index)
+				}
+			}
+			keep[k] = j
+			continue
+		}
+		j := &job{key: k, interval: t.interval, next: now.Add(offset(k, t.interval)), index: -1, target: t, failures: map[[2]string]int64{}}
+		heap.Push(&s.h, j)
+		keep[k] = j
+	}
+	for k, j := range s.jobs {
+		if _, ok := keep[k]; !ok {
+			j.removed = true
+			if j.index >= 0 {
+				heap.Remove(&s.h, j.index)
+			}
+		}
+	}
+	s.jobs = keep
+	s.signal()
+}
+
+func (s *scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *scheduler) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
+// start runs the dispatcher and the workers until ctx is done; the returned
+// function waits for all of them.
+func (s *scheduler) start(ctx context.Context) (wait func()) {
+	work := make(chan *job)
+	var wg sync.WaitGroup
+	for i := 0; i < s.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				s.run(ctx, j)
+				s.done(j)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(work)
+		s.dispatch(ctx, work)
+	}()
+	return wg.Wait
+}
+
+func (s *scheduler) dispatch(ctx context.Context, work chan<- *job) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		var due *job
+		wait := time.Hour
+		if len(s.h) > 0 {
+			if d := s.h[0].next.Sub(s.now()); d <= 0 {
+				due = heap.Pop(&s.h).(*job)
+				due.running = true
+			} else {
+				wait = d
+			}
+		}
+		s.mu.Unlock()
+		if due != nil {
+			select {
+			case work <- due:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-s.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *scheduler) done(j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j.running = false
+	if j.removed {
+		return
+	}
+	now := s.now()
+	j.next = j.next.Add(j.interval)
+	if j.next.Before(now) {
+		j.next = now
+	}
+	heap.Push(&s.h, j)
+	s.signal()
+}

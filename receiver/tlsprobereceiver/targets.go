@@ -1,0 +1,192 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/confmap"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+)
+
+// maxTargetsFileBytes bounds the targets file.
+const maxTargetsFileBytes = 32 << 20
+
+type targetsFile struct {
+	Targets []TargetConfig `mapstructure:"targets"`
+}
+
+// parseTargetsFile decodes a targets file and validates every target. Unknown
+// keys are errors, like in the collector configuration.
+func parseTargetsFile(data []byte, profiles map[string]bool) ([]TargetConfig, error) {
+	if len(data) > maxTargetsFileBytes {
+		return nil, fmt.Errorf("targets file is larger than %d bytes", maxTargetsFileBytes)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("targets file is not valid YAML: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var tf targetsFile
+	if err := confmap.NewFromStringMap(raw).Unmarshal(&tf); err != nil {
+		return nil, fmt.Errorf("targets file: %w", err)
+	}
+	if err := validateTargets(tf.Targets, profiles, "targets_file targets"); err != nil {
+		return nil, err
+	}
+	return tf.Targets, nil
+}
+
+// readTargetsFile reads and parses path with the size bound.
+func readTargetsFile(path string, profiles map[string]bool) ([]TargetConfig, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTargetsFileBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := parseTargetsFile(data, profiles)
+	return ts, data, err
+}
+
+// profileSet holds the loaded client profiles.
+type profileSet struct {
+	profiles map[string]tlsinspect.Profile
+	system   *x509.CertPool
+	caFiles  map[string][]*x509.Certificate
+	pools    map[string]*x509.CertPool // profile + "|" + ca_file
+}
+
+func loadProfiles(ctx context.Context, cfg *Config) (*profileSet, error) {
+	ps := &profileSet{profiles: map[string]tlsinspect.Profile{}, caFiles: map[string][]*x509.Certificate{}, pools: map[string]*x509.CertPool{}}
+	ps.system, _ = x509.SystemCertPool()
+	if ps.system == nil {
+		ps.system = x509.NewCertPool()
+	}
+	defs := map[string]ProfileConfig{DefaultProfile: {ClientConfig: configtls.NewDefaultClientConfig()}}
+	for n, p := range cfg.ClientProfiles {
+		defs[n] = p
+	}
+	for name, p := range defs {
+		tc, err := p.LoadTLSConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("client_profiles::%s: %w", name, err)
+		}
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		roots := tc.RootCAs
+		if roots == nil {
+			roots = ps.system
+		}
+		ps.profiles[name] = tlsinspect.Profile{
+			Name:  name,
+			TLS:   &tls.Config{MinVersion: tc.MinVersion, MaxVersion: tc.MaxVersion, CipherSuites: tc.CipherSuites, GetClientCertificate: tc.GetClientCertificate, CurvePreferences: tc.CurvePreferences},
+			Roots: roots,
+		}
+	}
+	return ps, nil
+}
+
+// caCerts loads and caches a target's ca_file.
+func (ps *profileSet) caCerts(path string) ([]*x509.Certificate, error) {
+	if cs, ok := ps.caFiles[path]; ok {
+		return cs, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for rest := bytes.TrimSpace(data); len(rest) > 0; {
+		cs, r, err := nextPEMCert(rest)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file %s: %w", path, err)
+		}
+		if cs == nil {
+			break
+		}
+		out = append(out, cs)
+		rest = r
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca_file %s holds no PEM certificate", path)
+	}
+	ps.caFiles[path] = out
+	return out, nil
+}
+
+// resolve turns a target config into an inspection target.
+func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
+	names := t.Profiles
+	if len(names) == 0 {
+		names = []string{DefaultProfile}
+	}
+	out := tlsinspect.Target{Endpoint: t.Endpoint, ServerName: t.ServerName, StartTLS: t.StartTLS, Pins: t.Pins}
+	for _, n := range names {
+		p, ok := ps.profiles[n]
+		if !ok {
+			return out, fmt.Errorf("unknown client profile %q", n)
+		}
+		if t.CAFile != "" {
+			k := n + "|" + t.CAFile
+			pool, ok := ps.pools[k]
+			if !ok {
+				extra, err := ps.caCerts(t.CAFile)
+				if err != nil {
+					return out, err
+				}
+				pool = p.Roots.Clone()
+				for _, c := range extra {
+					pool.AddCert(c)
+				}
+				ps.pools[k] = pool
+			}
+			p.Roots = pool
+		}
+		out.Profiles = append(out.Profiles, p)
+	}
+	return out, nil
+}
+
+// targetMeta is what a probe result carries besides the inspection.
+type targetMeta struct {
+	cfg         TargetConfig
+	serverName  string
+	port        int64
+	service     string
+	criticality string
+}
+
+func newTargetMeta(t TargetConfig) targetMeta {
+	host, port, _ := net.SplitHostPort(t.Endpoint)
+	m := targetMeta{cfg: t, serverName: t.ServerName, service: t.Service, criticality: t.Criticality}
+	if m.serverName == "" {
+		m.serverName = host
+	}
+	if m.service == "" {
+		m.service = m.serverName
+	}
+	if m.criticality == "" {
+		m.criticality = attrs.CriticalityMedium
+	}
+	var p int
+	_, _ = fmt.Sscanf(port, "%d", &p)
+	m.port = int64(p)
+	return m
+}
+
