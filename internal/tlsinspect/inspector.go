@@ -174,31 +174,10 @@ func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string
 		chain, sh.truncated = chain[:in.opts.MaxChainCerts], true
 	}
 	sh.chain = chain
-	leaf := chain[0]
-	if len(chain) > 1 && bytesEqual(leaf.RawIssuer, chain[1].RawSubject) {
+	if len(chain) > 1 && bytesEqual(chain[0].RawIssuer, chain[1].RawSubject) {
 		sh.issuer = chain[1]
 	}
-	if p := orderProblem(chain); p != "" {
-		sh.findings = append(sh.findings, Finding{attrs.ReasonBadChainOrder, "certificate chain is not in order: " + p + "; strict clients fail"})
-	}
-	for i, c := range chain {
-		if i > 0 && isSelfSigned(c) {
-			continue // a trust anchor's own signature does not matter
-		}
-		if w := weakSignature(c); w != "" {
-			sh.findings = append(sh.findings, Finding{attrs.ReasonWeakSignature, fmt.Sprintf("%s is signed with %s; modern clients reject it", Name(c), w)})
-			break
-		}
-	}
-	for _, c := range chain {
-		if w := weakKey(c); w != "" && !(c != leaf && isSelfSigned(c)) {
-			sh.findings = append(sh.findings, Finding{attrs.ReasonWeakKey, fmt.Sprintf("%s has a weak key (%s; minimum RSA 2048, EC 256)", Name(c), w)})
-			break
-		}
-	}
-	if len(t.Pins) > 0 && !pinMatches(t.Pins, chain) {
-		sh.findings = append(sh.findings, Finding{attrs.ReasonPinMismatch, fmt.Sprintf("no certificate in the chain matches the %d configured pin(s); the leaf's pin is sha256/%s; pinned clients fail", len(t.Pins), SPKIPin(leaf))})
-	}
+	sh.findings = chainFindings(chain)
 	return sh
 }
 
@@ -283,15 +262,11 @@ func (in *Inspector) finish(r *Result, sh *shared, t *Target, p Profile, serverN
 			roots = x509.NewCertPool()
 		}
 	}
-	path, trust := in.validate(ctx, sh.chain, roots, now)
+	path, pf := in.profileFindings(ctx, sh.chain, serverName, t.Pins, roots, now)
 	r.Path = path
-	fs = append(fs, trust...)
+	fs = append(fs, pf...)
 	fs = append(fs, sh.findings...)
-	fs = append(fs, timeFindings(sh.chain, path, now, in.opts.ExpiringSoon)...)
 	leaf := sh.chain[0]
-	if err := leaf.VerifyHostname(serverName); err != nil {
-		fs = append(fs, Finding{attrs.ReasonHostnameMismatch, fmt.Sprintf("certificate %s is not valid for %s (it covers %s); every client fails", Name(leaf), serverName, sanSummary(leaf))})
-	}
 
 	// Revocation is profile-independent but needs the issuer, which the
 	// path may supply (missing intermediate completed through AIA).
@@ -313,6 +288,67 @@ func (in *Inspector) finish(r *Result, sh *shared, t *Target, p Profile, serverN
 	fs = append(fs, sh.revFindings...)
 	r.OCSP, r.CRLStatus, r.OCSPTime = sh.ocsp, sh.crl, sh.ocspTime
 	r.Findings = sortFindings(fs)
+}
+
+// chainFindings are the findings of a presented chain that hold under every
+// profile: order, signature and key strength.
+func chainFindings(chain []*x509.Certificate) []Finding {
+	var out []Finding
+	leaf := chain[0]
+	if p := orderProblem(chain); p != "" {
+		out = append(out, Finding{attrs.ReasonBadChainOrder, "certificate chain is not in order: " + p + "; strict clients fail"})
+	}
+	for i, c := range chain {
+		if i > 0 && isSelfSigned(c) {
+			continue // a trust anchor's own signature does not matter
+		}
+		if w := weakSignature(c); w != "" {
+			out = append(out, Finding{attrs.ReasonWeakSignature, fmt.Sprintf("%s is signed with %s; modern clients reject it", Name(c), w)})
+			break
+		}
+	}
+	for _, c := range chain {
+		if w := weakKey(c); w != "" && (c == leaf || !isSelfSigned(c)) {
+			out = append(out, Finding{attrs.ReasonWeakKey, fmt.Sprintf("%s has a weak key (%s; minimum RSA 2048, EC 256)", Name(c), w)})
+			break
+		}
+	}
+	return out
+}
+
+// profileFindings validate the chain under one trust store: trust path,
+// validity periods, hostname and pins (any pin matching a presented
+// certificate or one on the validated path, anchor included, passes).
+func (in *Inspector) profileFindings(ctx context.Context, chain []*x509.Certificate, serverName string, pins []string, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, []Finding) {
+	path, fs := in.validate(ctx, chain, roots, now)
+	if len(pins) > 0 && !pinMatches(pins, chain) && !pinMatches(pins, path) {
+		fs = append(fs, Finding{attrs.ReasonPinMismatch, fmt.Sprintf("no certificate in the chain matches the %d configured pin(s); the leaf's pin is sha256/%s; pinned clients fail", len(pins), SPKIPin(chain[0]))})
+	}
+	fs = append(fs, timeFindings(chain, path, now, in.opts.ExpiringSoon)...)
+	leaf := chain[0]
+	if err := leaf.VerifyHostname(serverName); err != nil {
+		fs = append(fs, Finding{attrs.ReasonHostnameMismatch, fmt.Sprintf("certificate %s is not valid for %s (it covers %s); every client fails", Name(leaf), serverName, sanSummary(leaf))})
+	}
+	return path, fs
+}
+
+// Classify judges a presented chain without connecting: trust path under
+// roots, validity, hostname, pins, key and signature strength, order (and
+// AIA completion when enabled). OCSP and CRL are not consulted. The
+// remediation verifier and the fuzz tests use it.
+func (in *Inspector) Classify(ctx context.Context, chain []*x509.Certificate, serverName string, pins []string, roots *x509.CertPool) []Finding {
+	if len(chain) == 0 {
+		return []Finding{{attrs.ReasonHandshakeFailure, "no certificate presented"}}
+	}
+	if len(chain) > in.opts.MaxChainCerts {
+		chain = chain[:in.opts.MaxChainCerts]
+	}
+	if roots == nil {
+		roots = x509.NewCertPool()
+	}
+	_, fs := in.profileFindings(ctx, chain, serverName, pins, roots, in.opts.Now())
+	fs = append(fs, chainFindings(chain)...)
+	return sortFindings(fs)
 }
 
 func sanSummary(c *x509.Certificate) string {

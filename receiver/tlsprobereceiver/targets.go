@@ -189,4 +189,3 @@ func newTargetMeta(t TargetConfig) targetMeta {
 	m.port = int64(p)
 	return m
 }
-

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Starts the certpulse fault lab and the distribution with demo.yaml.
+# Used by `make run`; stops both on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/otelcol-certpulse}
+LAB=${LAB:-bin/certpulse-lab}
+work=$(mktemp -d "${TMPDIR:-/tmp}/certpulse-demo.XXXXXX")
+export CERTPULSE_LAB_DIR="$work/lab" CERTPULSE_DEMO_OUT="${CERTPULSE_DEMO_OUT:-$work/out}"
+mkdir -p "$CERTPULSE_LAB_DIR" "$CERTPULSE_DEMO_OUT"
+
+"$LAB" -dir "$CERTPULSE_LAB_DIR" &
+lab_pid=$!
+trap 'kill $lab_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 1 100); do
+  [ -f "$CERTPULSE_LAB_DIR/targets.yaml" ] && break
+  kill -0 "$lab_pid" 2>/dev/null || { echo "certpulse-lab exited" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$CERTPULSE_LAB_DIR/targets.yaml" ] || { echo "certpulse-lab did not start" >&2; exit 1; }
+echo "full probe records: $CERTPULSE_DEMO_OUT/probes.jsonl (metrics: metrics.jsonl)"
+echo "starting $BIN with distributions/otelcol-certpulse/demo.yaml; Ctrl-C stops"
+"$BIN" --config distributions/otelcol-certpulse/demo.yaml

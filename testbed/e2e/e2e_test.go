@@ -1,0 +1,224 @@
+// Package e2e runs the built otelcol-certpulse distribution against the
+// fault lab. It needs CERTPULSE_BIN (set by `make e2e` / `make test`).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/faultlab"
+)
+
+func binary(t *testing.T) string {
+	bin := os.Getenv("CERTPULSE_BIN")
+	if bin == "" {
+		t.Skip("CERTPULSE_BIN not set: run `make e2e` (builds bin/otelcol-certpulse)")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("CERTPULSE_BIN=%s: %v", bin, err)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const configTmpl = `
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  tlsprobe:
+    collection_interval: 5s
+    timeout: 2s
+    vantage: e2e
+    ocsp:
+      timeout: 500ms
+    client_profiles:
+      lab-mtls:
+        cert_file: %s
+        key_file: %s
+    targets_file: %s
+exporters:
+  file/logs:
+    path: %s
+  file/metrics:
+    path: %s
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [tlsprobe]
+      exporters: [file/logs]
+    metrics:
+      receivers: [tlsprobe]
+      exporters: [file/metrics]
+`
+
+// readRecords parses the file exporter's JSON lines and returns the latest
+// record per server.address.
+func readRecords(t *testing.T, path string) map[string]plog.LogRecord {
+	out := map[string]plog.LogRecord{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	var u plog.JSONUnmarshaler
+	for sc.Scan() {
+		ld, err := u.UnmarshalLogs(sc.Bytes())
+		if err != nil {
+			continue // a line being written
+		}
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					a, _ := lrs.At(k).Attributes().Get(attrs.ServerAddress)
+					out[a.Str()] = lrs.At(k)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestDistributionAgainstLab runs bin/otelcol-certpulse against every lab
+// endpoint and checks the reason code of each, and that healthy endpoints
+// carry no reason at all.
+func TestDistributionAgainstLab(t *testing.T) {
+	bin := binary(t)
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	dir := t.TempDir()
+	files, err := lab.WriteFiles(filepath.Join(dir, "lab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logsPath, metricsPath := filepath.Join(dir, "logs.jsonl"), filepath.Join(dir, "metrics.jsonl")
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(configTmpl, freePort(t), files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	deadline := time.Now().Add(60 * time.Second)
+	var recs map[string]plog.LogRecord
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("collector exited early: %v\n%s", err, stderr.String())
+		case <-time.After(500 * time.Millisecond):
+		}
+		recs = readRecords(t, logsPath)
+		if len(recs) >= len(lab.Endpoints) {
+			break
+		}
+	}
+	if len(recs) < len(lab.Endpoints) {
+		t.Fatalf("only %d of %d endpoints reported within 60s\n%s", len(recs), len(lab.Endpoints), stderr.String())
+	}
+	var table strings.Builder
+	for _, ep := range lab.Endpoints {
+		lr := recs[ep.ServerName]
+		got, _ := lr.Attributes().Get(attrs.ReasonKey)
+		fmt.Fprintf(&table, "%-22s want %-22s got %-22s %s\n", ep.Name, ep.Want, got.Str(), lr.Body().Str())
+		if got.Str() != string(ep.Want) {
+			t.Errorf("%s: certpulse.reason=%q, want %q (%s)", ep.Name, got.Str(), ep.Want, lr.Body().Str())
+		}
+		if ep.Want == attrs.ReasonOK {
+			rs, _ := lr.Attributes().Get(attrs.ReasonsKey)
+			if rs.Slice().Len() != 0 {
+				t.Errorf("%s: false reasons %v", ep.Name, rs.AsRaw())
+			}
+		}
+	}
+	t.Logf("reason per endpoint:\n%s", table.String())
+
+	// Metrics arrive too, with time left for the expired leaf.
+	data, err := os.ReadFile(metricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu pmetric.JSONUnmarshaler
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() && !found {
+		md, err := mu.UnmarshalMetrics(sc.Bytes())
+		if err != nil {
+			continue
+		}
+		for i := 0; i < md.ResourceMetrics().Len() && !found; i++ {
+			rm := md.ResourceMetrics().At(i)
+			if a, _ := rm.Resource().Attributes().Get(attrs.ServerAddress); a.Str() != "expired-leaf."+faultlab.Domain {
+				continue
+			}
+			ms := rm.ScopeMetrics().At(0).Metrics()
+			for m := 0; m < ms.Len(); m++ {
+				if ms.At(m).Name() == "tlsprobe.cert.time_left" && ms.At(m).Gauge().DataPoints().At(0).DoubleValue() < 0 {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no negative tlsprobe.cert.time_left for the expired leaf")
+	}
+
+	// Graceful shutdown.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("collector exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("collector did not stop within 30s of SIGTERM")
+	}
+}
