@@ -64,8 +64,8 @@ fuzz:
 	done
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./internal/tlsinspect/
-	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -run 'TestLoad10k' -timeout 20m ./testbed/load/
+	CERTPULSE_LAB_BIN=$(LAB) $(GO) test -run '^$$' -bench ProbeVsFloor -benchtime 2000x -count 3 ./receiver/tlsprobereceiver/
+	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) $(GO) test -count=1 -v -run 'TestLoad10k' -timeout 20m ./testbed/load/
 
 generate:
 	cd receiver/tlsprobereceiver && $(GO) tool mdatagen metadata.yaml

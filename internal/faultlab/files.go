@@ -1,6 +1,7 @@
 package faultlab
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ type Files struct {
 	ClientCert  string // client certificate for the mTLS endpoint
 	ClientKey   string
 	TargetsFile string // tlsprobe targets_file with one target per endpoint
+	Endpoints   string // JSON list of the endpoints (name, address, server name, expected reason)
 }
 
 // WriteFiles writes the lab root, the client certificate and a tlsprobe
@@ -25,6 +27,7 @@ func (l *Lab) WriteFiles(dir string) (Files, error) {
 		ClientCert:  filepath.Join(dir, "client.pem"),
 		ClientKey:   filepath.Join(dir, "client-key.pem"),
 		TargetsFile: filepath.Join(dir, "targets.yaml"),
+		Endpoints:   filepath.Join(dir, "endpoints.json"),
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return f, err
@@ -33,10 +36,15 @@ func (l *Lab) WriteFiles(dir string) (Files, error) {
 	if err != nil {
 		return f, err
 	}
+	eps, err := json.MarshalIndent(l.Endpoints, "", "  ")
+	if err != nil {
+		return f, err
+	}
 	for path, data := range map[string][]byte{
 		f.Roots:      PEM(l.Root.Cert),
 		f.ClientCert: PEM(l.ClientCert.Cert),
 		f.ClientKey:  key,
+		f.Endpoints:  eps,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return f, err
@@ -76,4 +84,15 @@ func criticalityFor(name string) string {
 		return "high"
 	}
 	return "medium"
+}
+
+// ReadEndpoints reads the endpoints.json that WriteFiles wrote (for a lab
+// running in another process).
+func ReadEndpoints(path string) ([]Endpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var eps []Endpoint
+	return eps, json.Unmarshal(data, &eps)
 }

@@ -258,6 +258,16 @@ func (l *Lab) buildServers(base string) ([]server, error) {
 	cfg.ClientCAs = x509.NewCertPool()
 	cfg.ClientCAs.AddCert(l.ClientCA.Cert)
 	add("healthy-mtls", attrs.ReasonOK, kindTLS, cfg).ep.Profile = MTLSProfile
+	{
+		// A wildcard certificate: load tests give each target its own name.
+		s := l.leafSpec("healthy-wildcard", base)
+		s.cn, s.dns = "*.wild."+Domain, []string{"*.wild." + Domain}
+		lf, err := l.leaf(s)
+		if err != nil {
+			return nil, err
+		}
+		add("healthy-wildcard", attrs.ReasonOK, kindTLS, tlsConf(lf, l.Inter.Cert)).ep.ServerName = "probe.wild." + Domain
+	}
 
 	// Server-side certificate faults.
 	{

@@ -44,4 +44,3 @@ func TestParseTargetsFileErrors(t *testing.T) {
 		t.Error("oversized targets file accepted")
 	}
 }
-
