@@ -7,7 +7,6 @@ SHELL := /bin/bash
 export GOSUMDB := off
 export GOFLAGS := -mod=mod
 export GOTOOLCHAIN := local
-export CGO_ENABLED ?= 0
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
