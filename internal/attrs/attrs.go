@@ -86,3 +86,72 @@ const (
 	OCSPError      = "error"
 	OCSPNotChecked = "not_checked"
 )
+
+// Lifecycle event attributes (certlifecycle receiver).
+const (
+	K8sClusterName             = "k8s.cluster.name"
+	LifecycleType              = "certpulse.lifecycle.type"
+	LifecycleEventID           = "certpulse.lifecycle.event_id"
+	LifecycleSource            = "certpulse.lifecycle.source"
+	LifecycleDuplicate         = "certpulse.lifecycle.duplicate"
+	LifecycleFormat            = "certpulse.lifecycle.format"
+	LifecycleEndpoints         = "certpulse.lifecycle.endpoints"
+	LifecycleJobID             = "certpulse.lifecycle.job_id"
+	LifecyclePipelineStage     = "certpulse.lifecycle.pipeline_stage"
+	LifecycleArtifactVersion   = "certpulse.lifecycle.artifact_version"
+	LifecycleMessage           = "certpulse.lifecycle.message"
+	LifecycleWindowStart       = "certpulse.lifecycle.window.start"
+	LifecycleWindowEnd         = "certpulse.lifecycle.window.end"
+	LifecycleIncidentID        = "certpulse.lifecycle.incident_id"
+	CertSerial                 = "certpulse.cert.serial"
+	EventLifecyclePrefix       = "certpulse.lifecycle."
+	LifecycleCloudEventsPrefix = "dev.certpulse."
+)
+
+// Lifecycle event types. The CloudEvents type of each is
+// "dev.certpulse.certificate.<type>", except the maintenance pair,
+// "dev.certpulse.maintenance.started" and "dev.certpulse.maintenance.ended".
+const (
+	LifecycleDiscovered         = "discovered"
+	LifecycleIssued             = "issued"
+	LifecycleRenewed            = "renewed"
+	LifecycleRenewalFailed      = "renewal_failed"
+	LifecycleDeployed           = "deployed"
+	LifecycleDeployFailed       = "deploy_failed"
+	LifecycleValidated          = "validated"
+	LifecycleRotated            = "rotated"
+	LifecycleRevoked            = "revoked"
+	LifecycleRetired            = "retired"
+	LifecycleRotationPlanned    = "rotation_planned"
+	LifecycleMaintenanceStarted = "maintenance_started"
+	LifecycleMaintenanceEnded   = "maintenance_ended"
+)
+
+// LifecycleTypes lists every lifecycle event type.
+var LifecycleTypes = []string{
+	LifecycleDiscovered, LifecycleIssued, LifecycleRenewed, LifecycleRenewalFailed, LifecycleDeployed,
+	LifecycleDeployFailed, LifecycleValidated, LifecycleRotated, LifecycleRevoked, LifecycleRetired,
+	LifecycleRotationPlanned, LifecycleMaintenanceStarted, LifecycleMaintenanceEnded,
+}
+
+// CloudEventsType returns the CloudEvents type of a lifecycle event type.
+func CloudEventsType(t string) string {
+	switch t {
+	case LifecycleMaintenanceStarted:
+		return LifecycleCloudEventsPrefix + "maintenance.started"
+	case LifecycleMaintenanceEnded:
+		return LifecycleCloudEventsPrefix + "maintenance.ended"
+	}
+	return LifecycleCloudEventsPrefix + "certificate." + t
+}
+
+// LifecycleTypeOf maps a CloudEvents type or a short type name to the short
+// name; ok is false for an unknown type.
+func LifecycleTypeOf(s string) (string, bool) {
+	for _, t := range LifecycleTypes {
+		if s == t || s == CloudEventsType(t) {
+			return t, true
+		}
+	}
+	return "", false
+}
