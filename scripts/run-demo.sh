@@ -7,6 +7,9 @@ BIN=${BIN:-bin/otelcol-certpulse}
 LAB=${LAB:-bin/certpulse-lab}
 work=$(mktemp -d "${TMPDIR:-/tmp}/certpulse-demo.XXXXXX")
 export CERTPULSE_LAB_DIR="$work/lab" CERTPULSE_DEMO_OUT="${CERTPULSE_DEMO_OUT:-$work/out}"
+# Demo-only credentials for the certlifecycle webhook (README: curl example).
+export CERTPULSE_DEMO_TOKEN="${CERTPULSE_DEMO_TOKEN:-demo-token}"
+export CERTPULSE_DEMO_HMAC_SECRET="${CERTPULSE_DEMO_HMAC_SECRET:-demo-hmac-secret-0123456789}"
 mkdir -p "$CERTPULSE_LAB_DIR" "$CERTPULSE_DEMO_OUT"
 
 "$LAB" -dir "$CERTPULSE_LAB_DIR" &
@@ -19,5 +22,6 @@ for _ in $(seq 1 100); do
 done
 [ -f "$CERTPULSE_LAB_DIR/targets.yaml" ] || { echo "certpulse-lab did not start" >&2; exit 1; }
 echo "full probe records: $CERTPULSE_DEMO_OUT/probes.jsonl (metrics: metrics.jsonl)"
+echo "lifecycle webhook: http://127.0.0.1:4380/v1/lifecycle (token $CERTPULSE_DEMO_TOKEN, HMAC secret $CERTPULSE_DEMO_HMAC_SECRET)"
 echo "starting $BIN with distributions/otelcol-certpulse/demo.yaml; Ctrl-C stops"
 "$BIN" --config distributions/otelcol-certpulse/demo.yaml

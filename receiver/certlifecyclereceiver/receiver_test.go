@@ -59,7 +59,7 @@ func testConfig() *Config {
 
 // start runs a receiver; with token != "" it sits behind a real
 // bearertokenauth extension.
-func start(t *testing.T, cfg *Config, next consumer.Logs, token string) *lifecycleReceiver {
+func start(t testing.TB, cfg *Config, next consumer.Logs, token string) *lifecycleReceiver {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{}}

@@ -47,7 +47,15 @@ const configTmpl = `
 extensions:
   health_check:
     endpoint: 127.0.0.1:%d
+  bearertokenauth:
+    token: e2e-token
 receivers:
+  certlifecycle:
+    endpoint: 127.0.0.1:%d
+    auth:
+      authenticator: bearertokenauth
+    hmac:
+      secret: e2e-hmac-secret-0123456789
   tlsprobe:
     collection_interval: 5s
     timeout: 2s
@@ -65,13 +73,13 @@ exporters:
   file/metrics:
     path: %s
 service:
-  extensions: [health_check]
+  extensions: [health_check, bearertokenauth]
   telemetry:
     metrics:
       level: none
   pipelines:
     logs:
-      receivers: [tlsprobe]
+      receivers: [tlsprobe, certlifecycle]
       exporters: [file/logs]
     metrics:
       receivers: [tlsprobe]
@@ -125,7 +133,8 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	logsPath, metricsPath := filepath.Join(dir, "logs.jsonl"), filepath.Join(dir, "metrics.jsonl")
 	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(configTmpl, freePort(t), files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
+	lcPort := freePort(t)
+	cfg := fmt.Sprintf(configTmpl, freePort(t), lcPort, files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +189,27 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	t.Logf("reason per endpoint:\n%s", table.String())
 
+	// A lifecycle event through the ready-made sender (bearer token + HMAC).
+	send := exec.Command("sh", "-c", `printf '%s' '{"type":"deployed","id":"e2e-1","service":"lab-healthy","endpoints":["healthy.lab.certpulse.test:443"],"job_id":"deploy-7"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
+	send.Env = append(os.Environ(), fmt.Sprintf("CERTPULSE_URL=http://127.0.0.1:%d/v1/lifecycle", lcPort), "CERTPULSE_TOKEN=e2e-token", "CERTPULSE_HMAC_SECRET=e2e-hmac-secret-0123456789")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("certpulse-send: %v: %s", err, out)
+	}
+	unauth := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--data", `{"type":"deployed","service":"x"}`, fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", lcPort))
+	if out, _ := unauth.Output(); string(out) != "401" {
+		t.Errorf("unauthenticated lifecycle POST: HTTP %s, want 401", out)
+	}
+	var lifecycle plog.LogRecord
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if lr, ok := findEvent(logsPath, "certpulse.lifecycle.deployed"); ok {
+			lifecycle = lr
+			break
+		}
+	}
+	if id, _ := lifecycle.Attributes().Get(attrs.LifecycleJobID); id.Str() != "deploy-7" {
+		t.Errorf("lifecycle event not found in the output (job id %q)", id.Str())
+	}
+
 	// Metrics arrive too, with time left for the expired leaf.
 	data, err := os.ReadFile(metricsPath)
 	if err != nil {
@@ -221,4 +251,33 @@ func TestDistributionAgainstLab(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("collector did not stop within 30s of SIGTERM")
 	}
+}
+
+// findEvent returns the first record with the given event name.
+func findEvent(path, name string) (plog.LogRecord, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return plog.LogRecord{}, false
+	}
+	var u plog.JSONUnmarshaler
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		ld, err := u.UnmarshalLogs(sc.Bytes())
+		if err != nil {
+			continue
+		}
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					if lrs.At(k).EventName() == name {
+						return lrs.At(k), true
+					}
+				}
+			}
+		}
+	}
+	return plog.LogRecord{}, false
 }
