@@ -58,4 +58,3 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
-
