@@ -52,6 +52,7 @@ const (
 	ProbeDuration  = "certpulse.probe.duration_ms"
 	StartTLS       = "certpulse.starttls"
 	PinsConfigured = "certpulse.pins.configured"
+	Pins           = "certpulse.pins"
 	ProbeEndpoint  = "certpulse.endpoint"
 )
 
@@ -155,3 +156,57 @@ func LifecycleTypeOf(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// Incident record attributes (tlscorrelator).
+const (
+	EventIncident           = "certpulse.incident"
+	IncidentProbeReason     = "certpulse.incident.probe_reason"
+	IncidentEndpoints       = "certpulse.incident.endpoints"
+	IncidentEndpointCount   = "certpulse.incident.endpoint_count"
+	IncidentVantages        = "certpulse.incident.vantages"
+	IncidentProfiles        = "certpulse.incident.client_profiles"
+	IncidentOpenedAt        = "certpulse.incident.opened_at"
+	IncidentRecurring       = "certpulse.incident.recurring"
+	IncidentFlaps           = "certpulse.incident.flaps"
+	IncidentCorroborated    = "certpulse.incident.corroborated"
+	IncidentSuppressedBy    = "certpulse.incident.suppressed_by"
+	IncidentPrevState       = "certpulse.incident.previous_state"
+	IncidentFailures        = "certpulse.incident.failures"
+	EnrichLastGoodChain     = "certpulse.last_good.chain.sha256"
+	EnrichLastGoodSPKI      = "certpulse.last_good.spki.sha256"
+	EnrichTrafficWeight     = "certpulse.traffic_weight"
+	EnrichLastDeployJob     = "certpulse.last_deploy.job_id"
+	EnrichLastDeployVersion = "certpulse.last_deploy.artifact_version"
+	EnrichLastDeployTime    = "certpulse.last_deploy.time"
+	EnrichLastRenewalJob    = "certpulse.last_renewal.job_id"
+)
+
+// Severity values.
+const (
+	SeverityInfo   = "info"
+	SeverityTicket = "ticket"
+	SeverityAlert  = "alert"
+	SeverityPage   = "page"
+)
+
+// SeverityRank orders severities (info lowest).
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityTicket:
+		return 1
+	case SeverityAlert:
+		return 2
+	case SeverityPage:
+		return 3
+	}
+	return 0
+}
+
+// Incident states.
+const (
+	StateOpened     = "opened"
+	StateUpdated    = "updated"
+	StateEscalated  = "escalated"
+	StateResolved   = "resolved"
+	StateSuppressed = "suppressed"
+)

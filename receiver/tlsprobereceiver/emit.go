@@ -122,6 +122,10 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 	}
 	if len(t.target.Pins) > 0 {
 		a.PutInt(attrs.PinsConfigured, int64(len(t.target.Pins)))
+		ps := a.PutEmptySlice(attrs.Pins)
+		for _, p := range t.target.Pins {
+			ps.AppendEmpty().SetStr(p)
+		}
 	}
 	a.PutDouble(attrs.ProbeDuration, float64(r.Total.Microseconds())/1000)
 }

@@ -1,0 +1,288 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// transition is an incident state change to emit.
+type transition struct {
+	inc   incident // snapshot at the time of the transition
+	state string
+	prev  string
+	at    time.Time
+}
+
+// enrichment is what the engine adds to a probe record.
+type enrichment struct {
+	owner, crit, env string
+	trafficWeight    float64
+	lastGoodChain    string
+	lastGoodSPKI     string
+	deploy           *lcEvent
+	renewal          *lcEvent
+}
+
+// engine holds all correlator state. It is not safe for concurrent use; the
+// processor serializes calls. Decisions use record timestamps (event time),
+// so a given input order always yields the same output.
+type engine struct {
+	cfg       *Config
+	endpoints map[string]*endpointState
+	services  map[string]*serviceState
+	incidents map[string]*incident
+	watermark time.Time
+	out       []transition
+	// dirty endpoint buckets and incidents since the last checkpoint
+	dirtyBuckets [numBuckets]bool
+	dirtyInc     bool
+	untracked    int
+}
+
+func newEngine(cfg *Config) *engine {
+	return &engine{cfg: cfg, endpoints: map[string]*endpointState{}, services: map[string]*serviceState{}, incidents: map[string]*incident{}}
+}
+
+// fingerprint: reason + service + certificate identity, never the host.
+func fingerprint(reason attrs.Reason, service, identity string) string {
+	h := sha256.New()
+	h.Write([]byte(reason))
+	h.Write([]byte{0})
+	h.Write([]byte(service))
+	h.Write([]byte{0})
+	h.Write([]byte(identity))
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func epKey(r *record) string {
+	return r.service + "|" + r.server + ":" + strconv.FormatInt(r.port, 10) + "|" + r.profile + "|" + r.vantage
+}
+
+// endpointName is the host:port shown in incidents.
+func endpointName(r *record) string { return r.server + ":" + strconv.FormatInt(r.port, 10) }
+
+func (e *engine) advance(t time.Time) (late bool) {
+	if t.After(e.watermark) {
+		e.watermark = t
+		return false
+	}
+	return e.watermark.Sub(t) > e.cfg.MaxLateness
+}
+
+func (e *engine) service(name string, t time.Time) *serviceState {
+	s, ok := e.services[name]
+	if !ok {
+		s = &serviceState{}
+		e.services[name] = s
+	}
+	if t.After(s.LastSeen) {
+		s.LastSeen = t
+	}
+	return s
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// probe processes one probe result; pass is false when volume control holds
+// the record back.
+func (e *engine) probe(r *record) (pass bool, en enrichment) {
+	t := r.time
+	sc := e.cfg.Services[r.service]
+	svc := e.service(r.service, t)
+	svc.Env = firstNonEmpty(sc.Environment, r.env, svc.Env)
+	svc.Owner = firstNonEmpty(sc.Owner, r.owner, svc.Owner)
+	svc.Crit = firstNonEmpty(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
+	en = enrichment{owner: svc.Owner, crit: svc.Crit, env: svc.Env, trafficWeight: trafficWeight(sc), deploy: svc.LastDeploy, renewal: svc.LastRenewal}
+	noteSeen(&svc.Vantages, r.vantage, t)
+	noteSeen(&svc.Profiles, r.profile, t)
+	for _, p := range r.pins {
+		if svc.Pins == nil {
+			svc.Pins = map[string]struct{}{}
+		}
+		if len(svc.Pins) < 32 {
+			svc.Pins[p] = struct{}{}
+		}
+	}
+	if !r.notAfter.IsZero() {
+		svc.MinNotAfter = r.notAfter
+	}
+
+	key := epKey(r)
+	ep, ok := e.endpoints[key]
+	if !ok {
+		if len(e.endpoints) >= e.cfg.MaxEndpoints {
+			e.untracked++
+			return true, en
+		}
+		ep = &endpointState{}
+		e.endpoints[key] = ep
+	}
+	e.dirtyBuckets[bucketOf(key)] = true
+	en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI
+	prevReason, prevChain := ep.LastReason, ep.CurChain
+	ep.LastSeen = t.Unix()
+	ep.LastReason = r.reason
+	if r.chainSHA != "" {
+		ep.CurChain = r.chainSHA
+	}
+	healthy := r.reason == attrs.ReasonOK
+
+	// Derived from the certificate served, whatever the probe's reason.
+	if r.chainSHA != "" && ep.GoodChain != "" && r.chainSHA != ep.GoodChain && r.chainSHA != prevChain && !e.explained(svc, r, t) {
+		e.observe(&obs{reason: attrs.ReasonUnexpectedCertChange, rec: r, identity: r.chainSHA, derived: false, sticky: true,
+			detail: "the certificate chain of " + endpointName(r) + " changed (" + short(ep.GoodChain) + " -> " + short(r.chainSHA) + ") and no lifecycle event explains it"})
+	}
+	if x := svc.Expect; x != nil && r.leafHash != "" && t.Sub(x.Time) > e.cfg.PropagationGrace && t.Sub(x.Time) < e.cfg.ExplainWindow {
+		fp := fingerprint(attrs.ReasonPropagationLag, r.service, firstNonEmpty(x.Leaf, x.SPKI))
+		if (x.Leaf != "" && r.leafHash != x.Leaf) || (x.Leaf == "" && x.SPKI != "" && r.spki != x.SPKI) {
+			e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: firstNonEmpty(x.Leaf, x.SPKI), deploy: x,
+				detail: endpointName(r) + " still serves a certificate other than the one " + x.Type + " " + humanAgo(t.Sub(x.Time)) + " ago (job " + firstNonEmpty(x.JobID, "unknown") + ")"})
+		} else {
+			e.healthyFor(fp, key, t)
+		}
+	}
+
+	// The probe's own reason, possibly derived into a correlator reason.
+	var reason attrs.Reason
+	var deploy *lcEvent
+	switch {
+	case healthy:
+	case r.reason == attrs.ReasonExpiringSoon && !r.notAfter.IsZero() && r.notAfter.Sub(t) <= e.cfg.RenewalOverdue && !e.renewalInProgress(svc, t):
+		reason = attrs.ReasonRenewalOverdue
+	default:
+		reason = r.reason
+		if info, _ := attrs.Info(r.reason); info.Failing && ep.HealthyOnce {
+			began := t
+			if ep.FailingSince != 0 {
+				began = time.Unix(ep.FailingSince, 0)
+			}
+			if d := e.lastDeploy(svc); d != nil && !began.Before(d.Time.Truncate(time.Second)) && began.Sub(d.Time) <= e.cfg.DeployWindow {
+				reason, deploy = attrs.ReasonPostDeployRegression, d
+			}
+		}
+	}
+	if healthy {
+		ep.ConsecOK++
+		ep.ConsecFail = 0
+		ep.FailingSince = 0
+		ep.HealthyOnce = true
+		ep.GoodChain, ep.GoodSPKI, ep.GoodLeaf = r.chainSHA, r.spki, r.leafHash
+	} else {
+		ep.ConsecOK = 0
+		if ep.ConsecFail < 1<<15 {
+			ep.ConsecFail++
+		}
+		if ep.FailingSince == 0 {
+			ep.FailingSince = t.Unix()
+		}
+	}
+	old := ep.Incident
+	if reason != "" {
+		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: firstNonEmpty(r.chainSHA, r.spki), deploy: deploy, detail: r.detail})
+		ep.Incident = fp
+		if old != "" && old != fp {
+			e.healthyFor(old, key, t)
+		}
+	} else if old != "" {
+		if e.healthyFor(old, key, t) {
+			ep.Incident = ""
+		}
+	}
+
+	// Volume control: healthy results only on change, plus a heartbeat.
+	pass = true
+	if healthy && e.healthyMode(sc) == "on_change" {
+		if prevReason == attrs.ReasonOK && prevChain == r.chainSHA && ep.LastPassed != 0 && t.Unix()-ep.LastPassed < int64(e.cfg.Heartbeat/time.Second) {
+			pass = false
+		}
+	}
+	if pass {
+		ep.LastPassed = t.Unix()
+	}
+	return pass, en
+}
+
+func (e *engine) healthyMode(sc ServiceConfig) string {
+	if sc.HealthyResults != "" {
+		return sc.HealthyResults
+	}
+	return e.cfg.HealthyResults
+}
+
+func trafficWeight(sc ServiceConfig) float64 {
+	if sc.TrafficWeight != nil {
+		return *sc.TrafficWeight
+	}
+	return 1
+}
+
+func noteSeen(m *map[string]int64, k string, t time.Time) {
+	if k == "" {
+		return
+	}
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	if _, ok := (*m)[k]; ok || len(*m) < 64 {
+		(*m)[k] = t.Unix()
+	}
+}
+
+// lastDeploy is the latest deployed, renewed or rotated event.
+func (e *engine) lastDeploy(svc *serviceState) *lcEvent {
+	d := svc.LastDeploy
+	if r := svc.LastRenewal; r != nil && r.Type != attrs.LifecycleIssued && (d == nil || r.Time.After(d.Time)) {
+		d = r
+	}
+	return d
+}
+
+func (e *engine) renewalInProgress(svc *serviceState, t time.Time) bool {
+	r := svc.LastRenewal
+	if r == nil || t.Sub(r.Time) > e.cfg.RenewalInProgress {
+		return false
+	}
+	return svc.RenewalFailed == nil || svc.RenewalFailed.Time.Before(r.Time)
+}
+
+// explained: a lifecycle event of the service (matching the new
+// certificate when it names one) within the explain window, or a planned
+// rotation window.
+func (e *engine) explained(svc *serviceState, r *record, t time.Time) bool {
+	for _, ev := range []*lcEvent{svc.LastDeploy, svc.LastRenewal, svc.Expect} {
+		if ev == nil || t.Sub(ev.Time) > e.cfg.ExplainWindow || ev.Time.After(t.Add(e.cfg.MaxLateness)) {
+			continue
+		}
+		if (ev.Leaf == "" && ev.SPKI == "") || ev.Leaf == r.leafHash || ev.SPKI == r.spki {
+			return true
+		}
+	}
+	for _, w := range svc.Windows {
+		if w.Kind == "rotation" && !t.Before(w.Start) && t.Before(w.End.Add(e.cfg.ExplainWindow)) {
+			return true
+		}
+	}
+	return false
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func humanAgo(d time.Duration) string {
+	return d.Round(time.Second).String()
+}

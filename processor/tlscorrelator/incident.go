@@ -1,0 +1,319 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"math"
+	"time"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// obs is one failure observation feeding an incident.
+type obs struct {
+	reason      attrs.Reason
+	probeReason attrs.Reason
+	rec         *record // nil for lifecycle-derived incidents
+	service     string  // when rec is nil
+	identity    string
+	deploy      *lcEvent
+	detail      string
+	derived     bool // from lifecycle events alone: no endpoints, no corroboration
+	sticky      bool // resolved by a lifecycle event, not by healthy results
+	notAfter    time.Time
+	at          time.Time // when rec is nil
+}
+
+// needsCorroboration: network failures open an incident only once
+// corroborated; certificate faults are deterministic and open at once.
+func needsCorroboration(r attrs.Reason) bool {
+	switch r {
+	case attrs.ReasonDNSFailure, attrs.ReasonConnectionRefused, attrs.ReasonConnectionReset,
+		attrs.ReasonHandshakeTimeout, attrs.ReasonNotTLS, attrs.ReasonOCSPTimeout, attrs.ReasonOCSPError:
+		return true
+	}
+	return false
+}
+
+// observe records a failure and emits the transition it causes. It returns
+// the incident fingerprint.
+func (e *engine) observe(o *obs) string {
+	service, t := o.service, o.at
+	if o.rec != nil {
+		service, t = o.rec.service, o.rec.time
+	}
+	svc := e.service(service, t)
+	fp := fingerprint(o.reason, service, o.identity)
+	inc, ok := e.incidents[fp]
+	if !ok {
+		inc = &incident{ID: fp, Reason: o.reason, Service: service, Identity: o.identity}
+		e.incidents[fp] = inc
+	}
+	e.dirtyInc = true
+	reopen := false
+	if inc.State == attrs.StateResolved {
+		if t.Sub(inc.ResolvedAt) <= e.cfg.ReopenWindow {
+			reopen = true
+			inc.Recurring = true
+			inc.Flaps++
+		} else {
+			*inc = incident{ID: fp, Reason: o.reason, Service: service, Identity: o.identity}
+		}
+	}
+	if o.probeReason != "" && o.probeReason != o.reason {
+		inc.ProbeReason = o.probeReason
+	}
+	inc.Env, inc.Owner, inc.Crit = svc.Env, svc.Owner, firstNonEmpty(svc.Crit, attrs.CriticalityMedium)
+	inc.UpdatedAt = t
+	inc.Derived = o.derived
+	if o.detail != "" {
+		inc.Detail = o.detail
+	}
+	if o.deploy != nil {
+		d := *o.deploy
+		inc.Deploy = &d
+	}
+	if !o.notAfter.IsZero() {
+		inc.NotAfter = o.notAfter
+	}
+	changed := !ok || reopen
+	if r := o.rec; r != nil {
+		if !r.notAfter.IsZero() {
+			inc.NotAfter = r.notAfter
+		}
+		if inc.Endpoints == nil {
+			inc.Endpoints, inc.Vantages, inc.Profiles, inc.Regions = map[string]*incEndpoint{}, map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}
+		}
+		k := epKey(r)
+		if ie, ok := inc.Endpoints[k]; ok {
+			ie.ConsecOK = 0
+		} else if len(inc.Endpoints) < maxIncidentEndpoints {
+			inc.Endpoints[k] = &incEndpoint{}
+			changed = true
+		}
+		changed = addTo(inc.Vantages, r.vantage) || changed
+		changed = addTo(inc.Profiles, r.profile) || changed
+		addTo(inc.Regions, r.region)
+		inc.Failures = append(inc.Failures, failObs{At: t.Unix(), Vantage: r.vantage})
+		if len(inc.Failures) > maxFailObs {
+			inc.Failures = inc.Failures[len(inc.Failures)-maxFailObs:]
+		}
+	}
+	if !inc.Corroborated && (o.derived || e.corroborated(inc, t)) {
+		inc.Corroborated = true
+		changed = true
+	}
+	if needsCorroboration(o.reason) && !inc.Corroborated && !inc.open() {
+		return fp // pending: not an incident until corroborated
+	}
+	sev := e.severity(inc, svc, t)
+	inc.Impact = e.impact(inc, svc)
+	sup := e.suppressedBy(inc, svc, t)
+	prev := inc.State
+	switch {
+	case sup != "":
+		inc.Suppressed = sup
+		inc.Severity = maxSeverity(inc.Severity, sev)
+		if prev != attrs.StateSuppressed {
+			e.emit(inc, attrs.StateSuppressed, prev, t)
+		}
+	case reopen:
+		// Flapping: the same incident again, marked recurring; no new page.
+		inc.Severity = maxSeverity(inc.Severity, sev)
+		e.emit(inc, attrs.StateUpdated, prev, t)
+	case prev == "" || prev == attrs.StateResolved || (prev == attrs.StateSuppressed && !inc.Announced):
+		inc.Suppressed = ""
+		inc.Severity = sev
+		inc.OpenedAt = t
+		inc.Announced = true
+		e.emit(inc, attrs.StateOpened, prev, t)
+	case prev == attrs.StateSuppressed:
+		inc.Suppressed = ""
+		inc.Severity = maxSeverity(inc.Severity, sev)
+		e.emit(inc, attrs.StateUpdated, prev, t)
+	case attrs.SeverityRank(sev) > attrs.SeverityRank(inc.Severity):
+		inc.Severity = sev
+		e.emit(inc, attrs.StateEscalated, prev, t)
+	case changed:
+		e.emit(inc, attrs.StateUpdated, prev, t)
+	}
+	return fp
+}
+
+func addTo(m map[string]struct{}, k string) bool {
+	if k == "" {
+		return false
+	}
+	if _, ok := m[k]; ok || len(m) >= 64 {
+		return false
+	}
+	m[k] = struct{}{}
+	return true
+}
+
+func maxSeverity(a, b string) string {
+	if attrs.SeverityRank(b) > attrs.SeverityRank(a) {
+		return b
+	}
+	return a
+}
+
+// corroborated: at least Failures failures from at least Vantages distinct
+// vantages within Window before t.
+func (e *engine) corroborated(inc *incident, t time.Time) bool {
+	c := e.cfg.Corroboration
+	from := t.Add(-c.Window).Unix()
+	n := 0
+	seen := map[string]struct{}{}
+	for _, f := range inc.Failures {
+		if f.At >= from && f.At <= t.Unix() {
+			n++
+			seen[f.Vantage] = struct{}{}
+		}
+	}
+	return n >= c.Failures && len(seen) >= c.Vantages
+}
+
+// severity applies the tiers of DESIGN.md.
+func (e *engine) severity(inc *incident, svc *serviceState, t time.Time) string {
+	tiers := e.cfg.ExpiryTiers
+	high := inc.Crit == attrs.CriticalityHigh || inc.Crit == attrs.CriticalityCritical
+	switch inc.Reason {
+	case attrs.ReasonExpiringSoon:
+		left := inc.NotAfter.Sub(t)
+		switch {
+		case inc.NotAfter.IsZero():
+			return attrs.SeverityTicket
+		case left <= tiers.Page:
+			return attrs.SeverityPage
+		case left <= tiers.Alert:
+			return attrs.SeverityAlert
+		}
+		return attrs.SeverityTicket
+	case attrs.ReasonRenewalOverdue:
+		return attrs.SeverityPage
+	case attrs.ReasonRenewalFailed:
+		if !svc.MinNotAfter.IsZero() && svc.MinNotAfter.Sub(t) <= e.cfg.RenewalOverdue {
+			return attrs.SeverityPage
+		}
+		return attrs.SeverityAlert
+	case attrs.ReasonPropagationLag, attrs.ReasonUnexpectedCertChange:
+		return attrs.SeverityAlert
+	}
+	if inc.Derived { // predictive pin mismatch
+		if inc.Crit == attrs.CriticalityCritical {
+			return attrs.SeverityPage
+		}
+		return attrs.SeverityAlert
+	}
+	r := inc.Reason
+	if inc.ProbeReason != "" {
+		r = inc.ProbeReason
+	}
+	if info, _ := attrs.Info(r); !info.Failing {
+		return attrs.SeverityTicket
+	}
+	// A user-impacting failure pages once confirmed from several vantages
+	// on a high or critical target.
+	switch {
+	case inc.Corroborated && high:
+		return attrs.SeverityPage
+	case inc.Corroborated:
+		return attrs.SeverityAlert
+	}
+	return attrs.SeverityTicket
+}
+
+var critWeight = map[string]float64{attrs.CriticalityLow: 0.25, attrs.CriticalityMedium: 0.5, attrs.CriticalityHigh: 0.75, attrs.CriticalityCritical: 1}
+
+// impact in 0..1: criticality x traffic weight x the share of the service's
+// vantages and client profiles failing (warnings count a tenth).
+func (e *engine) impact(inc *incident, svc *serviceState) float64 {
+	w := critWeight[inc.Crit]
+	if w == 0 {
+		w = 0.5
+	}
+	w *= trafficWeight(e.cfg.Services[inc.Service])
+	share := 1.0
+	if !inc.Derived && len(inc.Vantages) > 0 && len(svc.Vantages) > 0 {
+		share = math.Min(1, float64(len(inc.Vantages))/float64(len(svc.Vantages)))
+		if len(svc.Profiles) > 0 {
+			share *= math.Min(1, float64(len(inc.Profiles))/float64(len(svc.Profiles)))
+		}
+	}
+	r := inc.Reason
+	if inc.ProbeReason != "" {
+		r = inc.ProbeReason
+	}
+	if info, ok := attrs.Info(r); ok && !info.Failing {
+		share *= 0.1
+	}
+	return math.Round(w*share*1000) / 1000
+}
+
+// suppressedBy names why an incident is suppressed at t, or "".
+func (e *engine) suppressedBy(inc *incident, svc *serviceState, t time.Time) string {
+	if t.Before(inc.RemediateTil) {
+		return "remediation"
+	}
+	for _, w := range e.cfg.MaintenanceWindows {
+		if w.contains(inc.Service, t) {
+			return "maintenance"
+		}
+	}
+	for _, w := range svc.Windows {
+		if !t.Before(w.Start) && t.Before(w.End) {
+			return w.Kind
+		}
+	}
+	return ""
+}
+
+// healthyFor counts a healthy result of an endpoint for incident fp and
+// resolves it once every affected endpoint has ResolveAfter in a row. It
+// reports whether the endpoint is done with the incident.
+func (e *engine) healthyFor(fp, key string, t time.Time) bool {
+	inc, ok := e.incidents[fp]
+	if !ok {
+		return true
+	}
+	ie, ok := inc.Endpoints[key]
+	if !ok {
+		return true
+	}
+	e.dirtyInc = true
+	if !inc.open() {
+		// Pending (never corroborated): forget the endpoint.
+		delete(inc.Endpoints, key)
+		if len(inc.Endpoints) == 0 && inc.State == "" {
+			delete(e.incidents, fp)
+		}
+		return true
+	}
+	if ie.ConsecOK < 1<<15 {
+		ie.ConsecOK++
+	}
+	for _, x := range inc.Endpoints {
+		if int(x.ConsecOK) < e.cfg.ResolveAfter {
+			return false
+		}
+	}
+	e.resolve(inc, t)
+	return true
+}
+
+func (e *engine) resolve(inc *incident, t time.Time) {
+	prev := inc.State
+	inc.State = attrs.StateResolved
+	inc.ResolvedAt = t
+	inc.UpdatedAt = t
+	e.dirtyInc = true
+	e.emit(inc, attrs.StateResolved, prev, t)
+}
+
+func (e *engine) emit(inc *incident, state, prev string, t time.Time) {
+	inc.State = state
+	if state == attrs.StateUpdated && prev == attrs.StateSuppressed {
+		inc.State = attrs.StateUpdated
+	}
+	snap := *inc
+	e.out = append(e.out, transition{inc: snap, state: state, prev: prev, at: t})
+}

@@ -1,0 +1,163 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// lifecycle processes one lifecycle event.
+func (e *engine) lifecycle(r *record) {
+	if r.duplicate || r.service == "" {
+		return
+	}
+	t := r.time
+	svc := e.service(r.service, t)
+	svc.Env = firstNonEmpty(e.cfg.Services[r.service].Environment, r.env, svc.Env)
+	ev := &lcEvent{Type: r.ltype, Time: t, JobID: r.jobID, Artifact: r.artifact, Leaf: r.leafHash, SPKI: r.spki, NotAfter: r.notAfter, Message: r.message}
+
+	// The remediation exporter reports its work as lifecycle events that
+	// carry the incident id: the incident is suppressed meanwhile.
+	if r.incidentID != "" {
+		if inc, ok := e.incidents[r.incidentID]; ok {
+			e.dirtyInc = true
+			if r.ltype == attrs.LifecycleValidated || r.ltype == attrs.LifecycleDeployFailed {
+				inc.RemediateTil = t
+			} else {
+				inc.RemediateTil = t.Add(e.cfg.RemediationHold)
+			}
+		}
+	}
+
+	switch r.ltype {
+	case attrs.LifecycleIssued, attrs.LifecycleRenewed, attrs.LifecycleRotated:
+		svc.LastRenewal = ev
+		if ev.Leaf != "" || ev.SPKI != "" {
+			svc.Expect = ev
+		}
+		if rf := e.incidents[fingerprint(attrs.ReasonRenewalFailed, r.service, "")]; rf != nil && rf.open() {
+			e.resolve(rf, t)
+		}
+		e.resolveExplained(r, t)
+		e.predictivePin(svc, r, ev)
+	case attrs.LifecycleDeployed:
+		svc.LastDeploy = ev
+		if ev.Leaf != "" || ev.SPKI != "" {
+			svc.Expect = ev
+		}
+		e.resolveExplained(r, t)
+		e.predictivePin(svc, r, ev)
+	case attrs.LifecycleValidated:
+		e.resolveExplained(r, t)
+	case attrs.LifecycleRenewalFailed:
+		svc.RenewalFailed = ev
+		e.observe(&obs{reason: attrs.ReasonRenewalFailed, service: r.service, at: t, derived: true, sticky: true,
+			detail: "renewal failed" + prefixed(": ", r.message) + jobSuffix(r.jobID)})
+	case attrs.LifecycleMaintenanceStarted, attrs.LifecycleRotationPlanned:
+		kind := "maintenance"
+		if r.ltype == attrs.LifecycleRotationPlanned {
+			kind = "rotation"
+		}
+		start := r.winStart
+		if start.IsZero() {
+			start = t
+		}
+		svc.Windows = append(svc.Windows, window{Kind: kind, Start: start, End: r.winEnd})
+		if len(svc.Windows) > 16 {
+			svc.Windows = svc.Windows[len(svc.Windows)-16:]
+		}
+	case attrs.LifecycleMaintenanceEnded:
+		for i := range svc.Windows {
+			w := &svc.Windows[i]
+			if w.Kind == "maintenance" && !t.Before(w.Start) && t.Before(w.End) {
+				w.End = t
+			}
+		}
+	}
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+func jobSuffix(job string) string {
+	if job == "" {
+		return ""
+	}
+	return " (job " + job + ")"
+}
+
+// resolveExplained resolves unexpected_cert_change incidents of the service
+// that this event explains (it names the new certificate, or none).
+func (e *engine) resolveExplained(r *record, t time.Time) {
+	for _, inc := range e.incidents {
+		if inc.Service != r.service || inc.Reason != attrs.ReasonUnexpectedCertChange || !inc.open() {
+			continue
+		}
+		e.resolve(inc, t)
+	}
+}
+
+// predictivePin raises pin_mismatch when a certificate is announced whose
+// SPKI is not among the pins clients of the service use, before any client
+// sees it; an announcement that matches resolves it.
+func (e *engine) predictivePin(svc *serviceState, r *record, ev *lcEvent) {
+	if ev.SPKI == "" {
+		return
+	}
+	pins := map[string]struct{}{}
+	for p := range svc.Pins {
+		pins[p] = struct{}{}
+	}
+	for _, p := range e.cfg.Services[r.service].Pins {
+		pins[trimPin(p)] = struct{}{}
+	}
+	if len(pins) == 0 {
+		return
+	}
+	if _, ok := pins[ev.SPKI]; ok {
+		for _, inc := range e.incidents {
+			if inc.Service == r.service && inc.Reason == attrs.ReasonPinMismatch && inc.Derived && inc.open() {
+				e.resolve(inc, ev.Time)
+			}
+		}
+		return
+	}
+	e.observe(&obs{reason: attrs.ReasonPinMismatch, service: r.service, at: ev.Time, identity: ev.SPKI, derived: true, sticky: true, notAfter: ev.NotAfter,
+		detail: fmt.Sprintf("%s announced a certificate (SPKI sha256/%s) that matches none of the %d pin(s) clients of %s use; pinned clients will fail once it is deployed%s", ev.Type, ev.SPKI, len(pins), r.service, jobSuffix(ev.JobID))})
+}
+
+func trimPin(p string) string {
+	if len(p) > 7 && p[:7] == "sha256/" {
+		return p[7:]
+	}
+	return p
+}
+
+// expire drops idle endpoint and service state and long-resolved incidents.
+func (e *engine) expire(now time.Time) {
+	cut := now.Add(-e.cfg.IdleTimeout)
+	for k, ep := range e.endpoints {
+		if ep.LastSeen < cut.Unix() {
+			delete(e.endpoints, k)
+			e.dirtyBuckets[bucketOf(k)] = true
+		}
+	}
+	for k, s := range e.services {
+		if s.LastSeen.Before(cut) {
+			delete(e.services, k)
+		}
+	}
+	for k, inc := range e.incidents {
+		if (inc.State == attrs.StateResolved && now.Sub(inc.ResolvedAt) > e.cfg.ReopenWindow) ||
+			(inc.State == "" && now.Sub(inc.UpdatedAt) > e.cfg.Corroboration.Window) ||
+			(inc.UpdatedAt.Before(cut) && inc.State != attrs.StateResolved && inc.Derived == false && len(inc.Endpoints) > 0 && now.Sub(inc.UpdatedAt) > e.cfg.IdleTimeout) {
+			delete(e.incidents, k)
+			e.dirtyInc = true
+		}
+	}
+}

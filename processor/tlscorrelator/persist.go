@@ -1,0 +1,147 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+)
+
+// Endpoint state is persisted in numBuckets buckets by key hash, so a
+// checkpoint writes only the buckets that changed; incidents and services
+// are small and written whole.
+const numBuckets = 256
+
+const (
+	keyMeta      = "meta"
+	keyIncidents = "incidents"
+	keyServices  = "services"
+	stateVersion = 1
+)
+
+func bucketOf(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % numBuckets)
+}
+
+func bucketKey(b int) string { return "endpoints/" + strconv.Itoa(b) }
+
+type meta struct {
+	Version   int       `json:"version"`
+	Watermark time.Time `json:"watermark"`
+}
+
+// checkpoint writes the dirty parts of the state; it returns the bytes written.
+func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (int, error) {
+	var ops []*storage.Operation
+	n := 0
+	add := func(k string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		n += len(b)
+		ops = append(ops, storage.SetOperation(k, b))
+		return nil
+	}
+	if err := add(keyMeta, meta{Version: stateVersion, Watermark: e.watermark}); err != nil {
+		return 0, err
+	}
+	if e.dirtyInc || all {
+		if err := add(keyIncidents, e.incidents); err != nil {
+			return 0, err
+		}
+	}
+	if err := add(keyServices, e.services); err != nil {
+		return 0, err
+	}
+	var buckets [numBuckets]map[string]*endpointState
+	var dirty [numBuckets]bool
+	for b := range e.dirtyBuckets {
+		dirty[b] = e.dirtyBuckets[b] || all
+	}
+	for k, ep := range e.endpoints {
+		b := bucketOf(k)
+		if !dirty[b] {
+			continue
+		}
+		if buckets[b] == nil {
+			buckets[b] = map[string]*endpointState{}
+		}
+		buckets[b][k] = ep
+	}
+	for b := 0; b < numBuckets; b++ {
+		if !dirty[b] {
+			continue
+		}
+		if buckets[b] == nil {
+			ops = append(ops, storage.DeleteOperation(bucketKey(b)))
+			continue
+		}
+		if err := add(bucketKey(b), buckets[b]); err != nil {
+			return 0, err
+		}
+	}
+	if err := c.Batch(ctx, ops...); err != nil {
+		return 0, fmt.Errorf("persisting correlator state: %w", err)
+	}
+	e.dirtyInc = false
+	e.dirtyBuckets = [numBuckets]bool{}
+	return n, nil
+}
+
+// restore loads the state written by checkpoint.
+func (e *engine) restore(ctx context.Context, c storage.Client) error {
+	ops := []*storage.Operation{storage.GetOperation(keyMeta), storage.GetOperation(keyIncidents), storage.GetOperation(keyServices)}
+	for b := 0; b < numBuckets; b++ {
+		ops = append(ops, storage.GetOperation(bucketKey(b)))
+	}
+	if err := c.Batch(ctx, ops...); err != nil {
+		return fmt.Errorf("reading correlator state: %w", err)
+	}
+	if ops[0].Value == nil {
+		return nil // fresh
+	}
+	var m meta
+	if err := json.Unmarshal(ops[0].Value, &m); err != nil {
+		return fmt.Errorf("correlator state meta: %w", err)
+	}
+	if m.Version != stateVersion {
+		return fmt.Errorf("correlator state version %d, this build reads %d", m.Version, stateVersion)
+	}
+	e.watermark = m.Watermark
+	if v := ops[1].Value; v != nil {
+		if err := json.Unmarshal(v, &e.incidents); err != nil {
+			return fmt.Errorf("correlator incidents: %w", err)
+		}
+	}
+	if v := ops[2].Value; v != nil {
+		if err := json.Unmarshal(v, &e.services); err != nil {
+			return fmt.Errorf("correlator services: %w", err)
+		}
+	}
+	for _, op := range ops[3:] {
+		if op.Value == nil {
+			continue
+		}
+		var b map[string]*endpointState
+		if err := json.Unmarshal(op.Value, &b); err != nil {
+			return fmt.Errorf("correlator %s: %w", op.Key, err)
+		}
+		for k, v := range b {
+			e.endpoints[k] = v
+		}
+	}
+	if e.incidents == nil {
+		e.incidents = map[string]*incident{}
+	}
+	if e.services == nil {
+		e.services = map[string]*serviceState{}
+	}
+	return nil
+}

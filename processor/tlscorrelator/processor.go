@@ -1,0 +1,220 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadata"
+)
+
+type correlator struct {
+	cfg       *Config
+	settings  processor.Settings
+	logger    *zap.Logger
+	telemetry *metadata.TelemetryBuilder
+
+	mu     sync.Mutex
+	eng    *engine
+	client storage.Client
+	open   map[string][3]string // incident id -> (severity, reason, service) it is counted under
+	lastN  int                 // last reported state entries
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newCorrelator(cfg *Config, set processor.Settings) (*correlator, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &correlator{cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}}, nil
+}
+
+func (c *correlator) start(ctx context.Context, host component.Host) error {
+	if c.cfg.Storage != nil {
+		ext, ok := host.GetExtensions()[*c.cfg.Storage]
+		if !ok {
+			return fmt.Errorf("storage extension %s is not configured", c.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("extension %s is not a storage extension", c.cfg.Storage)
+		}
+		client, err := se.GetClient(ctx, component.KindProcessor, c.settings.ID, "")
+		if err != nil {
+			return fmt.Errorf("storage client: %w", err)
+		}
+		c.client = client
+		if err := c.eng.restore(ctx, client); err != nil {
+			return err
+		}
+		for _, inc := range c.eng.incidents {
+			if inc.open() {
+				c.setOpen(ctx, inc.ID, [3]string{inc.Severity, string(inc.Reason), inc.Service}, true)
+			}
+		}
+		c.logger.Info("tlscorrelator state restored", zap.Int("endpoints", len(c.eng.endpoints)), zap.Int("incidents", len(c.eng.incidents)))
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(c.cfg.CheckpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				c.mu.Lock()
+				c.eng.expire(c.eng.watermark)
+				err := c.checkpointLocked(bg)
+				c.mu.Unlock()
+				if err != nil {
+					c.logger.Error("tlscorrelator checkpoint failed; state will be retried at the next one", zap.Error(err))
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *correlator) checkpointLocked(ctx context.Context) error {
+	n := len(c.eng.endpoints) + len(c.eng.services) + len(c.eng.incidents)
+	c.telemetry.TlscorrelatorStateEntries.Add(ctx, int64(n-c.lastN))
+	c.lastN = n
+	if c.client == nil {
+		return nil
+	}
+	b, err := c.eng.checkpoint(ctx, c.client, false)
+	if err == nil {
+		c.telemetry.TlscorrelatorStateBytes.Add(ctx, int64(b))
+	}
+	return err
+}
+
+func (c *correlator) shutdown(ctx context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	var errs []error
+	if c.client != nil {
+		c.mu.Lock()
+		errs = append(errs, c.checkpointLocked(ctx))
+		c.mu.Unlock()
+		errs = append(errs, c.client.Close(ctx))
+	}
+	c.telemetry.Shutdown()
+	return errors.Join(errs...)
+}
+
+func incAttrs(sev, reason, service string) metric.AddOption {
+	return metric.WithAttributes(attribute.String("severity", sev), attribute.String("reason", reason), attribute.String("service", service))
+}
+
+// processLogs passes records on (enriched, minus held-back healthy ones) and
+// appends incident transitions.
+func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	var counts [5]int64 // probe, lifecycle, other, late, dropped
+	c.mu.Lock()
+	eng := c.eng
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		res := rl.Resource().Attributes()
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sls.At(j).LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
+				r := extract(res, lr)
+				switch r.kind {
+				case kindProbe:
+					if eng.advance(r.time) {
+						counts[3]++
+						return false
+					}
+					counts[0]++
+					pass, en := eng.probe(&r)
+					if !pass {
+						counts[4]++
+						return true
+					}
+					enrich(res, lr, en)
+				case kindLifecycle:
+					if eng.advance(r.time) {
+						counts[3]++
+						return false
+					}
+					counts[1]++
+					eng.lifecycle(&r)
+				default:
+					counts[2]++
+				}
+				return false
+			})
+		}
+	}
+	trs := eng.out
+	eng.out = nil
+	var perr error
+	if len(trs) > 0 && c.client != nil {
+		// Persist before anyone hears of a transition: a restart never
+		// reopens or re-pages what was already announced.
+		perr = c.checkpointLocked(ctx)
+	}
+	now := time.Now()
+	for _, tr := range trs {
+		appendIncident(ld, tr, now)
+		c.countTransition(ctx, tr)
+	}
+	c.mu.Unlock()
+	for k, n := range counts {
+		if n > 0 {
+			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped"}[k])))
+		}
+	}
+	if perr != nil {
+		c.logger.Error("tlscorrelator could not persist incident state before emitting transitions", zap.Error(perr))
+	}
+	ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
+		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool { return sl.LogRecords().Len() == 0 })
+		return rl.ScopeLogs().Len() == 0
+	})
+	return ld, nil
+}
+
+func (c *correlator) countTransition(ctx context.Context, tr transition) {
+	inc := &tr.inc
+	c.telemetry.TlscorrelatorIncidentTransitions.Add(ctx, 1, metric.WithAttributes(attribute.String("state", tr.state), attribute.String("severity", inc.Severity), attribute.String("reason", string(inc.Reason))))
+	c.setOpen(ctx, inc.ID, [3]string{inc.Severity, string(inc.Reason), inc.Service}, tr.state != attrs.StateResolved)
+}
+
+// setOpen keeps tlscorrelator_incidents_open: each open incident is counted
+// once, under its current severity.
+func (c *correlator) setOpen(ctx context.Context, id string, key [3]string, open bool) {
+	if old, ok := c.open[id]; ok {
+		if open && old == key {
+			return
+		}
+		c.telemetry.TlscorrelatorIncidentsOpen.Add(ctx, -1, incAttrs(old[0], old[1], old[2]))
+		delete(c.open, id)
+	}
+	if open {
+		c.open[id] = key
+		c.telemetry.TlscorrelatorIncidentsOpen.Add(ctx, 1, incAttrs(key[0], key[1], key[2]))
+	}
+}

@@ -1,0 +1,136 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+type recordKind uint8
+
+const (
+	kindOther recordKind = iota
+	kindProbe
+	kindLifecycle
+)
+
+// record is what the engine needs from one log record.
+type record struct {
+	kind    recordKind
+	time    time.Time
+	service string
+	env     string
+	owner   string
+	crit    string
+	vantage string
+	region  string
+
+	// probe result
+	server   string
+	port     int64
+	profile  string
+	reason   attrs.Reason
+	chainSHA string
+	spki     string
+	leafHash string
+	notAfter time.Time
+	pins     []string
+	detail   string
+
+	// lifecycle event
+	ltype      string
+	eventID    string
+	duplicate  bool
+	jobID      string
+	artifact   string
+	incidentID string
+	message    string
+	winStart   time.Time
+	winEnd     time.Time
+}
+
+func str(m pcommon.Map, k string) string {
+	if v, ok := m.Get(k); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}
+
+// extract reads a record; kind is kindOther for records that are neither
+// probe results nor lifecycle events.
+func extract(res pcommon.Map, lr plog.LogRecord) record {
+	name := lr.EventName()
+	var r record
+	switch {
+	case name == attrs.EventProbeResult:
+		r.kind = kindProbe
+	case strings.HasPrefix(name, attrs.EventLifecyclePrefix):
+		r.kind = kindLifecycle
+	default:
+		return r
+	}
+	r.time = lr.Timestamp().AsTime()
+	if lr.Timestamp() == 0 {
+		r.time = lr.ObservedTimestamp().AsTime()
+	}
+	a := lr.Attributes()
+	r.service = str(res, attrs.ServiceName)
+	r.env = str(res, attrs.DeploymentEnv)
+	r.owner = str(res, attrs.Owner)
+	r.crit = str(res, attrs.Criticality)
+	r.vantage = str(res, attrs.Vantage)
+	r.region = str(res, attrs.CloudRegion)
+	if r.kind == kindProbe {
+		r.server = str(a, attrs.ServerAddress)
+		if v, ok := a.Get(attrs.ServerPort); ok {
+			r.port = v.Int()
+		}
+		r.profile = str(a, attrs.ClientProfile)
+		r.reason = attrs.Reason(str(a, attrs.ReasonKey))
+		if r.reason == "" {
+			r.reason = attrs.ReasonOK
+		}
+		r.chainSHA = str(a, attrs.ChainSHA256)
+		r.spki = str(a, attrs.SPKISHA256)
+		r.leafHash = str(a, attrs.TLSServerHash)
+		r.notAfter = parseTime(str(a, attrs.TLSServerNotAfter))
+		if v, ok := a.Get(attrs.Pins); ok && v.Type() == pcommon.ValueTypeSlice {
+			s := v.Slice()
+			for i := 0; i < s.Len(); i++ {
+				r.pins = append(r.pins, strings.TrimPrefix(s.At(i).AsString(), "sha256/"))
+			}
+		}
+		r.detail = lr.Body().AsString()
+		return r
+	}
+	r.ltype = str(a, attrs.LifecycleType)
+	r.eventID = str(a, attrs.LifecycleEventID)
+	if v, ok := a.Get(attrs.LifecycleDuplicate); ok {
+		r.duplicate = v.Bool()
+	}
+	r.jobID = str(a, attrs.LifecycleJobID)
+	r.artifact = str(a, attrs.LifecycleArtifactVersion)
+	r.incidentID = str(a, attrs.LifecycleIncidentID)
+	r.message = str(a, attrs.LifecycleMessage)
+	r.leafHash = str(a, attrs.TLSServerHash)
+	r.spki = str(a, attrs.SPKISHA256)
+	r.notAfter = parseTime(str(a, attrs.TLSServerNotAfter))
+	r.winStart = parseTime(str(a, attrs.LifecycleWindowStart))
+	r.winEnd = parseTime(str(a, attrs.LifecycleWindowEnd))
+	if r.region == "" {
+		r.region = str(a, attrs.CloudRegion)
+	}
+	return r
+}

@@ -1,0 +1,111 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"time"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// endpointState is what the engine keeps per endpoint (service, address,
+// port, profile, vantage). Kept small: goal <= 1 KiB per endpoint.
+type endpointState struct {
+	LastSeen     int64        `json:"s"`
+	LastReason   attrs.Reason `json:"r,omitempty"`
+	ConsecOK     uint16       `json:"o,omitempty"`
+	ConsecFail   uint16       `json:"f,omitempty"`
+	FailingSince int64        `json:"fs,omitempty"`
+	HealthyOnce  bool         `json:"h,omitempty"`
+	GoodChain    string       `json:"gc,omitempty"` // last-known-good chain fingerprint
+	GoodSPKI     string       `json:"gs,omitempty"`
+	GoodLeaf     string       `json:"gl,omitempty"`
+	CurChain     string       `json:"cc,omitempty"`
+	LastPassed   int64        `json:"p,omitempty"` // last ok result passed on (volume control)
+	Incident     string       `json:"i,omitempty"`
+}
+
+// lcEvent is a remembered lifecycle event.
+type lcEvent struct {
+	Type     string    `json:"t"`
+	Time     time.Time `json:"at"`
+	JobID    string    `json:"j,omitempty"`
+	Artifact string    `json:"a,omitempty"`
+	Leaf     string    `json:"l,omitempty"`
+	SPKI     string    `json:"k,omitempty"`
+	NotAfter time.Time `json:"na,omitzero"`
+	Message  string    `json:"m,omitempty"`
+}
+
+// window is a suppression window from a lifecycle event.
+type window struct {
+	Kind  string    `json:"k"` // maintenance, rotation
+	Start time.Time `json:"s"`
+	End   time.Time `json:"e"`
+}
+
+// serviceState is what the engine keeps per service.
+type serviceState struct {
+	LastSeen      time.Time           `json:"s"`
+	Env           string              `json:"env,omitempty"`
+	Owner         string              `json:"owner,omitempty"`
+	Crit          string              `json:"crit,omitempty"`
+	LastDeploy    *lcEvent            `json:"d,omitempty"`
+	LastRenewal   *lcEvent            `json:"r,omitempty"` // issued, renewed or rotated
+	RenewalFailed *lcEvent            `json:"rf,omitempty"`
+	Expect        *lcEvent            `json:"x,omitempty"` // certificate announced by issued/deployed
+	Windows       []window            `json:"w,omitempty"`
+	Pins          map[string]struct{} `json:"p,omitempty"`
+	Vantages      map[string]int64    `json:"v,omitempty"` // vantage -> last seen (unix)
+	Profiles      map[string]int64    `json:"pr,omitempty"`
+	MinNotAfter   time.Time           `json:"na,omitzero"`
+}
+
+// incEndpoint tracks one affected endpoint of an incident.
+type incEndpoint struct {
+	ConsecOK uint16 `json:"o"`
+}
+
+// failObs is one failure observation used for corroboration.
+type failObs struct {
+	At      int64  `json:"t"`
+	Vantage string `json:"v"`
+}
+
+// incident is one deduplicated incident.
+type incident struct {
+	ID           string                  `json:"id"`
+	Reason       attrs.Reason            `json:"reason"`
+	ProbeReason  attrs.Reason            `json:"probe_reason,omitempty"`
+	Service      string                  `json:"service"`
+	Env          string                  `json:"env,omitempty"`
+	Owner        string                  `json:"owner,omitempty"`
+	Crit         string                  `json:"crit,omitempty"`
+	Identity     string                  `json:"identity,omitempty"`
+	State        string                  `json:"state,omitempty"`
+	Severity     string                  `json:"severity,omitempty"`
+	Impact       float64                 `json:"impact"`
+	OpenedAt     time.Time               `json:"opened_at,omitzero"`
+	UpdatedAt    time.Time               `json:"updated_at"`
+	ResolvedAt   time.Time               `json:"resolved_at,omitzero"`
+	Endpoints    map[string]*incEndpoint `json:"endpoints,omitempty"`
+	Vantages     map[string]struct{}     `json:"vantages,omitempty"`
+	Profiles     map[string]struct{}     `json:"profiles,omitempty"`
+	Failures     []failObs               `json:"failures,omitempty"`
+	Corroborated bool                    `json:"corroborated,omitempty"`
+	Recurring    bool                    `json:"recurring,omitempty"`
+	Flaps        int                     `json:"flaps,omitempty"`
+	Suppressed   string                  `json:"suppressed,omitempty"`
+	Announced    bool                    `json:"announced,omitempty"` // an opened transition was emitted
+	Deploy       *lcEvent                `json:"deploy,omitempty"`
+	Detail       string                  `json:"detail,omitempty"`
+	NotAfter     time.Time               `json:"not_after,omitzero"`
+	Regions      map[string]struct{}     `json:"regions,omitempty"`
+	RemediateTil time.Time               `json:"remediate_until,omitzero"`
+	Derived      bool                    `json:"derived,omitempty"` // from lifecycle, not probes
+}
+
+const maxFailObs = 64
+const maxIncidentEndpoints = 10000
+
+func (inc *incident) open() bool {
+	return inc.State != "" && inc.State != attrs.StateResolved
+}
