@@ -29,7 +29,7 @@ type correlator struct {
 	eng    *engine
 	client storage.Client
 	open   map[string][3]string // incident id -> (severity, reason, service) it is counted under
-	lastN  int                 // last reported state entries
+	lastN  int                  // last reported state entries
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
