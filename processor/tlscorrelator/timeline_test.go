@@ -157,10 +157,10 @@ func (h *harness) feed(items ...appender) {
 
 type inc struct {
 	id, state, severity, reason, probeReason, job string
-	endpoints                                    int
-	recurring                                    bool
-	suppressedBy                                 string
-	impact                                       float64
+	endpoints                                     int
+	recurring                                     bool
+	suppressedBy                                  string
+	impact                                        float64
 }
 
 func (h *harness) incidents() []inc {
