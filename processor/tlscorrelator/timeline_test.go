@@ -412,3 +412,5 @@ func TestLateAndDeterministic(t *testing.T) {
 		probe{at: 0, service: "s", server: "a", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA})
 	assert.Empty(t, h.incidents(), "a record an hour late changes no state")
 }
+
+func newSettings() processor.Settings { return processortest.NewNopSettings(metadata.Type) }
