@@ -60,6 +60,13 @@ func str(m pcommon.Map, k string) string {
 	return ""
 }
 
+func resOrRec(res, rec pcommon.Map, k string) string {
+	if v, ok := res.Get(k); ok {
+		return v.AsString()
+	}
+	return str(rec, k)
+}
+
 func parseTime(s string) time.Time {
 	if s == "" {
 		return time.Time{}
@@ -73,6 +80,7 @@ func parseTime(s string) time.Time {
 func extract(res pcommon.Map, lr plog.LogRecord) record {
 	name := lr.EventName()
 	var r record
+	a := lr.Attributes()
 	switch {
 	case name == attrs.EventProbeResult:
 		r.kind = kindProbe
@@ -85,13 +93,14 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 	if lr.Timestamp() == 0 {
 		r.time = lr.ObservedTimestamp().AsTime()
 	}
-	a := lr.Attributes()
-	r.service = str(res, attrs.ServiceName)
-	r.env = str(res, attrs.DeploymentEnv)
-	r.owner = str(res, attrs.Owner)
-	r.crit = str(res, attrs.Criticality)
-	r.vantage = str(res, attrs.Vantage)
-	r.region = str(res, attrs.CloudRegion)
+	// Routing keys are resource attributes; a gateway layout may have moved
+	// all but the service to the record (see distributions/.../agent.yaml).
+	r.service = resOrRec(res, a, attrs.ServiceName)
+	r.env = resOrRec(res, a, attrs.DeploymentEnv)
+	r.owner = resOrRec(res, a, attrs.Owner)
+	r.crit = resOrRec(res, a, attrs.Criticality)
+	r.vantage = resOrRec(res, a, attrs.Vantage)
+	r.region = resOrRec(res, a, attrs.CloudRegion)
 	if r.kind == kindProbe {
 		r.server = str(a, attrs.ServerAddress)
 		if v, ok := a.Get(attrs.ServerPort); ok {
@@ -129,8 +138,5 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 	r.notAfter = parseTime(str(a, attrs.TLSServerNotAfter))
 	r.winStart = parseTime(str(a, attrs.LifecycleWindowStart))
 	r.winEnd = parseTime(str(a, attrs.LifecycleWindowEnd))
-	if r.region == "" {
-		r.region = str(a, attrs.CloudRegion)
-	}
 	return r
 }

@@ -67,6 +67,10 @@ receivers:
         cert_file: %s
         key_file: %s
     targets_file: %s
+processors:
+  tlscorrelator:
+    corroboration:
+      vantages: 1
 exporters:
   file/logs:
     path: %s
@@ -80,6 +84,7 @@ service:
   pipelines:
     logs:
       receivers: [tlsprobe, certlifecycle]
+      processors: [tlscorrelator]
       exporters: [file/logs]
     metrics:
       receivers: [tlsprobe]
@@ -210,6 +215,31 @@ func TestDistributionAgainstLab(t *testing.T) {
 		t.Errorf("lifecycle event not found in the output (job id %q)", id.Str())
 	}
 
+	// The correlator turned probe results and lifecycle events into incidents.
+	send = exec.Command("sh", "-c", `printf '%s' '{"type":"renewal_failed","id":"e2e-2","service":"lab-expiring-soon","job_id":"acme-e2e","message":"ACME order failed"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
+	send.Env = append(os.Environ(), fmt.Sprintf("CERTPULSE_URL=http://127.0.0.1:%d/v1/lifecycle", lcPort), "CERTPULSE_TOKEN=e2e-token", "CERTPULSE_HMAC_SECRET=e2e-hmac-secret-0123456789")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("certpulse-send: %v: %s", err, out)
+	}
+	want := map[string]string{"lab-expired-leaf": "expired_leaf", "lab-hostname-mismatch": "hostname_mismatch", "lab-expiring-soon": "renewal_failed", "lab-revoked": "revoked"}
+	var got map[string][]string
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		got = incidentsByService(logsPath)
+		if hasAll(got, want) {
+			break
+		}
+	}
+	for svc, reason := range want {
+		if !contains(got[svc], reason+"/opened") {
+			t.Errorf("no opened %s incident for %s; got %v", reason, svc, got[svc])
+		}
+	}
+	for _, svc := range []string{"lab-healthy", "lab-healthy-rsa-stapled", "lab-healthy-smtp", "lab-healthy-mtls"} {
+		if len(got[svc]) > 0 {
+			t.Errorf("incidents for healthy %s: %v", svc, got[svc])
+		}
+	}
+
 	// Metrics arrive too, with time left for the expired leaf.
 	data, err := os.ReadFile(metricsPath)
 	if err != nil {
@@ -280,4 +310,73 @@ func findEvent(path, name string) (plog.LogRecord, bool) {
 		}
 	}
 	return plog.LogRecord{}, false
+}
+
+// incidentsByService returns "reason/state" of every incident record, by service.
+func incidentsByService(path string) map[string][]string {
+	out := map[string][]string{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	var u plog.JSONUnmarshaler
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		ld, err := u.UnmarshalLogs(sc.Bytes())
+		if err != nil {
+			continue
+		}
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			svc, _ := rl.Resource().Attributes().Get(attrs.ServiceName)
+			sls := rl.ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					lr := lrs.At(k)
+					if lr.EventName() != attrs.EventIncident {
+						continue
+					}
+					r, _ := lr.Attributes().Get(attrs.ReasonKey)
+					st, _ := lr.Attributes().Get(attrs.IncidentState)
+					out[svc.Str()] = append(out[svc.Str()], r.Str()+"/"+st.Str())
+				}
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAll(got map[string][]string, want map[string]string) bool {
+	for svc, reason := range want {
+		if !contains(got[svc], reason+"/opened") {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDistributionConfigsValidate checks the shipped agent, gateway and demo
+// configs against the built distribution.
+func TestDistributionConfigsValidate(t *testing.T) {
+	bin := binary(t)
+	for _, f := range []string{"agent.yaml", "gateway.yaml", "demo.yaml"} {
+		cmd := exec.Command(bin, "validate", "--config", filepath.Join("../../distributions/otelcol-certpulse", f))
+		cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "NODE_NAME=node-1", "KAFKA_BROKERS=127.0.0.1:9092", "MIMIR_URL=http://127.0.0.1:9009",
+			"LOKI_URL=http://127.0.0.1:3100", "CERTPULSE_WEBHOOK_TOKEN=t", "CERTPULSE_WEBHOOK_HMAC=0123456789abcdef0123",
+			"CERTPULSE_LAB_DIR=/tmp", "CERTPULSE_DEMO_OUT=/tmp", "CERTPULSE_DEMO_TOKEN=t", "CERTPULSE_DEMO_HMAC_SECRET=0123456789abcdef0123")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s does not validate: %v\n%s", f, err, out)
+		}
+	}
 }
