@@ -126,13 +126,17 @@ const (
 	LifecycleRotationPlanned    = "rotation_planned"
 	LifecycleMaintenanceStarted = "maintenance_started"
 	LifecycleMaintenanceEnded   = "maintenance_ended"
+	// LifecycleRemediation is the remediation exporter's audit trail: one
+	// event per decision, with incident_id and the decision in
+	// pipeline_stage. Its CloudEvents type is "dev.certpulse.remediation".
+	LifecycleRemediation = "remediation"
 )
 
 // LifecycleTypes lists every lifecycle event type.
 var LifecycleTypes = []string{
 	LifecycleDiscovered, LifecycleIssued, LifecycleRenewed, LifecycleRenewalFailed, LifecycleDeployed,
 	LifecycleDeployFailed, LifecycleValidated, LifecycleRotated, LifecycleRevoked, LifecycleRetired,
-	LifecycleRotationPlanned, LifecycleMaintenanceStarted, LifecycleMaintenanceEnded,
+	LifecycleRotationPlanned, LifecycleMaintenanceStarted, LifecycleMaintenanceEnded, LifecycleRemediation,
 }
 
 // CloudEventsType returns the CloudEvents type of a lifecycle event type.
@@ -142,6 +146,8 @@ func CloudEventsType(t string) string {
 		return LifecycleCloudEventsPrefix + "maintenance.started"
 	case LifecycleMaintenanceEnded:
 		return LifecycleCloudEventsPrefix + "maintenance.ended"
+	case LifecycleRemediation:
+		return LifecycleCloudEventsPrefix + "remediation"
 	}
 	return LifecycleCloudEventsPrefix + "certificate." + t
 }
@@ -163,6 +169,7 @@ const (
 	IncidentProbeReason     = "certpulse.incident.probe_reason"
 	IncidentEndpoints       = "certpulse.incident.endpoints"
 	IncidentEndpointCount   = "certpulse.incident.endpoint_count"
+	IncidentTargets         = "certpulse.incident.targets"
 	IncidentVantages        = "certpulse.incident.vantages"
 	IncidentProfiles        = "certpulse.incident.client_profiles"
 	IncidentOpenedAt        = "certpulse.incident.opened_at"

@@ -66,6 +66,18 @@ func endpointNames(inc *incident) []string {
 	return out
 }
 
+// incidentTargets lists "server.address@dialed host:port" of every affected
+// endpoint, sorted and distinct, for verifiers that re-probe.
+func incidentTargets(inc *incident) []string {
+	seen := map[string]struct{}{}
+	for _, e := range inc.Endpoints {
+		if e.Target != "" {
+			seen[e.Target] = struct{}{}
+		}
+	}
+	return sortedKeys(seen)
+}
+
 func sortedKeys(m map[string]struct{}) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -127,6 +139,7 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 		a.PutStr(attrs.IncidentProbeReason, string(inc.ProbeReason))
 	}
 	putSlice(a, attrs.IncidentEndpoints, names)
+	putSlice(a, attrs.IncidentTargets, incidentTargets(inc))
 	a.PutInt(attrs.IncidentEndpointCount, int64(len(names)))
 	putSlice(a, attrs.IncidentVantages, sortedKeys(inc.Vantages))
 	putSlice(a, attrs.IncidentProfiles, sortedKeys(inc.Profiles))

@@ -86,7 +86,7 @@ func (e *engine) observe(o *obs) string {
 		if ie, ok := inc.Endpoints[k]; ok {
 			ie.ConsecOK = 0
 		} else if len(inc.Endpoints) < maxIncidentEndpoints {
-			inc.Endpoints[k] = &incEndpoint{}
+			inc.Endpoints[k] = &incEndpoint{Target: r.server + "@" + firstNonEmpty(r.dial, endpointName(r))}
 			changed = true
 		}
 		changed = addTo(inc.Vantages, r.vantage) || changed

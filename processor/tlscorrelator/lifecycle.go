@@ -22,7 +22,7 @@ func (e *engine) lifecycle(r *record) {
 	if r.incidentID != "" {
 		if inc, ok := e.incidents[r.incidentID]; ok {
 			e.dirtyInc = true
-			if r.ltype == attrs.LifecycleValidated || r.ltype == attrs.LifecycleDeployFailed {
+			if r.ltype == attrs.LifecycleValidated || r.ltype == attrs.LifecycleDeployFailed || (r.ltype == attrs.LifecycleRemediation && remediationEnded(r.stage)) {
 				inc.RemediateTil = t
 			} else {
 				inc.RemediateTil = t.Add(e.cfg.RemediationHold)
@@ -75,6 +75,16 @@ func (e *engine) lifecycle(r *record) {
 			}
 		}
 	}
+}
+
+// remediationEnded: remediation decisions after which nothing is in
+// progress any more.
+func remediationEnded(decision string) bool {
+	switch decision {
+	case "failed", "denied", "expired", "not_reproduced", "skipped", "dry_run":
+		return true
+	}
+	return false
 }
 
 func prefixed(p, s string) string {

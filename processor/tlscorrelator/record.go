@@ -32,6 +32,7 @@ type record struct {
 	// probe result
 	server   string
 	port     int64
+	dial     string // what the probe dialed (host:port)
 	profile  string
 	reason   attrs.Reason
 	chainSHA string
@@ -46,6 +47,7 @@ type record struct {
 	eventID    string
 	duplicate  bool
 	jobID      string
+	stage      string
 	artifact   string
 	incidentID string
 	message    string
@@ -106,6 +108,7 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 		if v, ok := a.Get(attrs.ServerPort); ok {
 			r.port = v.Int()
 		}
+		r.dial = str(a, attrs.ProbeEndpoint)
 		r.profile = str(a, attrs.ClientProfile)
 		r.reason = attrs.Reason(str(a, attrs.ReasonKey))
 		if r.reason == "" {
@@ -130,6 +133,7 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 		r.duplicate = v.Bool()
 	}
 	r.jobID = str(a, attrs.LifecycleJobID)
+	r.stage = str(a, attrs.LifecyclePipelineStage)
 	r.artifact = str(a, attrs.LifecycleArtifactVersion)
 	r.incidentID = str(a, attrs.LifecycleIncidentID)
 	r.message = str(a, attrs.LifecycleMessage)

@@ -62,6 +62,8 @@ type serviceState struct {
 // incEndpoint tracks one affected endpoint of an incident.
 type incEndpoint struct {
 	ConsecOK uint16 `json:"o"`
+	// Target is "server.address@dialed host:port", what a verifier re-probes.
+	Target string `json:"t,omitempty"`
 }
 
 // failObs is one failure observation used for corroboration.

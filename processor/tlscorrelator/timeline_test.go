@@ -93,6 +93,7 @@ type event struct {
 	spki     string
 	winEnd   time.Duration
 	incident string
+	stage    string
 	dup      bool
 }
 
@@ -116,6 +117,7 @@ func (e event) appendTo(ld plog.Logs) {
 	put(attrs.TLSServerHash, e.leaf)
 	put(attrs.SPKISHA256, e.spki)
 	put(attrs.LifecycleIncidentID, e.incident)
+	put(attrs.LifecyclePipelineStage, e.stage)
 	if e.winEnd != 0 {
 		a.PutStr(attrs.LifecycleWindowEnd, t0.Add(e.winEnd).Format(time.RFC3339))
 	}
@@ -414,3 +416,17 @@ func TestLateAndDeterministic(t *testing.T) {
 }
 
 func newSettings() processor.Settings { return processortest.NewNopSettings(metadata.Type) }
+
+func TestRemediationInProgressSuppresses(t *testing.T) {
+	h := newHarness(t, createDefaultConfig())
+	bad := func(at time.Duration) probe {
+		return probe{at: at, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	}
+	h.feed(bad(0))
+	id := h.incidents()[0].id
+	h.feed(event{at: time.Minute, typ: "remediation", service: "api", incident: id, stage: "sent"}, bad(2*time.Minute))
+	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket"}, states(h.incidents()))
+	assert.Equal(t, "remediation", h.incidents()[1].suppressedBy)
+	h.feed(event{at: 3 * time.Minute, typ: "remediation", service: "api", incident: id, stage: "failed"}, bad(4*time.Minute))
+	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket", "updated/ticket"}, states(h.incidents()), "back to open once the remediation failed")
+}

@@ -92,7 +92,7 @@ service:
 `
 
 // readRecords parses the file exporter's JSON lines and returns the latest
-// record per server.address.
+// probe result per server.address.
 func readRecords(t *testing.T, path string) map[string]plog.LogRecord {
 	out := map[string]plog.LogRecord{}
 	data, err := os.ReadFile(path)
@@ -112,6 +112,9 @@ func readRecords(t *testing.T, path string) map[string]plog.LogRecord {
 			for j := 0; j < sls.Len(); j++ {
 				lrs := sls.At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
+					if lrs.At(k).EventName() != attrs.EventProbeResult {
+						continue
+					}
 					a, _ := lrs.At(k).Attributes().Get(attrs.ServerAddress)
 					out[a.Str()] = lrs.At(k)
 				}
@@ -179,7 +182,11 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	var table strings.Builder
 	for _, ep := range lab.Endpoints {
-		lr := recs[ep.ServerName]
+		lr, ok := recs[ep.ServerName]
+		if !ok {
+			t.Errorf("%s: no probe result", ep.Name)
+			continue
+		}
 		got, _ := lr.Attributes().Get(attrs.ReasonKey)
 		fmt.Fprintf(&table, "%-22s want %-22s got %-22s %s\n", ep.Name, ep.Want, got.Str(), lr.Body().Str())
 		if got.Str() != string(ep.Want) {
