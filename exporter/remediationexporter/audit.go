@@ -1,0 +1,126 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// decision is one audited decision.
+type decision struct {
+	Outcome  string // matched, verified, not_reproduced, skipped, dry_run, awaiting_approval, approved, denied, expired, sent, failed, brake_engaged, brake_released, resolved
+	Incident *Incident
+	Policy   string
+	Action   string
+	Attempt  int
+	Key      string // idempotency key
+	Why      string
+	By       string
+	Evidence []string
+}
+
+// audit logs a decision through the collector's logger, counts it, and
+// posts it as a `remediation` lifecycle event when audit is configured.
+func (r *remediator) audit(ctx context.Context, d decision) {
+	fields := []zap.Field{zap.String("decision", d.Outcome)}
+	if d.Incident != nil {
+		fields = append(fields, zap.String("incident.id", d.Incident.ID), zap.String("service", d.Incident.Service),
+			zap.String("reason", d.Incident.Reason), zap.String("severity", d.Incident.Severity), zap.String("state", d.Incident.State))
+	}
+	for k, v := range map[string]string{"policy": d.Policy, "action": d.Action, "idempotency_key": d.Key, "why": d.Why, "by": d.By} {
+		if v != "" {
+			fields = append(fields, zap.String(k, v))
+		}
+	}
+	if d.Attempt > 0 {
+		fields = append(fields, zap.Int("attempt", d.Attempt))
+	}
+	if len(d.Evidence) > 0 {
+		fields = append(fields, zap.Strings("evidence", d.Evidence))
+	}
+	r.logger.Info("remediation decision", fields...)
+	r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", d.Outcome)))
+	if r.auditClient == nil {
+		return
+	}
+	if err := r.postAudit(ctx, d); err != nil {
+		r.logger.Warn("audit event not delivered to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome), zap.Error(err))
+	}
+}
+
+func (r *remediator) postAudit(ctx context.Context, d decision) error {
+	ac := r.cfg.Audit.Get()
+	ev := map[string]any{
+		"type":           attrs.LifecycleRemediation,
+		"source":         "certpulse-remediation",
+		"id":             fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, time.Now().UnixNano()),
+		"pipeline_stage": d.Outcome,
+	}
+	msg := d.Outcome
+	if d.Action != "" {
+		msg += " " + d.Action
+	}
+	if d.Why != "" {
+		msg += ": " + d.Why
+	}
+	if d.By != "" {
+		msg += " (by " + d.By + ")"
+	}
+	ev["message"] = truncate(msg, 2000)
+	if d.Key != "" {
+		ev["job_id"] = d.Key
+	}
+	if inc := d.Incident; inc != nil {
+		ev["service"] = inc.Service
+		ev["incident_id"] = inc.ID
+		if inc.Environment != "" {
+			ev["environment"] = inc.Environment
+		}
+	} else {
+		ev["service"] = "certpulse-remediation"
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ac.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if ac.HMACSecret != "" {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set(HeaderTimestamp, ts)
+		req.Header.Set(HeaderSignature, "sha256="+Sign([]byte(ac.HMACSecret), ts, body))
+	}
+	resp, err := r.auditClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,232 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"text/template"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// Config is the remediation exporter configuration.
+type Config struct {
+	// QueueSettings: incidents are queued (persistently with `storage`)
+	// before decisions are made.
+	QueueSettings configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
+
+	// DryRun makes every decision and audits it, but calls nothing.
+	DryRun bool `mapstructure:"dry_run"`
+	// Policies are matched in order; the first match decides.
+	Policies   []PolicyConfig   `mapstructure:"policies"`
+	Guardrails GuardrailsConfig `mapstructure:"guardrails"`
+	Verify     VerifyConfig     `mapstructure:"verify"`
+	// ActionRetry retries a failing webhook delivery (5xx, timeouts)
+	// before giving up with an audit record.
+	ActionRetry configretry.BackOffConfig `mapstructure:"action_retry"`
+	// Approval serves the approval API and page (confighttp: auth
+	// extensions, TLS). Without it, high-risk actions are never run.
+	Approval configoptional.Optional[ApprovalConfig] `mapstructure:"approval"`
+	// Audit posts every decision as a lifecycle event to a certlifecycle
+	// receiver (confighttp client: endpoint, headers, auth).
+	Audit configoptional.Optional[AuditConfig] `mapstructure:"audit"`
+	// Storage keeps cooldowns, attempts, pending approvals and the brake
+	// across restarts.
+	Storage *component.ID `mapstructure:"storage"`
+
+	_ struct{}
+}
+
+// PolicyConfig matches incidents and names ordered actions.
+type PolicyConfig struct {
+	Name         string   `mapstructure:"name"`
+	Reasons      []string `mapstructure:"reasons"`      // empty: any
+	MinSeverity  string   `mapstructure:"min_severity"` // default ticket
+	Services     []string `mapstructure:"services"`     // empty: any
+	Environments []string `mapstructure:"environments"`
+	Owners       []string `mapstructure:"owners"`
+	// Verify re-probes the incident's endpoints first and acts only if the
+	// failure reproduces (default true).
+	Verify *bool `mapstructure:"verify"`
+	DryRun bool  `mapstructure:"dry_run"`
+	// Risk raises every action of the policy to at least this class.
+	Risk    string         `mapstructure:"risk"`
+	Actions []ActionConfig `mapstructure:"actions"`
+}
+
+// ActionConfig is one action of a policy.
+type ActionConfig struct {
+	Name string `mapstructure:"name"`
+	// Type is webhook or alertmanager.
+	Type string `mapstructure:"type"`
+	// Operation says what the action does; it sets the default risk:
+	// reload, reissue, bundle_refresh, rollback, notify are low; trust,
+	// pins, delete are high.
+	Operation string `mapstructure:"operation"`
+	// Risk overrides the operation's default (low or high).
+	Risk string `mapstructure:"risk"`
+
+	// webhook
+	URL             string                         `mapstructure:"url"`
+	Method          string                         `mapstructure:"method"`
+	Headers         map[string]configopaque.String `mapstructure:"headers"`
+	Body            string                         `mapstructure:"body"` // Go template over the incident
+	Timeout         time.Duration                  `mapstructure:"timeout"`
+	HMACSecret      configopaque.String            `mapstructure:"hmac_secret"`
+	SignatureHeader string                         `mapstructure:"signature_header"`
+
+	// alertmanager
+	Endpoint string            `mapstructure:"endpoint"` // base URL, e.g. http://alertmanager:9093
+	Labels   map[string]string `mapstructure:"labels"`
+}
+
+// GuardrailsConfig bounds automation.
+type GuardrailsConfig struct {
+	// Cooldown between remediation attempts for one incident.
+	Cooldown time.Duration `mapstructure:"cooldown"`
+	// MaxAttempts per incident.
+	MaxAttempts int `mapstructure:"max_attempts"`
+	// Budget actions per BudgetWindow across all incidents; one more
+	// engages the brake, which halts all automation until an operator
+	// releases it.
+	Budget       int           `mapstructure:"budget"`
+	BudgetWindow time.Duration `mapstructure:"budget_window"`
+	// MaxConcurrency bounds actions in flight.
+	MaxConcurrency int `mapstructure:"max_concurrency"`
+}
+
+// VerifyConfig is how the exporter re-probes before acting.
+type VerifyConfig struct {
+	// TLS: trust store and client certificate of the verifying probe.
+	TLS     configtls.ClientConfig `mapstructure:"tls"`
+	Timeout time.Duration          `mapstructure:"timeout"`
+	// MaxTargets bounds how many endpoints are re-probed per incident.
+	MaxTargets int `mapstructure:"max_targets"`
+}
+
+// ApprovalConfig is the approval server.
+type ApprovalConfig struct {
+	confighttp.ServerConfig `mapstructure:",squash"`
+	// TTL: a pending action not decided within it expires.
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
+// AuditConfig is where decisions are posted as lifecycle events.
+type AuditConfig struct {
+	confighttp.ClientConfig `mapstructure:",squash"`
+	// HMACSecret signs audit events like certpulse-send does.
+	HMACSecret configopaque.String `mapstructure:"hmac_secret"`
+}
+
+func createDefaultConfig() *Config {
+	retry := configretry.NewDefaultBackOffConfig()
+	retry.InitialInterval = 500 * time.Millisecond
+	retry.MaxInterval = 5 * time.Second
+	retry.MaxElapsedTime = 30 * time.Second
+	q := exporterhelper.NewDefaultQueueConfig()
+	q.NumConsumers = 1 // decisions in arrival order
+	return &Config{
+		QueueSettings: configoptional.Some(q),
+		Guardrails:    GuardrailsConfig{Cooldown: 30 * time.Minute, MaxAttempts: 3, Budget: 20, BudgetWindow: time.Hour, MaxConcurrency: 4},
+		Verify:        VerifyConfig{TLS: configtls.NewDefaultClientConfig(), Timeout: 5 * time.Second, MaxTargets: 5},
+		ActionRetry:   retry,
+	}
+}
+
+var lowRisk = map[string]bool{"reload": true, "reissue": true, "bundle_refresh": true, "rollback": true, "notify": true, "": true}
+var highRisk = map[string]bool{"trust": true, "pins": true, "delete": true}
+
+// risk returns the effective risk class of action a in policy p.
+func risk(p *PolicyConfig, a *ActionConfig) string {
+	r := "low"
+	if highRisk[a.Operation] {
+		r = "high"
+	}
+	if a.Risk != "" {
+		r = a.Risk
+	}
+	if p.Risk == "high" {
+		r = "high"
+	}
+	return r
+}
+
+func (p *PolicyConfig) verify() bool { return p.Verify == nil || *p.Verify }
+
+// Validate checks the configuration.
+func (cfg *Config) Validate() error {
+	var errs []error
+	g := cfg.Guardrails
+	if g.Cooldown < 0 || g.MaxAttempts < 1 || g.Budget < 1 || g.BudgetWindow <= 0 || g.MaxConcurrency < 1 {
+		errs = append(errs, errors.New("guardrails: cooldown >= 0, max_attempts >= 1, budget >= 1, budget_window > 0, max_concurrency >= 1"))
+	}
+	if cfg.Verify.Timeout <= 0 || cfg.Verify.MaxTargets < 1 {
+		errs = append(errs, errors.New("verify: timeout must be positive and max_targets >= 1"))
+	}
+	if a := cfg.Approval.Get(); a != nil && a.TTL <= 0 {
+		errs = append(errs, errors.New("approval.ttl must be positive"))
+	}
+	names := map[string]bool{}
+	for i, p := range cfg.Policies {
+		where := fmt.Sprintf("policies[%d] (%s)", i, p.Name)
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("policies[%d]: name is required", i))
+		} else if names[p.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate policy name", where))
+		}
+		names[p.Name] = true
+		if p.MinSeverity != "" && attrs.SeverityRank(p.MinSeverity) == 0 && p.MinSeverity != attrs.SeverityInfo {
+			errs = append(errs, fmt.Errorf("%s: min_severity %q must be info, ticket, alert or page", where, p.MinSeverity))
+		}
+		if p.Risk != "" && p.Risk != "low" && p.Risk != "high" {
+			errs = append(errs, fmt.Errorf("%s: risk must be low or high", where))
+		}
+		if len(p.Actions) == 0 {
+			errs = append(errs, fmt.Errorf("%s: at least one action is required", where))
+		}
+		anames := map[string]bool{}
+		for j, a := range p.Actions {
+			aw := fmt.Sprintf("%s.actions[%d] (%s)", where, j, a.Name)
+			if a.Name == "" || anames[a.Name] {
+				errs = append(errs, fmt.Errorf("%s: a unique name is required", aw))
+			}
+			anames[a.Name] = true
+			if a.Risk != "" && a.Risk != "low" && a.Risk != "high" {
+				errs = append(errs, fmt.Errorf("%s: risk must be low or high", aw))
+			}
+			if !lowRisk[a.Operation] && !highRisk[a.Operation] {
+				errs = append(errs, fmt.Errorf("%s: operation %q must be one of reload, reissue, bundle_refresh, rollback, notify, trust, pins, delete", aw, a.Operation))
+			}
+			switch a.Type {
+			case "webhook":
+				if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					errs = append(errs, fmt.Errorf("%s: url %q must be an absolute http(s) URL", aw, a.URL))
+				}
+				if a.Body != "" {
+					if _, err := template.New(a.Name).Option("missingkey=error").Parse(a.Body); err != nil {
+						errs = append(errs, fmt.Errorf("%s: body template: %w", aw, err))
+					}
+				}
+				if a.Timeout < 0 {
+					errs = append(errs, fmt.Errorf("%s: timeout must not be negative", aw))
+				}
+			case "alertmanager":
+				if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					errs = append(errs, fmt.Errorf("%s: endpoint %q must be the Alertmanager base URL", aw, a.Endpoint))
+				}
+			default:
+				errs = append(errs, fmt.Errorf("%s: type %q must be webhook or alertmanager", aw, a.Type))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

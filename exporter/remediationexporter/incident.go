@@ -1,0 +1,91 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// Incident is an incident transition as the correlator emits it; it is also
+// the data of webhook body templates ({{.Incident.Service}} ...).
+type Incident struct {
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	Severity    string    `json:"severity"`
+	Reason      string    `json:"reason"`
+	ProbeReason string    `json:"probe_reason,omitempty"`
+	Service     string    `json:"service"`
+	Environment string    `json:"environment,omitempty"`
+	Owner       string    `json:"owner,omitempty"`
+	Criticality string    `json:"criticality,omitempty"`
+	Region      string    `json:"region,omitempty"`
+	Impact      float64   `json:"impact"`
+	Endpoints   []string  `json:"endpoints,omitempty"`
+	Targets     []string  `json:"targets,omitempty"` // server.address@dialed host:port
+	Summary     string    `json:"summary"`
+	Recurring   bool      `json:"recurring,omitempty"`
+	JobID       string    `json:"job_id,omitempty"`
+	Artifact    string    `json:"artifact_version,omitempty"`
+	Time        time.Time `json:"time"`
+}
+
+func get(m pcommon.Map, k string) string {
+	if v, ok := m.Get(k); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+func slice(m pcommon.Map, k string) []string {
+	v, ok := m.Get(k)
+	if !ok || v.Type() != pcommon.ValueTypeSlice {
+		return nil
+	}
+	out := make([]string, 0, v.Slice().Len())
+	for i := 0; i < v.Slice().Len(); i++ {
+		out = append(out, v.Slice().At(i).AsString())
+	}
+	return out
+}
+
+// incidents extracts the incident records of ld; everything else is skipped.
+func incidents(ld plog.Logs) []Incident {
+	var out []Incident
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		res := rls.At(i).Resource().Attributes()
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				if lr.EventName() != attrs.EventIncident {
+					continue
+				}
+				a := lr.Attributes()
+				inc := Incident{
+					ID: get(a, attrs.IncidentID), State: get(a, attrs.IncidentState), Severity: get(a, attrs.Severity),
+					Reason: get(a, attrs.ReasonKey), ProbeReason: get(a, attrs.IncidentProbeReason),
+					Service: get(res, attrs.ServiceName), Environment: get(res, attrs.DeploymentEnv), Owner: get(res, attrs.Owner),
+					Criticality: get(res, attrs.Criticality), Region: get(res, attrs.CloudRegion),
+					Endpoints: slice(a, attrs.IncidentEndpoints), Targets: slice(a, attrs.IncidentTargets),
+					Summary: lr.Body().AsString(), JobID: get(a, attrs.LifecycleJobID), Artifact: get(a, attrs.LifecycleArtifactVersion),
+					Time: lr.Timestamp().AsTime(),
+				}
+				if v, ok := a.Get(attrs.Impact); ok {
+					inc.Impact = v.Double()
+				}
+				if v, ok := a.Get(attrs.IncidentRecurring); ok {
+					inc.Recurring = v.Bool()
+				}
+				if inc.ID != "" && inc.State != "" {
+					out = append(out, inc)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,502 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/certpulse/certpulse/exporter/remediationexporter/internal/metadata"
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+)
+
+type remediator struct {
+	cfg       *Config
+	settings  exporter.Settings
+	logger    *zap.Logger
+	telemetry *metadata.TelemetryBuilder
+	http      *http.Client
+
+	auditClient *http.Client
+	inspector   *tlsinspect.Inspector
+	verifyTLS   *tls.Config
+	sem         chan struct{}
+	now         func() time.Time
+
+	mu     sync.Mutex
+	st     *state
+	client storage.Client
+
+	approval     *http.Server
+	approvalAddr string
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+}
+
+func newRemediator(cfg *Config, set exporter.Settings) (*remediator, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &remediator{
+		cfg: cfg, settings: set, logger: set.Logger, telemetry: tb,
+		http: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		sem: make(chan struct{}, cfg.Guardrails.MaxConcurrency),
+		st:  newState(),
+		now: time.Now,
+	}, nil
+}
+
+func (r *remediator) start(ctx context.Context, host component.Host) error {
+	tc, err := r.cfg.Verify.TLS.LoadTLSConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("verify.tls: %w", err)
+	}
+	if tc == nil {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	r.verifyTLS = tc
+	opts := tlsinspect.DefaultOptions()
+	opts.Timeout = r.cfg.Verify.Timeout
+	opts.OCSP.Timeout = min(opts.OCSP.Timeout, r.cfg.Verify.Timeout/2)
+	r.inspector = tlsinspect.New(opts)
+	if ac := r.cfg.Audit.Get(); ac != nil {
+		if r.auditClient, err = ac.ToClient(ctx, host.GetExtensions(), r.settings.TelemetrySettings); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	if r.cfg.Storage != nil {
+		ext, ok := host.GetExtensions()[*r.cfg.Storage]
+		if !ok {
+			return fmt.Errorf("storage extension %s is not configured", r.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("extension %s is not a storage extension", r.cfg.Storage)
+		}
+		if r.client, err = se.GetClient(ctx, component.KindExporter, r.settings.ID, "state"); err != nil {
+			return err
+		}
+		if r.st, err = loadState(ctx, r.client); err != nil {
+			return err
+		}
+		r.telemetry.RemediationPendingApprovals.Add(ctx, int64(len(r.st.Pending)))
+		if r.st.Brake.Engaged {
+			r.telemetry.RemediationBrakeEngaged.Add(ctx, 1)
+		}
+	}
+	if err := r.startApproval(ctx, host); err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				r.expirePending(bg)
+			}
+		}
+	}()
+	return nil
+}
+
+func (r *remediator) shutdown(ctx context.Context) error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.approval != nil {
+		_ = r.approval.Shutdown(ctx)
+	}
+	var err error
+	if r.client != nil {
+		r.mu.Lock()
+		err = r.st.save(ctx, r.client)
+		r.mu.Unlock()
+		if cerr := r.client.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	if r.inspector != nil {
+		r.inspector.Close()
+	}
+	r.telemetry.Shutdown()
+	return err
+}
+
+// push handles a batch: incident records are decided on, the rest ignored.
+func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
+	for _, inc := range incidents(ld) {
+		r.handle(ctx, &inc)
+	}
+	return nil
+}
+
+func (r *remediator) saveLocked(ctx context.Context) {
+	if err := r.st.save(ctx, r.client); err != nil {
+		r.logger.Error("remediation state not persisted", zap.Error(err))
+	}
+}
+
+func matchList(list []string, v string) bool {
+	return len(list) == 0 || slices.Contains(list, v) || slices.Contains(list, "*")
+}
+
+// match returns the first policy that matches inc.
+func (r *remediator) match(inc *Incident) *PolicyConfig {
+	for i := range r.cfg.Policies {
+		p := &r.cfg.Policies[i]
+		sev := p.MinSeverity
+		if sev == "" {
+			sev = attrs.SeverityTicket
+		}
+		if attrs.SeverityRank(inc.Severity) < attrs.SeverityRank(sev) {
+			continue
+		}
+		if matchList(p.Reasons, inc.Reason) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, inc.ProbeReason)) {
+			if matchList(p.Services, inc.Service) && matchList(p.Environments, inc.Environment) && matchList(p.Owners, inc.Owner) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+func (r *remediator) handle(ctx context.Context, inc *Incident) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
+	st, ok := r.st.Incidents[inc.ID]
+	if !ok {
+		st = &incState{}
+		r.st.Incidents[inc.ID] = st
+	}
+	st.Incident = *inc
+	defer r.saveLocked(ctx)
+
+	if inc.State == attrs.StateResolved {
+		r.cancelPendingLocked(ctx, inc.ID, "incident resolved")
+	}
+	pol := r.match(inc)
+	// Late-matching severities aside, a resolved incident still resolves
+	// the alert that was fired for it.
+	if pol == nil && !(inc.State == attrs.StateResolved && st.Firing) {
+		r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "unmatched")))
+		return
+	}
+	if pol == nil {
+		pol = r.policyWithAlerts()
+	}
+	dry := r.cfg.DryRun || pol.DryRun
+	r.notifyLocked(ctx, pol, inc, st, dry)
+
+	switch inc.State {
+	case attrs.StateResolved:
+		r.audit(ctx, decision{Outcome: "resolved", Incident: inc, Policy: pol.Name})
+		return
+	case attrs.StateSuppressed:
+		if hasWebhooks(pol) {
+			r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "incident is suppressed"})
+		}
+		return
+	case attrs.StateOpened, attrs.StateEscalated:
+	default:
+		return // updates (flaps included) never start a remediation
+	}
+	if !hasWebhooks(pol) {
+		return
+	}
+	r.audit(ctx, decision{Outcome: "matched", Incident: inc, Policy: pol.Name})
+	g := r.cfg.Guardrails
+	switch {
+	case r.st.Brake.Engaged:
+		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "the brake is engaged: " + r.st.Brake.Reason})
+		return
+	case st.Attempts >= g.MaxAttempts:
+		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("attempt cap reached (%d)", g.MaxAttempts)})
+		return
+	case !st.LastAction.IsZero() && now.Sub(st.LastAction) < g.Cooldown:
+		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("cooldown: last attempt %s ago (cooldown %s)", now.Sub(st.LastAction).Round(time.Second), g.Cooldown)})
+		return
+	}
+	var evidence []string
+	if pol.verify() {
+		r.mu.Unlock()
+		reproduced, ev := r.verify(ctx, inc)
+		r.mu.Lock()
+		evidence = ev
+		if !reproduced {
+			r.audit(ctx, decision{Outcome: "not_reproduced", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "the failure does not reproduce from this collector"})
+			return
+		}
+		r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev})
+	}
+	if len(r.st.Recent) >= g.Budget {
+		r.engageBrakeLocked(ctx, fmt.Sprintf("budget of %d actions per %s spent", g.Budget, g.BudgetWindow), "")
+		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "the brake is engaged: budget spent"})
+		return
+	}
+	st.Attempts++
+	st.LastAction = now
+	r.st.Recent = append(r.st.Recent, now)
+	attempt := st.Attempts
+	// Persist before acting: a restart never runs this attempt twice.
+	r.saveLocked(ctx)
+	for i := range pol.Actions {
+		a := &pol.Actions[i]
+		if a.Type != "webhook" {
+			continue
+		}
+		key := IdempotencyKey(inc.ID, a.Name, attempt)
+		if risk(pol, a) == "high" {
+			if r.approval == nil {
+				r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk action and no approval server is configured"})
+				return
+			}
+			p := &Pending{ID: randomID(), IncidentID: inc.ID, Policy: pol.Name, Action: a.Name, Operation: a.Operation, Attempt: attempt,
+				Evidence: evidence, Created: now, Expires: now.Add(r.cfg.Approval.Get().TTL), Incident: *inc}
+			r.st.Pending[p.ID] = p
+			r.telemetry.RemediationPendingApprovals.Add(ctx, 1)
+			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + firstNonEmpty(a.Operation, "high") + ") action held for approval " + p.ID})
+			return // later actions wait for this one
+		}
+		if dry {
+			r.audit(ctx, decision{Outcome: "dry_run", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "dry-run: nothing called"})
+			continue
+		}
+		if !r.runLocked(ctx, pol, a, inc, attempt, evidence, "") {
+			return
+		}
+	}
+}
+
+// runLocked delivers one webhook action (the lock is released meanwhile)
+// and audits the outcome; it reports success.
+func (r *remediator) runLocked(ctx context.Context, pol *PolicyConfig, a *ActionConfig, inc *Incident, attempt int, evidence []string, by string) bool {
+	key := IdempotencyKey(inc.ID, a.Name, attempt)
+	d := templateData{Incident: *inc, Action: a.Name, Operation: a.Operation, Attempt: attempt, IdempotencyKey: key, Evidence: evidence}
+	r.mu.Unlock()
+	r.sem <- struct{}{}
+	start := time.Now()
+	status, err := r.deliverWebhook(ctx, a, d)
+	<-r.sem
+	r.mu.Lock()
+	outcome := "sent"
+	if err != nil {
+		outcome = "failed"
+	}
+	r.telemetry.RemediationActionDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("action_type", "webhook"), attribute.String("outcome", outcome)))
+	if err != nil {
+		r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, By: by, Why: fmt.Sprintf("gave up: %v", err)})
+		return false
+	}
+	r.audit(ctx, decision{Outcome: "sent", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, By: by, Why: fmt.Sprintf("HTTP %d", status)})
+	return true
+}
+
+func hasWebhooks(p *PolicyConfig) bool {
+	for _, a := range p.Actions {
+		if a.Type == "webhook" {
+			return true
+		}
+	}
+	return false
+}
+
+// policyWithAlerts is the first policy with an alertmanager action, used to
+// resolve an alert whose incident no longer matches (severity dropped).
+func (r *remediator) policyWithAlerts() *PolicyConfig {
+	for i := range r.cfg.Policies {
+		for _, a := range r.cfg.Policies[i].Actions {
+			if a.Type == "alertmanager" {
+				return &r.cfg.Policies[i]
+			}
+		}
+	}
+	return &PolicyConfig{}
+}
+
+// notifyLocked fires or resolves the policy's Alertmanager alerts.
+// Notifications bypass verification, cooldowns and the brake (they change
+// nothing) but honour dry-run.
+func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, st *incState, dry bool) {
+	resolved := inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed
+	if resolved && !st.Firing {
+		return
+	}
+	for i := range pol.Actions {
+		a := &pol.Actions[i]
+		if a.Type != "alertmanager" {
+			continue
+		}
+		if dry {
+			r.audit(ctx, decision{Outcome: "dry_run", Incident: inc, Policy: pol.Name, Action: a.Name, Why: "dry-run: alert not posted"})
+			continue
+		}
+		start := time.Now()
+		r.mu.Unlock()
+		err := r.postAlert(ctx, a, inc, resolved)
+		r.mu.Lock()
+		outcome := "sent"
+		if err != nil {
+			outcome = "failed"
+		}
+		r.telemetry.RemediationActionDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("action_type", "alertmanager"), attribute.String("outcome", outcome)))
+		why := "alert firing"
+		if resolved {
+			why = "alert resolved"
+		}
+		if err != nil {
+			r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Why: err.Error()})
+			continue
+		}
+		st.Firing = !resolved
+		r.audit(ctx, decision{Outcome: "sent", Incident: inc, Policy: pol.Name, Action: a.Name, Why: why})
+	}
+}
+
+func (r *remediator) engageBrakeLocked(ctx context.Context, reason, by string) {
+	if r.st.Brake.Engaged {
+		return
+	}
+	r.st.Brake = Brake{Engaged: true, Since: r.now(), Reason: reason}
+	r.telemetry.RemediationBrakeEngaged.Add(ctx, 1)
+	r.audit(ctx, decision{Outcome: "brake_engaged", Why: reason, By: by})
+}
+
+// releaseBrake is the operator's release; nothing else releases the brake.
+func (r *remediator) releaseBrake(ctx context.Context, by, why string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.st.Brake.Engaged {
+		return false
+	}
+	r.st.Brake = Brake{ReleasedBy: by, ReleasedAt: r.now(), Why: why}
+	r.st.Recent = nil // a fresh budget
+	r.telemetry.RemediationBrakeEngaged.Add(ctx, -1)
+	r.audit(ctx, decision{Outcome: "brake_released", By: by, Why: why})
+	r.saveLocked(ctx)
+	return true
+}
+
+func (r *remediator) cancelPendingLocked(ctx context.Context, incidentID, why string) {
+	for id, p := range r.st.Pending {
+		if p.IncidentID == incidentID {
+			delete(r.st.Pending, id)
+			r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
+			inc := p.Incident
+			r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: why})
+		}
+	}
+}
+
+func (r *remediator) expirePending(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	changed := false
+	for id, p := range r.st.Pending {
+		if now.After(p.Expires) {
+			delete(r.st.Pending, id)
+			r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
+			inc := p.Incident
+			r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "not decided within the approval ttl"})
+			changed = true
+		}
+	}
+	if changed {
+		r.saveLocked(ctx)
+	}
+}
+
+// decide approves or denies a pending action. Approval is re-checked
+// against the incident's current state before the action runs.
+func (r *remediator) decide(ctx context.Context, id string, approve bool, by, why string) (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.st.Pending[id]
+	if !ok {
+		return http.StatusNotFound, "no pending action " + id
+	}
+	delete(r.st.Pending, id)
+	r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
+	defer r.saveLocked(ctx)
+	inc := p.Incident
+	if r.now().After(p.Expires) {
+		r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "approval came after the ttl"})
+		return http.StatusGone, "expired"
+	}
+	if !approve {
+		r.audit(ctx, decision{Outcome: "denied", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
+		return http.StatusOK, "denied"
+	}
+	if cur, ok := r.st.Incidents[p.IncidentID]; ok {
+		inc = cur.Incident
+	}
+	if inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed {
+		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the incident is " + inc.State + " now"})
+		return http.StatusConflict, "incident is " + inc.State + " now; nothing run"
+	}
+	if r.st.Brake.Engaged {
+		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the brake is engaged"})
+		return http.StatusConflict, "the brake is engaged; nothing run"
+	}
+	pol, a := r.findAction(p.Policy, p.Action)
+	if a == nil {
+		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "the policy or action no longer exists"})
+		return http.StatusConflict, "policy or action no longer configured"
+	}
+	r.audit(ctx, decision{Outcome: "approved", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
+	if r.cfg.DryRun || pol.DryRun {
+		r.audit(ctx, decision{Outcome: "dry_run", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: IdempotencyKey(inc.ID, a.Name, p.Attempt), Why: "dry-run: nothing called"})
+		return http.StatusOK, "approved (dry-run)"
+	}
+	if r.runLocked(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
+		return http.StatusOK, "approved and sent"
+	}
+	return http.StatusBadGateway, "approved, but the action failed (see the audit)"
+}
+
+func (r *remediator) findAction(policy, action string) (*PolicyConfig, *ActionConfig) {
+	for i := range r.cfg.Policies {
+		p := &r.cfg.Policies[i]
+		if p.Name != policy {
+			continue
+		}
+		for j := range p.Actions {
+			if p.Actions[j].Name == action {
+				return p, &p.Actions[j]
+			}
+		}
+	}
+	return nil, nil
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

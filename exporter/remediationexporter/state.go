@@ -1,0 +1,105 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+)
+
+// incState is what the exporter remembers per incident.
+type incState struct {
+	Incident   Incident  `json:"incident"` // latest transition seen
+	Attempts   int       `json:"attempts"`
+	LastAction time.Time `json:"last_action,omitzero"`
+	Firing     bool      `json:"firing,omitempty"` // an Alertmanager alert is firing
+}
+
+// Pending is an action held for human approval.
+type Pending struct {
+	ID         string    `json:"id"`
+	IncidentID string    `json:"incident_id"`
+	Policy     string    `json:"policy"`
+	Action     string    `json:"action"`
+	Operation  string    `json:"operation"`
+	Attempt    int       `json:"attempt"`
+	Evidence   []string  `json:"evidence"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	Incident   Incident  `json:"incident"`
+}
+
+// Brake is the global brake.
+type Brake struct {
+	Engaged    bool      `json:"engaged"`
+	Since      time.Time `json:"since,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+	ReleasedBy string    `json:"released_by,omitempty"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+	Why        string    `json:"why,omitempty"`
+}
+
+// state is everything that must survive a restart.
+type state struct {
+	Incidents map[string]*incState `json:"incidents"`
+	Pending   map[string]*Pending  `json:"pending"`
+	Brake     Brake                `json:"brake"`
+	Recent    []time.Time          `json:"recent"` // action times within the budget window
+}
+
+func newState() *state {
+	return &state{Incidents: map[string]*incState{}, Pending: map[string]*Pending{}}
+}
+
+const stateKey = "remediation-state"
+
+func (s *state) save(ctx context.Context, c storage.Client) error {
+	if c == nil {
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := c.Set(ctx, stateKey, b); err != nil {
+		return fmt.Errorf("persisting remediation state: %w", err)
+	}
+	return nil
+}
+
+func loadState(ctx context.Context, c storage.Client) (*state, error) {
+	s := newState()
+	b, err := c.Get(ctx, stateKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading remediation state: %w", err)
+	}
+	if b == nil {
+		return s, nil
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("remediation state: %w", err)
+	}
+	if s.Incidents == nil {
+		s.Incidents = map[string]*incState{}
+	}
+	if s.Pending == nil {
+		s.Pending = map[string]*Pending{}
+	}
+	return s, nil
+}
+
+// prune drops budget entries outside the window and resolved incidents
+// older than keep.
+func (s *state) prune(now time.Time, window, keep time.Duration) {
+	i := 0
+	for ; i < len(s.Recent) && now.Sub(s.Recent[i]) > window; i++ {
+	}
+	s.Recent = s.Recent[i:]
+	for id, st := range s.Incidents {
+		if st.Incident.State == "resolved" && now.Sub(st.Incident.Time) > keep && now.Sub(st.LastAction) > keep {
+			delete(s.Incidents, id)
+		}
+	}
+}

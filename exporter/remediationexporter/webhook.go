@@ -1,0 +1,145 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"text/template"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Headers a webhook receiver can rely on.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderTimestamp      = "X-Certpulse-Timestamp"
+	HeaderSignature      = "X-Certpulse-Signature"
+)
+
+// templateData is what a webhook body template sees.
+type templateData struct {
+	Incident       Incident
+	Action         string
+	Operation      string
+	Attempt        int
+	IdempotencyKey string
+	Evidence       []string
+	DryRun         bool
+}
+
+// IdempotencyKey is stable across retries of one attempt:
+// incident id + action + attempt.
+func IdempotencyKey(incidentID, action string, attempt int) string {
+	return incidentID + ":" + action + ":" + strconv.Itoa(attempt)
+}
+
+// Sign is the webhook signature: hex HMAC-SHA256(secret, timestamp + "." + body).
+func Sign(secret []byte, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func renderBody(a *ActionConfig, d templateData) ([]byte, error) {
+	if a.Body == "" {
+		return json.Marshal(d)
+	}
+	t, err := template.New(a.Name).Option("missingkey=error").Funcs(template.FuncMap{
+		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+	}).Parse(a.Body)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, d); err != nil {
+		return nil, fmt.Errorf("body template: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// errPermanent marks a delivery that must not be retried (4xx).
+type errPermanent struct{ error }
+
+// deliverWebhook sends one action, retrying 5xx, 429 and transport errors
+// with backoff until the retry budget is spent. The idempotency key and
+// body are the same on every try; the signature is renewed per try.
+func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d templateData) (int, error) {
+	body, err := renderBody(a, d)
+	if err != nil {
+		return 0, errPermanent{err}
+	}
+	method := a.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	timeout := a.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	sigHeader := a.SignatureHeader
+	if sigHeader == "" {
+		sigHeader = HeaderSignature
+	}
+	var status int
+	try := func() (struct{}, error) {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(tctx, method, a.URL, bytes.NewReader(body))
+		if err != nil {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "certpulse-remediation")
+		req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey)
+		for k, v := range a.Headers {
+			req.Header.Set(k, string(v))
+		}
+		if a.HMACSecret != "" {
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			req.Header.Set(HeaderTimestamp, ts)
+			req.Header.Set(sigHeader, "sha256="+Sign([]byte(a.HMACSecret), ts, body))
+		}
+		resp, err := r.http.Do(req)
+		if err != nil {
+			return struct{}{}, err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		status = resp.StatusCode
+		switch {
+		case status >= 200 && status < 300:
+			return struct{}{}, nil
+		case status == http.StatusTooManyRequests || status >= 500:
+			return struct{}{}, fmt.Errorf("HTTP %d", status)
+		}
+		return struct{}{}, backoff.Permanent(errPermanent{fmt.Errorf("HTTP %d", status)})
+	}
+	rc := r.cfg.ActionRetry
+	if !rc.Enabled {
+		_, err = try()
+		return status, unwrapPermanent(err)
+	}
+	eb := backoff.NewExponentialBackOff()
+	eb.InitialInterval, eb.MaxInterval, eb.Multiplier, eb.RandomizationFactor = rc.InitialInterval, rc.MaxInterval, rc.Multiplier, rc.RandomizationFactor
+	_, err = backoff.Retry(ctx, try, backoff.WithBackOff(eb), backoff.WithMaxElapsedTime(rc.MaxElapsedTime))
+	return status, unwrapPermanent(err)
+}
+
+func unwrapPermanent(err error) error {
+	var pe *backoff.PermanentError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
