@@ -126,10 +126,10 @@ func (r *remediator) shutdown(ctx context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
 	}
-	r.wg.Wait()
 	if r.approval != nil {
 		_ = r.approval.Shutdown(ctx)
 	}
+	r.wg.Wait()
 	var err error
 	if r.client != nil {
 		r.mu.Lock()

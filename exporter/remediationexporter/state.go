@@ -98,7 +98,10 @@ func (s *state) prune(now time.Time, window, keep time.Duration) {
 	}
 	s.Recent = s.Recent[i:]
 	for id, st := range s.Incidents {
-		if st.Incident.State == "resolved" && now.Sub(st.Incident.Time) > keep && now.Sub(st.LastAction) > keep {
+		idle := now.Sub(st.Incident.Time) > keep && now.Sub(st.LastAction) > keep
+		// Unresolved incidents the correlator stopped reporting for a month
+		// (it expired them) are dropped too: state stays bounded.
+		if idle && (st.Incident.State == "resolved" || now.Sub(st.Incident.Time) > 30*24*time.Hour) {
 			delete(s.Incidents, id)
 		}
 	}
