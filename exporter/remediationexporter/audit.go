@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -76,6 +77,9 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	}
 	if d.By != "" {
 		msg += " (by " + d.By + ")"
+	}
+	if len(d.Evidence) > 0 {
+		msg += "; evidence: " + strings.Join(d.Evidence, "; ")
 	}
 	ev["message"] = truncate(msg, 2000)
 	if d.Key != "" {

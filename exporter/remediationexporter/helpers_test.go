@@ -156,3 +156,11 @@ func incident(id, state, severity string) Incident {
 }
 
 func nopHost() component.Host { return componenttest.NewNopHost() }
+
+// exportertestSettings has a stable ID: storage is keyed by it, so a
+// restarted exporter finds its state.
+func exportertestSettings() exporter.Settings {
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewID(metadata.Type)
+	return set
+}
