@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// alertFiringFor bounds how long a fired alert lives in Alertmanager
+// without a resolution from certpulse.
+const alertFiringFor = 24 * time.Hour
+
 // amAlert is an Alertmanager v2 API alert.
 type amAlert struct {
 	Labels       map[string]string `json:"labels"`
@@ -44,6 +48,12 @@ func (r *remediator) postAlert(ctx context.Context, a *ActionConfig, inc *Incide
 	}
 	if resolved {
 		al.EndsAt = time.Now()
+	} else {
+		// Incidents are emitted on transitions only, not re-sent: without
+		// endsAt Alertmanager would resolve the alert after its
+		// resolve_timeout (5m). It stays firing until resolved, or for
+		// alertFiringFor if certpulse never says so.
+		al.EndsAt = time.Now().Add(alertFiringFor)
 	}
 	body, err := json.Marshal([]amAlert{al})
 	if err != nil {

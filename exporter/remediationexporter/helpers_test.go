@@ -123,6 +123,9 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		if inc.Environment != "" {
 			ra.PutStr(attrs.DeploymentEnv, inc.Environment)
 		}
+		if inc.Region != "" {
+			ra.PutStr(attrs.CloudRegion, inc.Region)
+		}
 		if inc.Owner != "" {
 			ra.PutStr(attrs.Owner, inc.Owner)
 		}

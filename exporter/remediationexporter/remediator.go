@@ -358,7 +358,15 @@ func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *I
 		}
 		start := time.Now()
 		r.mu.Unlock()
-		err := r.postAlert(ctx, a, inc, resolved)
+		var err error
+		if !resolved && st.Firing && st.FiredSeverity != "" && st.FiredSeverity != inc.Severity {
+			old := *inc
+			old.Severity = st.FiredSeverity
+			err = r.postAlert(ctx, a, &old, true)
+		}
+		if err == nil {
+			err = r.postAlert(ctx, a, inc, resolved)
+		}
 		r.mu.Lock()
 		outcome := "sent"
 		if err != nil {
@@ -374,6 +382,7 @@ func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *I
 			continue
 		}
 		st.Firing = !resolved
+		st.FiredSeverity = inc.Severity
 		r.audit(ctx, decision{Outcome: "sent", Incident: inc, Policy: pol.Name, Action: a.Name, Why: why})
 	}
 }

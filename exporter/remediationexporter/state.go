@@ -15,6 +15,9 @@ type incState struct {
 	Attempts   int       `json:"attempts"`
 	LastAction time.Time `json:"last_action,omitzero"`
 	Firing     bool      `json:"firing,omitempty"` // an Alertmanager alert is firing
+	// FiredSeverity is the severity label of the firing alert: when the
+	// incident changes tier, that alert is resolved and a new one fires.
+	FiredSeverity string `json:"fired_severity,omitempty"`
 }
 
 // Pending is an action held for human approval.
