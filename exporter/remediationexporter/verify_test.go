@@ -56,13 +56,22 @@ func TestVerifyFirstAgainstLab(t *testing.T) {
 // evidence returns the audit messages that carry evidence.
 func evidence(sink *consumertest.LogsSink) []string {
 	var out []string
+	for _, m := range auditMessages(sink) {
+		if strings.Contains(m, "evidence:") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// auditMessages returns the bodies of the audit events, in order.
+func auditMessages(sink *consumertest.LogsSink) []string {
+	var out []string
 	for _, ld := range sink.AllLogs() {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				if b := lrs.At(k).Body().AsString(); strings.Contains(b, "evidence:") {
-					out = append(out, b)
-				}
+				out = append(out, lrs.At(k).Body().AsString())
 			}
 		}
 	}
