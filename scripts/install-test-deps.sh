@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests drive for real: curl, openssl and jq
+# (the hook senders), prometheus-alertmanager (remediation alerts) and
+# chromium (the approval page). Without them those tests skip locally; in CI
+# (CI=true) they fail. Needs root (or sudo) and apt.
+set -euo pipefail
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]=chromium)
+missing=""
+for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+$sudo apt-get update -qq
+# --no-install-recommends keeps chromium's footprint small.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
