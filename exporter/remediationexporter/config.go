@@ -139,6 +139,9 @@ func createDefaultConfig() *Config {
 		Guardrails:    GuardrailsConfig{Cooldown: 30 * time.Minute, MaxAttempts: 3, Budget: 20, BudgetWindow: time.Hour, MaxConcurrency: 4},
 		Verify:        VerifyConfig{TLS: configtls.NewDefaultClientConfig(), Timeout: 5 * time.Second, MaxTargets: 5},
 		ActionRetry:   retry,
+		// Off unless configured; when configured, these defaults fill in.
+		Approval: configoptional.Default(ApprovalConfig{ServerConfig: approvalServerDefaults(), TTL: time.Hour}),
+		Audit:    configoptional.Default(AuditConfig{ClientConfig: auditClientDefaults()}),
 	}
 }
 
@@ -174,6 +177,11 @@ func (cfg *Config) Validate() error {
 	}
 	if a := cfg.Approval.Get(); a != nil && a.TTL <= 0 {
 		errs = append(errs, errors.New("approval.ttl must be positive"))
+	}
+	if a := cfg.Audit.Get(); a != nil {
+		if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("audit.endpoint %q must be the certlifecycle receiver's URL, e.g. http://127.0.0.1:4380/v1/lifecycle", a.Endpoint))
+		}
 	}
 	names := map[string]bool{}
 	for i, p := range cfg.Policies {
@@ -229,4 +237,16 @@ func (cfg *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func approvalServerDefaults() confighttp.ServerConfig {
+	s := confighttp.NewDefaultServerConfig()
+	s.NetAddr.Endpoint = "127.0.0.1:4381"
+	return s
+}
+
+func auditClientDefaults() confighttp.ClientConfig {
+	c := confighttp.NewDefaultClientConfig()
+	c.Timeout = 5 * time.Second
+	return c
 }
