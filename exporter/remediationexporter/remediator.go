@@ -465,7 +465,9 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 	if cur, ok := r.st.Incidents[p.IncidentID]; ok {
 		inc = cur.Incident
 	}
-	if inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed {
+	// A suppressed incident (maintenance, another remediation) may still
+	// be approved: a human decided. A resolved one needs nothing.
+	if inc.State == attrs.StateResolved {
 		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the incident is " + inc.State + " now"})
 		return http.StatusConflict, "incident is " + inc.State + " now; nothing run"
 	}

@@ -78,10 +78,11 @@ func (e *engine) lifecycle(r *record) {
 }
 
 // remediationEnded: remediation decisions after which nothing is in
-// progress any more.
+// progress any more. An action awaiting approval is not in progress: until
+// someone approves it, the incident pages as usual.
 func remediationEnded(decision string) bool {
 	switch decision {
-	case "failed", "denied", "expired", "not_reproduced", "skipped", "dry_run":
+	case "failed", "denied", "expired", "not_reproduced", "skipped", "dry_run", "awaiting_approval":
 		return true
 	}
 	return false

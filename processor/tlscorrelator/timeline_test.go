@@ -430,3 +430,19 @@ func TestRemediationInProgressSuppresses(t *testing.T) {
 	h.feed(event{at: 3 * time.Minute, typ: "remediation", service: "api", incident: id, stage: "failed"}, bad(4*time.Minute))
 	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket", "updated/ticket"}, states(h.incidents()), "back to open once the remediation failed")
 }
+
+// An action held for human approval is not in progress: the incident is not
+// suppressed meanwhile (an unanswered approval must not silence a page).
+func TestAwaitingApprovalDoesNotSuppress(t *testing.T) {
+	h := newHarness(t, createDefaultConfig())
+	bad := func(at time.Duration) probe {
+		return probe{at: at, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	}
+	h.feed(bad(0))
+	id := h.incidents()[0].id
+	h.feed(event{at: time.Minute, typ: "remediation", service: "api", incident: id, stage: "matched"},
+		event{at: time.Minute, typ: "remediation", service: "api", incident: id, stage: "awaiting_approval"}, bad(2*time.Minute))
+	for _, inc := range h.incidents() {
+		assert.NotEqual(t, "suppressed", inc.state)
+	}
+}
