@@ -195,7 +195,14 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 		r.st.Incidents[inc.ID] = st
 	}
 	st.Incident = *inc
-	defer r.saveLocked(ctx)
+	// One write per decision (file_storage fsyncs each): at the end, or
+	// before acting, after which only held approvals change state again.
+	persisted := false
+	defer func() {
+		if !persisted {
+			r.saveLocked(ctx)
+		}
+	}()
 
 	if inc.State == attrs.StateResolved {
 		r.cancelPendingLocked(ctx, inc.ID, "incident resolved")
@@ -265,6 +272,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	attempt := st.Attempts
 	// Persist before acting: a restart never runs this attempt twice.
 	r.saveLocked(ctx)
+	persisted = true
 	for i := range pol.Actions {
 		a := &pol.Actions[i]
 		if a.Type != "webhook" {
@@ -281,6 +289,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 			r.st.Pending[p.ID] = p
 			r.telemetry.RemediationPendingApprovals.Add(ctx, 1)
 			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + firstNonEmpty(a.Operation, "high") + ") action held for approval " + p.ID})
+			r.saveLocked(ctx)
 			return // later actions wait for this one
 		}
 		if dry {
