@@ -7,11 +7,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
 )
@@ -76,6 +81,24 @@ exporters:
     path: %s
   file/metrics:
     path: %s
+  remediation:
+    verify:
+      tls:
+        ca_file: REMEDIATION_ROOTS
+    policies:
+      - name: reload-expired
+        reasons: [expired_leaf]
+        actions:
+          - name: reload
+            type: webhook
+            operation: reload
+            url: REMEDIATION_HOOK
+            hmac_secret: e2e-webhook-secret-0123456789
+    audit:
+      endpoint: http://127.0.0.1:REMEDIATION_AUDIT_PORT/v1/lifecycle
+      headers:
+        Authorization: Bearer e2e-token
+      hmac_secret: e2e-hmac-secret-0123456789
 service:
   extensions: [health_check, bearertokenauth]
   telemetry:
@@ -85,7 +108,7 @@ service:
     logs:
       receivers: [tlsprobe, certlifecycle]
       processors: [tlscorrelator]
-      exporters: [file/logs]
+      exporters: [file/logs, remediation]
     metrics:
       receivers: [tlsprobe]
       exporters: [file/metrics]
@@ -143,6 +166,8 @@ func TestDistributionAgainstLab(t *testing.T) {
 	cfgPath := filepath.Join(dir, "config.yaml")
 	lcPort := freePort(t)
 	cfg := fmt.Sprintf(configTmpl, freePort(t), lcPort, files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
+	hook := newWebhook(t)
+	cfg = strings.NewReplacer("REMEDIATION_ROOTS", files.Roots, "REMEDIATION_HOOK", hook.URL, "REMEDIATION_AUDIT_PORT", fmt.Sprint(lcPort)).Replace(cfg)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +272,33 @@ func TestDistributionAgainstLab(t *testing.T) {
 		}
 	}
 
+	// The remediation exporter verified the expired leaf by re-probing it,
+	// called the signed webhook once, and audited back into certlifecycle.
+	var sent bool
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && !sent; time.Sleep(300 * time.Millisecond) {
+		for _, lr := range findEvents(logsPath, "certpulse.lifecycle.remediation") {
+			stage, _ := lr.Attributes().Get(attrs.LifecyclePipelineStage)
+			if stage.Str() == "sent" && strings.Contains(lr.Body().Str(), "reload") {
+				sent = true
+			}
+		}
+	}
+	if !sent {
+		t.Errorf("no `sent` remediation audit event in the output")
+	}
+	calls, badSig := hook.get()
+	if len(calls) != 1 || !strings.HasSuffix(calls[0], ":reload:1") || badSig != 0 {
+		t.Errorf("webhook calls %v (bad signatures %d), want one signed call with key <incident>:reload:1", calls, badSig)
+	}
+	var stages []string
+	for _, lr := range findEvents(logsPath, "certpulse.lifecycle.remediation") {
+		stage, _ := lr.Attributes().Get(attrs.LifecyclePipelineStage)
+		stages = append(stages, stage.Str())
+	}
+	if !contains(stages, "verified") {
+		t.Errorf("remediation did not verify first: %v", stages)
+	}
+
 	// Metrics arrive too, with time left for the expired leaf.
 	data, err := os.ReadFile(metricsPath)
 	if err != nil {
@@ -292,9 +344,18 @@ func TestDistributionAgainstLab(t *testing.T) {
 
 // findEvent returns the first record with the given event name.
 func findEvent(path, name string) (plog.LogRecord, bool) {
+	if all := findEvents(path, name); len(all) > 0 {
+		return all[0], true
+	}
+	return plog.LogRecord{}, false
+}
+
+// findEvents returns every record named name in the file exporter's output.
+func findEvents(path, name string) []plog.LogRecord {
+	var out []plog.LogRecord
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return plog.LogRecord{}, false
+		return nil
 	}
 	var u plog.JSONUnmarshaler
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -310,13 +371,13 @@ func findEvent(path, name string) (plog.LogRecord, bool) {
 				lrs := sls.At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
 					if lrs.At(k).EventName() == name {
-						return lrs.At(k), true
+						out = append(out, lrs.At(k))
 					}
 				}
 			}
 		}
 	}
-	return plog.LogRecord{}, false
+	return out
 }
 
 // incidentsByService returns "reason/state" of every incident record, by service.
@@ -386,4 +447,35 @@ func TestDistributionConfigsValidate(t *testing.T) {
 			t.Errorf("%s does not validate: %v\n%s", f, err, out)
 		}
 	}
+}
+
+// webhook is a real HTTP receiver for the remediation exporter's actions.
+type webhook struct {
+	*httptest.Server
+	mu     sync.Mutex
+	keys   []string
+	badSig int
+}
+
+func newWebhook(t *testing.T) *webhook {
+	h := &webhook{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		want := "sha256=" + remediationexporter.Sign([]byte("e2e-webhook-secret-0123456789"), r.Header.Get(remediationexporter.HeaderTimestamp), body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r.Header.Get(remediationexporter.HeaderSignature) != want {
+			h.badSig++
+		}
+		h.keys = append(h.keys, r.Header.Get(remediationexporter.HeaderIdempotencyKey))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *webhook) get() ([]string, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.keys...), h.badSig
 }
