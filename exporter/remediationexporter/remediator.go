@@ -245,6 +245,9 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	case st.Attempts >= g.MaxAttempts:
 		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("attempt cap reached (%d)", g.MaxAttempts)})
 		return
+	case r.pendingFor(inc.ID) != "":
+		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "an action for this incident awaits approval (" + r.pendingFor(inc.ID) + ")"})
+		return
 	case !st.LastAction.IsZero() && now.Sub(st.LastAction) < g.Cooldown:
 		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("cooldown: last attempt %s ago (cooldown %s)", now.Sub(st.LastAction).Round(time.Second), g.Cooldown)})
 		return
@@ -273,7 +276,14 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	// Persist before acting: a restart never runs this attempt twice.
 	r.saveLocked(ctx)
 	persisted = true
-	for i := range pol.Actions {
+	r.runActionsLocked(ctx, pol, inc, attempt, evidence, 0, dry)
+}
+
+// runActionsLocked runs the policy's webhook actions from index from on,
+// in order: a failure stops the sequence, a high-risk action is held for
+// approval and the rest waits for it (decide continues from there).
+func (r *remediator) runActionsLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, attempt int, evidence []string, from int, dry bool) {
+	for i := from; i < len(pol.Actions); i++ {
 		a := &pol.Actions[i]
 		if a.Type != "webhook" {
 			continue
@@ -284,6 +294,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 				r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk action and no approval server is configured"})
 				return
 			}
+			now := r.now()
 			p := &Pending{ID: randomID(), IncidentID: inc.ID, Policy: pol.Name, Action: a.Name, Operation: a.Operation, Attempt: attempt,
 				Evidence: evidence, Created: now, Expires: now.Add(r.cfg.Approval.Get().TTL), Incident: *inc}
 			r.st.Pending[p.ID] = p
@@ -459,10 +470,18 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 	if !ok {
 		return http.StatusNotFound, "no pending action " + id
 	}
+	inc := p.Incident
+	if cur, ok := r.st.Incidents[p.IncidentID]; ok {
+		inc = cur.Incident
+	}
+	if approve && r.st.Brake.Engaged && !r.now().After(p.Expires) {
+		// Held, not consumed: approve again once the brake is released.
+		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the brake is engaged; the action stays held"})
+		return http.StatusConflict, "the brake is engaged; nothing run, the action stays held"
+	}
 	delete(r.st.Pending, id)
 	r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
 	defer r.saveLocked(ctx)
-	inc := p.Incident
 	if r.now().After(p.Expires) {
 		r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "approval came after the ttl"})
 		return http.StatusGone, "expired"
@@ -471,36 +490,44 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 		r.audit(ctx, decision{Outcome: "denied", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
 		return http.StatusOK, "denied"
 	}
-	if cur, ok := r.st.Incidents[p.IncidentID]; ok {
-		inc = cur.Incident
-	}
 	// A suppressed incident (maintenance, another remediation) may still
 	// be approved: a human decided. A resolved one needs nothing.
 	if inc.State == attrs.StateResolved {
 		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the incident is " + inc.State + " now"})
 		return http.StatusConflict, "incident is " + inc.State + " now; nothing run"
 	}
-	if r.st.Brake.Engaged {
-		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the brake is engaged"})
-		return http.StatusConflict, "the brake is engaged; nothing run"
-	}
-	pol, a := r.findAction(p.Policy, p.Action)
-	if a == nil {
+	pol, idx := r.findAction(p.Policy, p.Action)
+	if pol == nil {
 		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "the policy or action no longer exists"})
 		return http.StatusConflict, "policy or action no longer configured"
 	}
+	a := &pol.Actions[idx]
 	r.audit(ctx, decision{Outcome: "approved", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
-	if r.cfg.DryRun || pol.DryRun {
+	dry := r.cfg.DryRun || pol.DryRun
+	msg := "approved and sent"
+	if dry {
 		r.audit(ctx, decision{Outcome: "dry_run", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: IdempotencyKey(inc.ID, a.Name, p.Attempt), Why: "dry-run: nothing called"})
-		return http.StatusOK, "approved (dry-run)"
+		msg = "approved (dry-run)"
+	} else if !r.runLocked(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
+		return http.StatusBadGateway, "approved, but the action failed (see the audit)"
 	}
-	if r.runLocked(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
-		return http.StatusOK, "approved and sent"
-	}
-	return http.StatusBadGateway, "approved, but the action failed (see the audit)"
+	// The policy's later actions follow, as they would have without the hold.
+	r.runActionsLocked(ctx, pol, &inc, p.Attempt, p.Evidence, idx+1, dry)
+	return http.StatusOK, msg
 }
 
-func (r *remediator) findAction(policy, action string) (*PolicyConfig, *ActionConfig) {
+// pendingFor returns the id of an action held for incidentID, if any.
+func (r *remediator) pendingFor(incidentID string) string {
+	for id, p := range r.st.Pending {
+		if p.IncidentID == incidentID {
+			return id
+		}
+	}
+	return ""
+}
+
+// findAction returns the policy named policy and the index of its action.
+func (r *remediator) findAction(policy, action string) (*PolicyConfig, int) {
 	for i := range r.cfg.Policies {
 		p := &r.cfg.Policies[i]
 		if p.Name != policy {
@@ -508,11 +535,11 @@ func (r *remediator) findAction(policy, action string) (*PolicyConfig, *ActionCo
 		}
 		for j := range p.Actions {
 			if p.Actions[j].Name == action {
-				return p, &p.Actions[j]
+				return p, j
 			}
 		}
 	}
-	return nil, nil
+	return nil, -1
 }
 
 func randomID() string {

@@ -256,3 +256,24 @@ func apiPost(t *testing.T, r *remediator, path, body, token string) *http.Respon
 	}
 	return res
 }
+
+// After an approved high-risk action the policy's later actions run, in
+// order, with the same attempt.
+func TestApprovalContinuesThePolicy(t *testing.T) {
+	hook := newHookServer(t)
+	p := webhookPolicy("pins-then-reload", hook.URL, "pins")
+	p.Actions[0].Name = "push-pins"
+	p.Actions = append(p.Actions, ActionConfig{Name: "reload", Type: "webhook", Operation: "reload", URL: hook.URL, HMACSecret: hookSecret})
+	cfg := testConfig(p)
+	cfg.Approval = configoptional.Some(approvalConfig(t))
+	token := withBearer(t, cfg)
+	e := startExporter(t, cfg, token.host)
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityPage))
+	assert.Empty(t, hook.calls())
+	pend := e.r.pendingList()
+	require.Len(t, pend, 1)
+	assert.Equal(t, "push-pins", pend[0].Action)
+	res := apiPost(t, e.r, "/api/v1/pending/"+pend[0].ID+"/approve", `{"by":"alice"}`, token.value)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, []string{"inc-1:push-pins:1", "inc-1:reload:1"}, hook.calls())
+}

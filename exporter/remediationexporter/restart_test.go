@@ -121,8 +121,9 @@ func TestRestartWithPendingApproval(t *testing.T) {
 	res := apiPost(t, c2.e.r, "/api/v1/pending/"+after[0].ID+"/approve", `{"by":"alice"}`, tok.value)
 	assert.Equal(t, http.StatusConflict, res.StatusCode, "brake engaged: approval does not run")
 	assert.Empty(t, hook.calls())
+	assert.Len(t, c2.e.r.pendingList(), 1, "the action stays held")
 
-	// Held again, then approved with the brake released.
+	// After another restart: the operator releases the brake, then approves.
 	c2.stop()
 	c3, tok := startCollector(t, mk(), dir, true)
 	res = apiPost(t, c3.e.r, "/api/v1/brake/release", `{"by":"alice","why":"ok"}`, tok.value)
@@ -130,12 +131,12 @@ func TestRestartWithPendingApproval(t *testing.T) {
 	c3.e.r.now = func() time.Time { return time.Now().Add(time.Hour) } // past the cooldown
 	c3.e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage))
 	p := c3.e.r.pendingList()
-	require.Len(t, p, 1)
+	require.Len(t, p, 1, "no second approval piles up for the same incident")
 	c3.e.r.now = time.Now
 	res = apiPost(t, c3.e.r, "/api/v1/pending/"+p[0].ID+"/approve", `{"by":"alice"}`, tok.value)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	c3.stop()
 	c4, _ := startCollector(t, mk(), dir, true)
 	assert.Empty(t, c4.e.r.pendingList())
-	assert.Equal(t, []string{"inc-1:reload:2"}, hook.calls(), "ran once, with attempt 2")
+	assert.Equal(t, []string{"inc-1:reload:1"}, hook.calls(), "ran once, the attempt that was approved")
 }
