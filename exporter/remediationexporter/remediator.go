@@ -164,8 +164,9 @@ func matchList(list []string, v string) bool {
 	return len(list) == 0 || slices.Contains(list, v) || slices.Contains(list, "*")
 }
 
-// match returns the first policy that matches inc.
-func (r *remediator) match(inc *Incident) *PolicyConfig {
+// matchAll returns every policy that matches inc, in config order.
+func (r *remediator) matchAll(inc *Incident) []*PolicyConfig {
+	var out []*PolicyConfig
 	for i := range r.cfg.Policies {
 		p := &r.cfg.Policies[i]
 		sev := p.MinSeverity
@@ -177,11 +178,11 @@ func (r *remediator) match(inc *Incident) *PolicyConfig {
 		}
 		if matchList(p.Reasons, inc.Reason) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, inc.ProbeReason)) {
 			if matchList(p.Services, inc.Service) && matchList(p.Environments, inc.Environment) && matchList(p.Owners, inc.Owner) {
-				return p
+				out = append(out, p)
 			}
 		}
 	}
-	return nil
+	return out
 }
 
 func (r *remediator) handle(ctx context.Context, inc *Incident) {
@@ -207,25 +208,33 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	if inc.State == attrs.StateResolved {
 		r.cancelPendingLocked(ctx, inc.ID, "incident resolved")
 	}
-	pol := r.match(inc)
+	pols := r.matchAll(inc)
 	// Late-matching severities aside, a resolved incident still resolves
 	// the alert that was fired for it.
-	if pol == nil && !(inc.State == attrs.StateResolved && st.Firing) {
+	if len(pols) == 0 && !(inc.State == attrs.StateResolved && st.Firing) {
 		r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "unmatched")))
 		return
 	}
-	if pol == nil {
-		pol = r.policyWithAlerts()
+	if len(pols) == 0 {
+		pols = []*PolicyConfig{r.policyWithAlerts()}
 	}
-	dry := r.cfg.DryRun || pol.DryRun
-	r.notifyLocked(ctx, pol, inc, st, dry)
+	// Notifications come from every matching policy; remediation from the
+	// first matching policy that has webhook actions.
+	prev := *st
+	var pol *PolicyConfig
+	for _, p := range pols {
+		r.notifyLocked(ctx, p, inc, st, prev, r.cfg.DryRun || p.DryRun)
+		if pol == nil && hasWebhooks(p) {
+			pol = p
+		}
+	}
 
 	switch inc.State {
 	case attrs.StateResolved:
-		r.audit(ctx, decision{Outcome: "resolved", Incident: inc, Policy: pol.Name})
+		r.audit(ctx, decision{Outcome: "resolved", Incident: inc, Policy: pols[0].Name})
 		return
 	case attrs.StateSuppressed:
-		if hasWebhooks(pol) {
+		if pol != nil {
 			r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "incident is suppressed"})
 		}
 		return
@@ -233,9 +242,10 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	default:
 		return // updates (flaps included) never start a remediation
 	}
-	if !hasWebhooks(pol) {
+	if pol == nil {
 		return
 	}
+	dry := r.cfg.DryRun || pol.DryRun
 	r.audit(ctx, decision{Outcome: "matched", Incident: inc, Policy: pol.Name})
 	g := r.cfg.Guardrails
 	switch {
@@ -362,9 +372,11 @@ func (r *remediator) policyWithAlerts() *PolicyConfig {
 // notifyLocked fires or resolves the policy's Alertmanager alerts.
 // Notifications bypass verification, cooldowns and the brake (they change
 // nothing) but honour dry-run.
-func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, st *incState, dry bool) {
+// prev is the incident's state before this record: several policies may
+// notify for one record.
+func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, st *incState, prev incState, dry bool) {
 	resolved := inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed
-	if resolved && !st.Firing {
+	if resolved && !prev.Firing {
 		return
 	}
 	for i := range pol.Actions {
@@ -379,9 +391,9 @@ func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *I
 		start := time.Now()
 		r.mu.Unlock()
 		var err error
-		if !resolved && st.Firing && st.FiredSeverity != "" && st.FiredSeverity != inc.Severity {
+		if !resolved && prev.Firing && prev.FiredSeverity != "" && prev.FiredSeverity != inc.Severity {
 			old := *inc
-			old.Severity = st.FiredSeverity
+			old.Severity = prev.FiredSeverity
 			err = r.postAlert(ctx, a, &old, true)
 		}
 		if err == nil {

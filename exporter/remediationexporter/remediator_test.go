@@ -277,3 +277,23 @@ func TestApprovalContinuesThePolicy(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Equal(t, []string{"inc-1:push-pins:1", "inc-1:reload:1"}, hook.calls())
 }
+
+// Every matching policy notifies; the first matching policy with webhooks
+// remediates. A paging policy listed after a remediation policy still pages.
+func TestNotificationsFromEveryMatchingPolicy(t *testing.T) {
+	hook := newHookServer(t)
+	am := newHookServer(t) // records the Alertmanager API posts
+	reload := webhookPolicy("reload", hook.URL, "reload")
+	page := PolicyConfig{Name: "page", MinSeverity: attrs.SeverityPage, Actions: []ActionConfig{{Name: "am", Type: "alertmanager", Endpoint: am.URL}}}
+	later := webhookPolicy("later", hook.URL, "reissue")
+	cfg := testConfig(reload, page, later)
+	e := startExporter(t, cfg, nopHost())
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
+	assert.Equal(t, []string{"inc-1:reload:1"}, hook.calls(), "first webhook policy only")
+	assert.Empty(t, am.calls(), "below the paging policy's min_severity")
+	e.send(t, incident("inc-2", attrs.StateOpened, attrs.SeverityPage))
+	assert.Equal(t, []string{"inc-1:reload:1", "inc-2:reload:1"}, hook.calls())
+	assert.Len(t, am.calls(), 1, "paged although an earlier policy matched")
+	e.send(t, incident("inc-2", attrs.StateResolved, attrs.SeverityPage))
+	assert.Len(t, am.calls(), 2, "and resolved")
+}
