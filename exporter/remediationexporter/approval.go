@@ -36,7 +36,9 @@ func (r *remediator) startApproval(ctx context.Context, host component.Host) err
 	mux.HandleFunc("GET /{$}", r.page)
 	mux.HandleFunc("POST /ui/decide", r.uiDecide)
 	mux.HandleFunc("POST /ui/brake", r.uiBrake)
-	srv, err := ac.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux)
+	// Browsers resend basic credentials on cross-site form posts: refuse
+	// cross-origin state changes (CSRF); API clients send no Origin.
+	srv, err := ac.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, http.NewCrossOriginProtection().Handler(mux))
 	if err != nil {
 		_ = ln.Close()
 		return err

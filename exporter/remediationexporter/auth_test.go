@@ -3,10 +3,14 @@ package remediationexporter
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -15,6 +19,8 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/certpulse/certpulse/internal/attrs"
 )
 
 type extHost struct {
@@ -55,4 +61,29 @@ func withBearer(t *testing.T, cfg *Config) bearer {
 	a := cfg.Approval.Get()
 	a.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: id}})
 	return bearer{host: extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}, value: "operator-token"}
+}
+
+// TestApprovalRefusesCrossOriginPosts: a page on another origin cannot make
+// an operator's browser approve or release the brake (CSRF).
+func TestApprovalRefusesCrossOriginPosts(t *testing.T) {
+	hook := newHookServer(t)
+	cfg := testConfig(webhookPolicy("pins", hook.URL, "pins"))
+	cfg.Approval = configoptional.Some(approvalConfig(t))
+	token := withBearer(t, cfg)
+	e := startExporter(t, cfg, token.host)
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityPage))
+	pend := e.r.pendingList()
+	require.Len(t, pend, 1)
+	form := url.Values{"id": {pend[0].ID}, "decision": {"approve"}, "by": {"mallory"}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+e.r.approvalAddr+"/ui/decide", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token.value)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusForbidden, res.StatusCode)
+	assert.Empty(t, hook.calls())
+	assert.Len(t, e.r.pendingList(), 1, "still held")
 }
