@@ -264,9 +264,16 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	}
 	var evidence []string
 	if pol.verify() {
+		attempts := st.Attempts
 		r.mu.Unlock()
 		reproduced, ev := r.verify(ctx, inc)
 		r.mu.Lock()
+		// With several queue consumers another decision on this incident
+		// may have acted while the lock was released.
+		if st.Attempts != attempts || r.pendingFor(inc.ID) != "" || r.st.Brake.Engaged {
+			r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "another decision on this incident acted (or the brake engaged) during verification"})
+			return
+		}
 		evidence = ev
 		if !reproduced {
 			r.audit(ctx, decision{Outcome: "not_reproduced", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "the failure does not reproduce from this collector"})
