@@ -190,11 +190,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	defer r.mu.Unlock()
 	now := r.now()
 	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
-	st, ok := r.st.Incidents[inc.ID]
-	if !ok {
-		st = &incState{}
-		r.st.Incidents[inc.ID] = st
-	}
+	st := r.st.incident(inc.ID)
 	st.Incident = *inc
 	// One write per decision (file_storage fsyncs each): at the end, or
 	// before acting, after which only held approvals change state again.

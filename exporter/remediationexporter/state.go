@@ -44,51 +44,119 @@ type Brake struct {
 	Why        string    `json:"why,omitempty"`
 }
 
-// state is everything that must survive a restart.
+// state is everything that must survive a restart. It is persisted as one
+// small meta record (brake, budget, held approvals, the incident index) and
+// one record per incident, written only when that incident changed, all in
+// one storage batch per save.
 type state struct {
-	Incidents map[string]*incState `json:"incidents"`
+	Incidents map[string]*incState `json:"-"`
 	Pending   map[string]*Pending  `json:"pending"`
 	Brake     Brake                `json:"brake"`
 	Recent    []time.Time          `json:"recent"` // action times within the budget window
+
+	dirty      map[string]struct{} // incidents to write (or delete) at the next save
+	idsChanged bool                // the incident index must be rewritten
 }
 
 func newState() *state {
-	return &state{Incidents: map[string]*incState{}, Pending: map[string]*Pending{}}
+	return &state{Incidents: map[string]*incState{}, Pending: map[string]*Pending{}, dirty: map[string]struct{}{}}
 }
 
-const stateKey = "remediation-state"
+const (
+	metaKey     = "remediation-meta"
+	indexKey    = "remediation-incidents"
+	incKeyPrefx = "remediation-incident/"
+)
+
+// incident returns the state of incident id, creating it, and marks it to
+// be written at the next save.
+func (s *state) incident(id string) *incState {
+	st, ok := s.Incidents[id]
+	if !ok {
+		st = &incState{}
+		s.Incidents[id] = st
+		s.idsChanged = true
+	}
+	s.dirty[id] = struct{}{}
+	return st
+}
 
 func (s *state) save(ctx context.Context, c storage.Client) error {
 	if c == nil {
 		return nil
 	}
-	b, err := json.Marshal(s)
+	meta, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	if err := c.Set(ctx, stateKey, b); err != nil {
+	ops := []*storage.Operation{storage.SetOperation(metaKey, meta)}
+	if s.idsChanged {
+		ids := make([]string, 0, len(s.Incidents))
+		for id := range s.Incidents {
+			ids = append(ids, id)
+		}
+		b, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, storage.SetOperation(indexKey, b))
+	}
+	for id := range s.dirty {
+		st, ok := s.Incidents[id]
+		if !ok {
+			ops = append(ops, storage.DeleteOperation(incKeyPrefx+id))
+			continue
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, storage.SetOperation(incKeyPrefx+id, b))
+	}
+	if err := c.Batch(ctx, ops...); err != nil {
 		return fmt.Errorf("persisting remediation state: %w", err)
 	}
+	clear(s.dirty)
+	s.idsChanged = false
 	return nil
 }
 
 func loadState(ctx context.Context, c storage.Client) (*state, error) {
 	s := newState()
-	b, err := c.Get(ctx, stateKey)
+	b, err := c.Get(ctx, metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("reading remediation state: %w", err)
 	}
-	if b == nil {
-		return s, nil
-	}
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("remediation state: %w", err)
-	}
-	if s.Incidents == nil {
-		s.Incidents = map[string]*incState{}
+	if b != nil {
+		if err := json.Unmarshal(b, s); err != nil {
+			return nil, fmt.Errorf("remediation state: %w", err)
+		}
 	}
 	if s.Pending == nil {
 		s.Pending = map[string]*Pending{}
+	}
+	if b, err = c.Get(ctx, indexKey); err != nil {
+		return nil, fmt.Errorf("reading remediation state: %w", err)
+	}
+	var ids []string
+	if b != nil {
+		if err := json.Unmarshal(b, &ids); err != nil {
+			return nil, fmt.Errorf("remediation state index: %w", err)
+		}
+	}
+	for _, id := range ids {
+		b, err := c.Get(ctx, incKeyPrefx+id)
+		if err != nil {
+			return nil, fmt.Errorf("reading remediation state of incident %s: %w", id, err)
+		}
+		if b == nil {
+			continue
+		}
+		st := &incState{}
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("remediation state of incident %s: %w", id, err)
+		}
+		s.Incidents[id] = st
 	}
 	return s, nil
 }
@@ -106,6 +174,8 @@ func (s *state) prune(now time.Time, window, keep time.Duration) {
 		// (it expired them) are dropped too: state stays bounded.
 		if idle && (st.Incident.State == "resolved" || now.Sub(st.Incident.Time) > 30*24*time.Hour) {
 			delete(s.Incidents, id)
+			s.dirty[id] = struct{}{}
+			s.idsChanged = true
 		}
 	}
 }
