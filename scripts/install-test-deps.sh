@@ -4,7 +4,8 @@
 # chromium (the approval page). Without them those tests skip locally; in CI
 # (CI=true) they fail. Needs root (or sudo) and apt.
 set -euo pipefail
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]=chromium)
+# chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation")
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -z "$missing" ] && exit 0
