@@ -43,17 +43,26 @@ func auditSink(t *testing.T, cfg *Config) *consumertest.LogsSink {
 	return sink
 }
 
-// decisions returns the audited decisions (pipeline_stage) in order.
-func decisions(sink *consumertest.LogsSink) []string {
-	var out []string
+// auditRecords returns the audit events the sink received, in order.
+func auditRecords(sink *consumertest.LogsSink) []plog.LogRecord {
+	var out []plog.LogRecord
 	for _, ld := range sink.AllLogs() {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				v, _ := lrs.At(k).Attributes().Get(attrs.LifecyclePipelineStage)
-				out = append(out, v.Str())
+				out = append(out, lrs.At(k))
 			}
 		}
+	}
+	return out
+}
+
+// decisions returns the audited decisions (pipeline_stage) in order.
+func decisions(sink *consumertest.LogsSink) []string {
+	var out []string
+	for _, lr := range auditRecords(sink) {
+		v, _ := lr.Attributes().Get(attrs.LifecyclePipelineStage)
+		out = append(out, v.Str())
 	}
 	return out
 }

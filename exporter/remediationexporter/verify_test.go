@@ -67,13 +67,8 @@ func evidence(sink *consumertest.LogsSink) []string {
 // auditMessages returns the bodies of the audit events, in order.
 func auditMessages(sink *consumertest.LogsSink) []string {
 	var out []string
-	for _, ld := range sink.AllLogs() {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				out = append(out, lrs.At(k).Body().AsString())
-			}
-		}
+	for _, lr := range auditRecords(sink) {
+		out = append(out, lr.Body().AsString())
 	}
 	return out
 }
