@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 // decision is one audited decision.
@@ -106,9 +106,7 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if ac.HMACSecret != "" {
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		req.Header.Set(HeaderTimestamp, ts)
-		req.Header.Set(HeaderSignature, "sha256="+Sign([]byte(ac.HMACSecret), ts, body))
+		signature.Set(req.Header, "", []byte(ac.HMACSecret), body)
 	}
 	resp, err := r.auditClient.Do(req)
 	if err != nil {

@@ -2,11 +2,9 @@ package remediationexporter
 
 import (
 	"context"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter/internal/metadata"
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 const hookSecret = "hook-secret-0123456789"
@@ -44,9 +43,7 @@ func newHookServer(t *testing.T) *hookServer {
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
-		sig := strings.TrimPrefix(r.Header.Get(HeaderSignature), "sha256=")
-		want := Sign([]byte(hookSecret), r.Header.Get(HeaderTimestamp), body)
-		if _, err := hex.DecodeString(sig); err != nil || sig != want {
+		if r.Header.Get(signature.SignatureHeader) != signature.Value([]byte(hookSecret), r.Header.Get(signature.TimestampHeader), body) {
 			h.badSig++
 		}
 		h.keys = append(h.keys, r.Header.Get(HeaderIdempotencyKey))

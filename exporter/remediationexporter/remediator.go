@@ -1,6 +1,7 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -312,7 +313,7 @@ func (r *remediator) runActionsLocked(ctx context.Context, pol *PolicyConfig, in
 				Evidence: evidence, Created: now, Expires: now.Add(r.cfg.Approval.Get().TTL), Incident: *inc}
 			r.st.Pending[p.ID] = p
 			r.telemetry.RemediationPendingApprovals.Add(ctx, 1)
-			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + firstNonEmpty(a.Operation, "high") + ") action held for approval " + p.ID})
+			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + cmp.Or(a.Operation, "high") + ") action held for approval " + p.ID})
 			r.saveLocked(ctx)
 			return // later actions wait for this one
 		}

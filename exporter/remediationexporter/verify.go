@@ -1,6 +1,7 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -30,7 +31,7 @@ func (r *remediator) verify(ctx context.Context, inc *Incident) (reproduced bool
 		p := tlsinspect.Profile{Name: "verify", TLS: r.verifyTLS.Clone(), Roots: r.verifyTLS.RootCAs}
 		res := r.inspector.Inspect(ctx, tlsinspect.Target{Endpoint: dial, ServerName: sni, Profiles: []tlsinspect.Profile{p}})[0]
 		primary := res.Primary()
-		line := fmt.Sprintf("%s via %s: %s", firstNonEmpty(sni, dial), dial, primary)
+		line := fmt.Sprintf("%s via %s: %s", cmp.Or(sni, dial), dial, primary)
 		if len(res.Findings) > 0 {
 			line += " (" + res.Findings[0].Detail + ")"
 		}
@@ -40,13 +41,4 @@ func (r *remediator) verify(ctx context.Context, inc *Incident) (reproduced bool
 		}
 	}
 	return reproduced, evidence
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

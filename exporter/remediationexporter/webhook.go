@@ -3,9 +3,6 @@ package remediationexporter // import "github.com/certpulse/certpulse/exporter/r
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,13 +13,13 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 // Headers a webhook receiver can rely on.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderTimestamp      = "X-Certpulse-Timestamp"
-	HeaderSignature      = "X-Certpulse-Signature"
 )
 
 // templateData is what a webhook body template sees.
@@ -40,15 +37,6 @@ type templateData struct {
 // incident id + action + attempt.
 func IdempotencyKey(incidentID, action string, attempt int) string {
 	return incidentID + ":" + action + ":" + strconv.Itoa(attempt)
-}
-
-// Sign is the webhook signature: hex HMAC-SHA256(secret, timestamp + "." + body).
-func Sign(secret []byte, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 func renderBody(a *ActionConfig, d templateData) ([]byte, error) {
@@ -87,10 +75,6 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	sigHeader := a.SignatureHeader
-	if sigHeader == "" {
-		sigHeader = HeaderSignature
-	}
 	var status int
 	try := func() (struct{}, error) {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
@@ -106,9 +90,7 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 			req.Header.Set(k, string(v))
 		}
 		if a.HMACSecret != "" {
-			ts := strconv.FormatInt(time.Now().Unix(), 10)
-			req.Header.Set(HeaderTimestamp, ts)
-			req.Header.Set(sigHeader, "sha256="+Sign([]byte(a.HMACSecret), ts, body))
+			signature.Set(req.Header, a.SignatureHeader, []byte(a.HMACSecret), body)
 		}
 		resp, err := r.http.Do(req)
 		if err != nil {

@@ -1,6 +1,7 @@
 package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -212,7 +213,7 @@ func incidentSummary(tr transition, names []string) string {
 		fmt.Fprintf(&b, ": %d endpoint(s) from %d vantage(s)", len(names), len(inc.Vantages))
 	}
 	if d := inc.Deploy; d != nil && inc.Reason == attrs.ReasonPostDeployRegression {
-		fmt.Fprintf(&b, ", beginning after %s %s", d.Type, firstNonEmpty(d.JobID, "(no job id)"))
+		fmt.Fprintf(&b, ", beginning after %s %s", d.Type, cmp.Or(d.JobID, "(no job id)"))
 		if d.Artifact != "" {
 			fmt.Fprintf(&b, " (%s)", d.Artifact)
 		}

@@ -1,6 +1,7 @@
 package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -85,24 +86,15 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 	return s
 }
 
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
 // probe processes one probe result; pass is false when volume control holds
 // the record back.
 func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	t := r.time
 	sc := e.cfg.Services[r.service]
 	svc := e.service(r.service, t)
-	svc.Env = firstNonEmpty(sc.Environment, r.env, svc.Env)
-	svc.Owner = firstNonEmpty(sc.Owner, r.owner, svc.Owner)
-	svc.Crit = firstNonEmpty(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
+	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
+	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)
+	svc.Crit = cmp.Or(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
 	en = enrichment{owner: svc.Owner, crit: svc.Crit, env: svc.Env, trafficWeight: trafficWeight(sc), deploy: svc.LastDeploy, renewal: svc.LastRenewal}
 	noteSeen(&svc.Vantages, r.vantage, t)
 	noteSeen(&svc.Profiles, r.profile, t)
@@ -144,10 +136,10 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 			detail: "the certificate chain of " + endpointName(r) + " changed (" + short(ep.GoodChain) + " -> " + short(r.chainSHA) + ") and no lifecycle event explains it"})
 	}
 	if x := svc.Expect; x != nil && r.leafHash != "" && t.Sub(x.Time) > e.cfg.PropagationGrace && t.Sub(x.Time) < e.cfg.ExplainWindow {
-		fp := fingerprint(attrs.ReasonPropagationLag, r.service, firstNonEmpty(x.Leaf, x.SPKI))
+		fp := fingerprint(attrs.ReasonPropagationLag, r.service, cmp.Or(x.Leaf, x.SPKI))
 		if (x.Leaf != "" && r.leafHash != x.Leaf) || (x.Leaf == "" && x.SPKI != "" && r.spki != x.SPKI) {
-			e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: firstNonEmpty(x.Leaf, x.SPKI), deploy: x,
-				detail: endpointName(r) + " still serves a certificate other than the one " + x.Type + " " + humanAgo(t.Sub(x.Time)) + " ago (job " + firstNonEmpty(x.JobID, "unknown") + ")"})
+			e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: cmp.Or(x.Leaf, x.SPKI), deploy: x,
+				detail: endpointName(r) + " still serves a certificate other than the one " + x.Type + " " + humanAgo(t.Sub(x.Time)) + " ago (job " + cmp.Or(x.JobID, "unknown") + ")"})
 		} else {
 			e.healthyFor(fp, key, t)
 		}
@@ -189,7 +181,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	}
 	old := ep.Incident
 	if reason != "" {
-		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: firstNonEmpty(r.chainSHA, r.spki), deploy: deploy, detail: r.detail})
+		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: cmp.Or(r.chainSHA, r.spki), deploy: deploy, detail: r.detail})
 		ep.Incident = fp
 		if old != "" && old != fp {
 			e.healthyFor(old, key, t)

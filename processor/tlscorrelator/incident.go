@@ -1,6 +1,7 @@
 package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
 
 import (
+	"cmp"
 	"math"
 	"time"
 
@@ -61,7 +62,7 @@ func (e *engine) observe(o *obs) string {
 	if o.probeReason != "" && o.probeReason != o.reason {
 		inc.ProbeReason = o.probeReason
 	}
-	inc.Env, inc.Owner, inc.Crit = svc.Env, svc.Owner, firstNonEmpty(svc.Crit, attrs.CriticalityMedium)
+	inc.Env, inc.Owner, inc.Crit = svc.Env, svc.Owner, cmp.Or(svc.Crit, attrs.CriticalityMedium)
 	inc.UpdatedAt = t
 	inc.Derived = o.derived
 	if o.detail != "" {
@@ -86,7 +87,7 @@ func (e *engine) observe(o *obs) string {
 		if ie, ok := inc.Endpoints[k]; ok {
 			ie.ConsecOK = 0
 		} else if len(inc.Endpoints) < maxIncidentEndpoints {
-			inc.Endpoints[k] = &incEndpoint{Target: r.server + "@" + firstNonEmpty(r.dial, endpointName(r))}
+			inc.Endpoints[k] = &incEndpoint{Target: r.server + "@" + cmp.Or(r.dial, endpointName(r))}
 			changed = true
 		}
 		changed = addTo(inc.Vantages, r.vantage) || changed

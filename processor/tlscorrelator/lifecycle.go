@@ -1,6 +1,7 @@
 package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -14,7 +15,7 @@ func (e *engine) lifecycle(r *record) {
 	}
 	t := r.time
 	svc := e.service(r.service, t)
-	svc.Env = firstNonEmpty(e.cfg.Services[r.service].Environment, r.env, svc.Env)
+	svc.Env = cmp.Or(e.cfg.Services[r.service].Environment, r.env, svc.Env)
 	ev := &lcEvent{Type: r.ltype, Time: t, JobID: r.jobID, Artifact: r.artifact, Leaf: r.leafHash, SPKI: r.spki, NotAfter: r.notAfter, Message: r.message}
 
 	// The remediation exporter reports its work as lifecycle events that

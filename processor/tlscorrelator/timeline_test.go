@@ -1,6 +1,7 @@
 package tlscorrelator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"testing"
@@ -52,16 +53,16 @@ func (p probe) appendTo(ld plog.Logs) {
 	ra := rl.Resource().Attributes()
 	ra.PutStr(attrs.ServiceName, p.service)
 	ra.PutStr(attrs.Vantage, p.vantage)
-	ra.PutStr(attrs.Criticality, firstNonEmpty(p.crit, "medium"))
+	ra.PutStr(attrs.Criticality, cmp.Or(p.crit, "medium"))
 	ra.PutStr(attrs.DeploymentEnv, "prod")
 	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
 	lr.SetEventName(attrs.EventProbeResult)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(p.at)))
 	a := lr.Attributes()
-	a.PutStr(attrs.ServerAddress, firstNonEmpty(p.server, "api.example.com"))
+	a.PutStr(attrs.ServerAddress, cmp.Or(p.server, "api.example.com"))
 	a.PutInt(attrs.ServerPort, 443)
-	a.PutStr(attrs.ClientProfile, firstNonEmpty(p.profile, "default"))
-	a.PutStr(attrs.ReasonKey, string(firstNonEmpty(string(p.reason), "ok")))
+	a.PutStr(attrs.ClientProfile, cmp.Or(p.profile, "default"))
+	a.PutStr(attrs.ReasonKey, string(cmp.Or(string(p.reason), "ok")))
 	if p.chain != "" {
 		a.PutStr(attrs.ChainSHA256, p.chain)
 		a.PutStr(attrs.TLSServerHash, p.leaf)
@@ -78,7 +79,7 @@ func (p probe) appendTo(ld plog.Logs) {
 			s.AppendEmpty().SetStr("sha256/" + x)
 		}
 	}
-	lr.Body().SetStr(fmt.Sprintf("%s: %s", p.server, firstNonEmpty(string(p.reason), "ok")))
+	lr.Body().SetStr(fmt.Sprintf("%s: %s", p.server, cmp.Or(string(p.reason), "ok")))
 }
 
 // event is a certlifecycle event as the receiver emits it.
@@ -105,7 +106,7 @@ func (e event) appendTo(ld plog.Logs) {
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(e.at)))
 	a := lr.Attributes()
 	a.PutStr(attrs.LifecycleType, e.typ)
-	a.PutStr(attrs.LifecycleEventID, firstNonEmpty(e.id, e.typ+e.at.String()))
+	a.PutStr(attrs.LifecycleEventID, cmp.Or(e.id, e.typ+e.at.String()))
 	a.PutBool(attrs.LifecycleDuplicate, e.dup)
 	put := func(k, v string) {
 		if v != "" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
+
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 // BenchmarkIngest posts signed, authenticated events to the real receiver
@@ -42,7 +44,7 @@ func BenchmarkIngest(b *testing.B) {
 				req.Header.Set("Content-Type", "application/cloudevents-batch+json")
 				req.Header.Set("Authorization", "Bearer s3cr3t-bench")
 				req.Header.Set("X-Certpulse-Timestamp", ts)
-				req.Header.Set("X-Certpulse-Signature", "sha256="+hex.EncodeToString(Sign([]byte(testSecret), ts, payload)))
+				req.Header.Set("X-Certpulse-Signature", signature.Value([]byte(testSecret), ts, payload))
 				res, err := client.Do(req)
 				if err != nil {
 					b.Fatal(err)

@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 // Config is the certlifecycle receiver configuration. The HTTP server
@@ -65,8 +67,8 @@ func createDefaultConfig() *Config {
 		ServerConfig: s,
 		Path:         "/v1/lifecycle",
 		HMAC: HMACConfig{
-			SignatureHeader: "X-Certpulse-Signature",
-			TimestampHeader: "X-Certpulse-Timestamp",
+			SignatureHeader: signature.SignatureHeader,
+			TimestampHeader: signature.TimestampHeader,
 			MaxSkew:         5 * time.Minute,
 		},
 		MaxEventsPerRequest: 100,

@@ -3,7 +3,6 @@ package certlifecyclereceiver // import "github.com/certpulse/certpulse/receiver
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver/internal/metadata"
 )
 
@@ -219,20 +219,10 @@ func (r *lifecycleReceiver) verifySignature(h http.Header, body []byte, now time
 	if err != nil || !strings.HasPrefix(sig, "sha256=") {
 		return reject(http.StatusUnauthorized, "signature", "%s must be sha256=<hex>", c.SignatureHeader)
 	}
-	if !hmac.Equal(got, Sign([]byte(c.Secret), ts, body)) {
+	if !hmac.Equal(got, signature.Sum([]byte(c.Secret), ts, body)) {
 		return reject(http.StatusUnauthorized, "signature", "%s does not match the body", c.SignatureHeader)
 	}
 	return nil
-}
-
-// Sign returns HMAC-SHA256(secret, timestamp + "." + body), the signature the
-// receiver expects (hex-encoded, prefixed "sha256=", in the signature header).
-func Sign(secret []byte, timestamp string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -38,6 +37,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver/internal/metadata"
 )
@@ -109,7 +109,7 @@ func post(t *testing.T, r *lifecycleReceiver, contentType string, body []byte, h
 
 func signed(body []byte, ts time.Time) map[string]string {
 	s := strconv.FormatInt(ts.Unix(), 10)
-	return map[string]string{"X-Certpulse-Timestamp": s, "X-Certpulse-Signature": "sha256=" + hex.EncodeToString(Sign([]byte(testSecret), s, body))}
+	return map[string]string{"X-Certpulse-Timestamp": s, "X-Certpulse-Signature": signature.Value([]byte(testSecret), s, body)}
 }
 
 func ce(id, typ string, data map[string]any) map[string]any {

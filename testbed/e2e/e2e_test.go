@@ -26,6 +26,7 @@ import (
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 func binary(t *testing.T) string {
@@ -463,10 +464,10 @@ func newWebhook(t *testing.T) *webhook {
 	h := &webhook{}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		want := "sha256=" + remediationexporter.Sign([]byte("e2e-webhook-secret-0123456789"), r.Header.Get(remediationexporter.HeaderTimestamp), body)
+		want := signature.Value([]byte("e2e-webhook-secret-0123456789"), r.Header.Get(signature.TimestampHeader), body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if r.Header.Get(remediationexporter.HeaderSignature) != want {
+		if r.Header.Get(signature.SignatureHeader) != want {
 			h.badSig++
 		}
 		h.keys = append(h.keys, r.Header.Get(remediationexporter.HeaderIdempotencyKey))
