@@ -14,9 +14,12 @@ OCB     := $(CURDIR)/.cache/bin/ocb
 DIST    := $(BIN)/otelcol-certpulse
 LAB     := $(BIN)/certpulse-lab
 FUZZTIME ?= 10s
+VERSION := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
+# The image `make image` builds; distributions/kubernetes references the same name and tag.
+IMAGE   ?= otelcol-certpulse:$(VERSION)
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy image fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -28,7 +31,7 @@ $(OCB): go.mod go.sum
 $(DIST): $(OCB) builder-config.yaml $(SOURCES)
 	$(OCB) --config builder-config.yaml --skip-compilation
 	cd _build && $(GO) mod tidy -e
-	$(OCB) --config builder-config.yaml --skip-generate --skip-get-modules
+	CGO_ENABLED=0 $(OCB) --config builder-config.yaml --skip-generate --skip-get-modules
 	@mkdir -p $(BIN)
 	cp _build/otelcol-certpulse $@
 
@@ -43,7 +46,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e fuzz
+test: unit e2e deploy fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -51,8 +54,19 @@ unit:
 e2e: build
 	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -run 'TestDistribution' ./testbed/e2e/
 
+# The container image (podman or buildah, FROM scratch, no registry).
+image: $(DIST)
+	./scripts/build-image.sh $(DIST) $(IMAGE)
+
+# Deployment: the image's root filesystem run under chroot against the lab,
+# the Kubernetes manifests and chart values validated strictly, and
+# receiver_creator + host_observer discovering the lab.
+deploy: build image
+	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) CERTPULSE_IMAGE=$(IMAGE) $(GO) test -count=1 -v -timeout 10m ./testbed/deploy/
+
 FUZZ_TARGETS := \
 	./receiver/tlsprobereceiver:FuzzParseTargetsFile \
+	./receiver/tlsprobereceiver:FuzzParseCertFile \
 	./internal/tlsinspect:FuzzClassifyChain \
 	./receiver/certlifecyclereceiver:FuzzParseRequest
 

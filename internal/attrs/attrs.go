@@ -54,11 +54,16 @@ const (
 	PinsConfigured = "certpulse.pins.configured"
 	Pins           = "certpulse.pins"
 	ProbeEndpoint  = "certpulse.endpoint"
+	FilePath       = "certpulse.file.path"
+	FileSource     = "certpulse.file.source"
 )
 
 // Event names of the log records certpulse emits.
 const (
 	EventProbeResult = "certpulse.probe.result"
+	// EventFileResult is one certificate (and its issuers) found in a
+	// certificate file target.
+	EventFileResult = "certpulse.file.result"
 )
 
 // Criticality values.

@@ -10,6 +10,9 @@ const (
 	// Server side.
 	ReasonExpiredLeaf         Reason = "expired_leaf"
 	ReasonExpiredIntermediate Reason = "expired_intermediate"
+	// ReasonExpiredRoot: a trust anchor expired. File targets report it for
+	// an expired self-signed CA certificate (a CA bundle, a cluster CA).
+	ReasonExpiredRoot         Reason = "expired_root"
 	ReasonNotYetValid         Reason = "not_yet_valid"
 	ReasonMissingIntermediate Reason = "missing_intermediate"
 	ReasonBadChainOrder       Reason = "bad_chain_order"
@@ -40,6 +43,10 @@ const (
 	// server that demands a client certificate, or sends an oversized
 	// certificate message). It is not in DESIGN.md's list; see docs/schema.md.
 	ReasonHandshakeFailure Reason = "handshake_failure"
+	// ReasonFileError is a certificate file target (tlsprobe `files`) that
+	// cannot be read or holds no certificate: nothing about it can be
+	// judged. Not in DESIGN.md; see docs/schema.md.
+	ReasonFileError Reason = "file_error"
 
 	// Derived by the correlator.
 	ReasonPostDeployRegression Reason = "post_deploy_regression"
@@ -75,6 +82,7 @@ type ReasonInfo struct {
 // they apply nothing else could be observed; among certificate codes, what
 // breaks every client comes before what breaks some, and warnings come last.
 var ProbePrecedence = []ReasonInfo{
+	{ReasonFileError, SideServer, false},
 	{ReasonDNSFailure, SideNetwork, true},
 	{ReasonConnectionRefused, SideNetwork, true},
 	{ReasonConnectionReset, SideNetwork, true},
@@ -86,6 +94,7 @@ var ProbePrecedence = []ReasonInfo{
 	{ReasonRevoked, SideServer, true},
 	{ReasonExpiredLeaf, SideServer, true},
 	{ReasonExpiredIntermediate, SideServer, true},
+	{ReasonExpiredRoot, SideServer, true},
 	{ReasonNotYetValid, SideServer, true},
 	{ReasonHostnameMismatch, SideServer, true},
 	{ReasonSelfSigned, SideServer, true},

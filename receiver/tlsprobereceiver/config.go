@@ -48,6 +48,11 @@ type Config struct {
 	// TargetsFileCheckInterval is how often TargetsFile is checked for changes.
 	TargetsFileCheckInterval time.Duration `mapstructure:"targets_file_check_interval"`
 
+	// Files are certificate files on this host (PEM bundles, DER,
+	// kubeconfigs), judged without a handshake every collection_interval.
+	// Every client profile's own cert_file is reported the same way.
+	Files []FileTargetConfig `mapstructure:"files"`
+
 	// TargetConfig is the single-endpoint form (`endpoint:` at the top
 	// level), as receiver_creator uses it.
 	TargetConfig `mapstructure:",squash"`
@@ -181,8 +186,13 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("client_profiles::%s: %w", name, err))
 		}
 	}
-	if cfg.Endpoint == "" && len(cfg.Targets) == 0 && cfg.TargetsFile == "" {
-		errs = append(errs, errors.New("no targets: set endpoint, targets or targets_file"))
+	if cfg.Endpoint == "" && len(cfg.Targets) == 0 && cfg.TargetsFile == "" && len(cfg.Files) == 0 {
+		errs = append(errs, errors.New("no targets: set endpoint, targets, targets_file or files"))
+	}
+	for i, f := range cfg.Files {
+		if err := f.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("files[%d]: %w", i, err))
+		}
 	}
 	all := cfg.Targets
 	if cfg.Endpoint != "" {

@@ -60,10 +60,11 @@ func TestConfigErrors(t *testing.T) {
 		"bad_pin":                  `is not sha256/<base64 of 32 bytes>`,
 		"unknown_profile":          `unknown client profile "nosuch"`,
 		"duplicate":                `duplicate of targets[0]`,
-		"no_targets":               `no targets: set endpoint, targets or targets_file`,
+		"no_targets":               `no targets: set endpoint, targets, targets_file or files`,
 		"timeout_exceeds_interval": `timeout (10s) must not exceed collection_interval (5s)`,
 		"bad_starttls":             `starttls "imap" is not supported`,
 		"insecure_profile":         `insecure and insecure_skip_verify make no sense`,
+		"bad_files":                "files[0]: path \"/etc/kubernetes/pki/[*.crt\" is not a valid glob pattern",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)

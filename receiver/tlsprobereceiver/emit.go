@@ -188,7 +188,7 @@ func (e *emitter) metrics(j *job, results []tlsinspect.Result) pmetric.Metrics {
 			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
 		}
 		for pos, c := range r.Chain {
-			mb.RecordTlsprobeCertTimeLeftDataPoint(ts, c.NotAfter.Sub(now).Seconds(), p, int64(pos), certRole(pos, c))
+			e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
 		}
 	}
 	// OCSP describes the leaf, not a profile: once per probe.
@@ -214,7 +214,13 @@ func (e *emitter) metrics(j *job, results []tlsinspect.Result) pmetric.Metrics {
 	if t.meta.cfg.Owner != "" {
 		rb.SetCertpulseOwner(t.meta.cfg.Owner)
 	}
-	switch t.meta.criticality {
+	setCriticality(rb, t.meta.criticality)
+	rb.SetCertpulseVantage(e.vantage)
+	return mb.Emit(metadata.WithResource(rb.Emit()))
+}
+
+func setCriticality(rb *metadata.ResourceBuilder, crit string) {
+	switch crit {
 	case attrs.CriticalityLow:
 		rb.SetCertpulseCriticalityLow()
 	case attrs.CriticalityHigh:
@@ -224,8 +230,6 @@ func (e *emitter) metrics(j *job, results []tlsinspect.Result) pmetric.Metrics {
 	default:
 		rb.SetCertpulseCriticalityMedium()
 	}
-	rb.SetCertpulseVantage(e.vantage)
-	return mb.Emit(metadata.WithResource(rb.Emit()))
 }
 
 func certRole(pos int, c *x509.Certificate) metadata.AttributeCertRole {

@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
@@ -122,6 +124,16 @@ func (r *tlsProbeReceiver) start() error {
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	r.sched.set(dedupTargets(targets, r.logger))
 	r.wait = append(r.wait, r.sched.start(ctx))
+	if entries := r.cfg.fileEntries(); len(entries) > 0 {
+		fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fw.run(ctx)
+		}()
+		r.wait = append(r.wait, wg.Wait)
+	}
 	if r.cfg.TargetsFile != "" {
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -131,7 +143,7 @@ func (r *tlsProbeReceiver) start() error {
 		}()
 		r.wait = append(r.wait, wg.Wait)
 	}
-	r.logger.Info("tlsprobe started", zap.Int("targets", r.sched.size()), zap.String("vantage", r.vantage), zap.Duration("collection_interval", r.cfg.CollectionInterval))
+	r.logger.Info("tlsprobe started", zap.Int("targets", r.sched.size()), zap.Int("file_targets", len(r.cfg.Files)), zap.String("vantage", r.vantage), zap.Duration("collection_interval", r.cfg.CollectionInterval))
 	return nil
 }
 
@@ -218,27 +230,42 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job) {
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}
+	r.send(ctx, j.target.meta.cfg.Endpoint,
+		func() plog.Logs { return r.emitter.logs(j.target, results) },
+		func() pmetric.Metrics { return r.emitter.metrics(j, results) })
+}
+
+// emitFiles sends the file targets' results to the pipelines.
+func (r *tlsProbeReceiver) emitFiles(ctx context.Context, results []fileResult) {
+	r.send(ctx, "files",
+		func() plog.Logs { return r.emitter.fileLogs(results) },
+		func() pmetric.Metrics { return r.emitter.fileMetrics(results) })
+}
+
+// send builds and hands results to whichever pipelines are connected; a
+// refusal is logged with what was refused (an endpoint, or "files").
+func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func() plog.Logs, makeMetrics func() pmetric.Metrics) {
 	r.mu.Lock()
 	logs, metrics := r.logs, r.metrics
 	r.mu.Unlock()
 	if logs != nil {
-		ld := r.emitter.logs(j.target, results)
+		ld := makeLogs()
 		n := ld.LogRecordCount()
 		octx := r.obsLogs.StartLogsOp(ctx)
 		err := logs.ConsumeLogs(octx, ld)
 		r.obsLogs.EndLogsOp(octx, metadata.Type.String(), n, err)
 		if err != nil {
-			r.logger.Warn("probe results refused by the pipeline", zap.String("endpoint", j.target.meta.cfg.Endpoint), zap.Int("records", n), zap.Error(err))
+			r.logger.Warn("probe results refused by the pipeline", zap.String("endpoint", what), zap.Int("records", n), zap.Error(err))
 		}
 	}
 	if metrics != nil {
-		md := r.emitter.metrics(j, results)
+		md := makeMetrics()
 		n := md.DataPointCount()
 		octx := r.obsMetrics.StartMetricsOp(ctx)
 		err := metrics.ConsumeMetrics(octx, md)
 		r.obsMetrics.EndMetricsOp(octx, metadata.Type.String(), n, err)
 		if err != nil {
-			r.logger.Warn("probe metrics refused by the pipeline", zap.String("endpoint", j.target.meta.cfg.Endpoint), zap.Int("data_points", n), zap.Error(err))
+			r.logger.Warn("probe metrics refused by the pipeline", zap.String("endpoint", what), zap.Int("data_points", n), zap.Error(err))
 		}
 	}
 }

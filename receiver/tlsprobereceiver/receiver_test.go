@@ -82,6 +82,9 @@ func latestByServer(sink *consumertest.LogsSink) map[string]plog.LogRecord {
 				lrs := sls.At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
 					lr := lrs.At(k)
+					if lr.EventName() != attrs.EventProbeResult {
+						continue // file results (the mTLS profile's own certificate)
+					}
 					addr, _ := lr.Attributes().Get(attrs.ServerAddress)
 					out[addr.Str()] = lr
 				}
@@ -116,8 +119,15 @@ func TestReceiverAgainstLab(t *testing.T) {
 			assert.Equal(t, plog.SeverityNumberInfo, lr.SeverityNumber())
 		}
 	}
-	// Routing keys are on the resource.
-	rl := logs.AllLogs()[0].ResourceLogs().At(0)
+	// Routing keys are on the resource (of a probe result; the mTLS
+	// profile's own certificate is reported as a file result).
+	var rl plog.ResourceLogs
+	for _, ld := range logs.AllLogs() {
+		if r := ld.ResourceLogs().At(0); r.ScopeLogs().At(0).LogRecords().At(0).EventName() == attrs.EventProbeResult {
+			rl = r
+			break
+		}
+	}
 	v, _ := rl.Resource().Attributes().Get(attrs.Vantage)
 	assert.Equal(t, "test-vantage", v.Str())
 	o, _ := rl.Resource().Attributes().Get(attrs.Owner)

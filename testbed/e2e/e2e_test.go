@@ -435,14 +435,14 @@ func hasAll(got map[string][]string, want map[string]string) bool {
 	return true
 }
 
-// TestDistributionConfigsValidate checks the shipped agent, gateway and demo
-// configs against the built distribution.
+// TestDistributionConfigsValidate checks the shipped agent, single-tier,
+// gateway and demo configs against the built distribution.
 func TestDistributionConfigsValidate(t *testing.T) {
 	bin := binary(t)
-	for _, f := range []string{"agent.yaml", "gateway.yaml", "demo.yaml"} {
+	for _, f := range []string{"agent.yaml", "single-tier.yaml", "gateway.yaml", "demo.yaml"} {
 		cmd := exec.Command(bin, "validate", "--config", filepath.Join("../../distributions/otelcol-certpulse", f))
 		cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "NODE_NAME=node-1", "KAFKA_BROKERS=127.0.0.1:9092", "MIMIR_URL=http://127.0.0.1:9009",
-			"LOKI_URL=http://127.0.0.1:3100", "CERTPULSE_WEBHOOK_TOKEN=t", "CERTPULSE_WEBHOOK_HMAC=0123456789abcdef0123",
+			"LOKI_URL=http://127.0.0.1:3100", "MIMIR_TENANT=t", "LOKI_TENANT=t", "CERTPULSE_STATE_DIR=/tmp", "CERTPULSE_WEBHOOK_TOKEN=t", "CERTPULSE_WEBHOOK_HMAC=0123456789abcdef0123",
 			"CERTPULSE_LAB_DIR=/tmp", "CERTPULSE_DEMO_OUT=/tmp", "CERTPULSE_DEMO_TOKEN=t", "CERTPULSE_DEMO_HMAC_SECRET=0123456789abcdef0123",
 			"CERTPULSE_APPROVERS_HTPASSWD=/dev/null", "CERTPULSE_VERIFY_CA_FILE=/etc/ssl/certs/ca-certificates.crt", "CERTPULSE_RELOAD_WEBHOOK=https://deploy.example.com/hooks/reload",
 			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle")

@@ -29,6 +29,8 @@ func (ms *MetricConfig) Unmarshal(parser *confmap.Conf) error {
 
 // MetricsConfig provides config for tlsprobe metrics.
 type MetricsConfig struct {
+	TlsprobeCertLifetimeUsed      MetricConfig `mapstructure:"tlsprobe.cert.lifetime_used"`
+	TlsprobeCertNotAfter          MetricConfig `mapstructure:"tlsprobe.cert.not_after"`
 	TlsprobeCertTimeLeft          MetricConfig `mapstructure:"tlsprobe.cert.time_left"`
 	TlsprobeChainLength           MetricConfig `mapstructure:"tlsprobe.chain.length"`
 	TlsprobeDuration              MetricConfig `mapstructure:"tlsprobe.duration"`
@@ -41,6 +43,12 @@ type MetricsConfig struct {
 
 func DefaultMetricsConfig() MetricsConfig {
 	return MetricsConfig{
+		TlsprobeCertLifetimeUsed: MetricConfig{
+			Enabled: true,
+		},
+		TlsprobeCertNotAfter: MetricConfig{
+			Enabled: true,
+		},
 		TlsprobeCertTimeLeft: MetricConfig{
 			Enabled: true,
 		},
@@ -97,6 +105,7 @@ func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
 // ResourceAttributesConfig provides config for tlsprobe resource attributes.
 type ResourceAttributesConfig struct {
 	CertpulseCriticality      ResourceAttributeConfig `mapstructure:"certpulse.criticality"`
+	CertpulseFilePath         ResourceAttributeConfig `mapstructure:"certpulse.file.path"`
 	CertpulseOwner            ResourceAttributeConfig `mapstructure:"certpulse.owner"`
 	CertpulseVantage          ResourceAttributeConfig `mapstructure:"certpulse.vantage"`
 	DeploymentEnvironmentName ResourceAttributeConfig `mapstructure:"deployment.environment.name"`
@@ -108,6 +117,9 @@ type ResourceAttributesConfig struct {
 func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 	return ResourceAttributesConfig{
 		CertpulseCriticality: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		CertpulseFilePath: ResourceAttributeConfig{
 			Enabled: true,
 		},
 		CertpulseOwner: ResourceAttributeConfig{

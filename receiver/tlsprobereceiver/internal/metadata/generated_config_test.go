@@ -27,6 +27,8 @@ func TestMetricsBuilderConfig(t *testing.T) {
 			name: "all_set",
 			want: MetricsBuilderConfig{
 				Metrics: MetricsConfig{
+					TlsprobeCertLifetimeUsed:      MetricConfig{Enabled: true},
+					TlsprobeCertNotAfter:          MetricConfig{Enabled: true},
 					TlsprobeCertTimeLeft:          MetricConfig{Enabled: true},
 					TlsprobeChainLength:           MetricConfig{Enabled: true},
 					TlsprobeDuration:              MetricConfig{Enabled: true},
@@ -38,6 +40,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					CertpulseCriticality:      ResourceAttributeConfig{Enabled: true},
+					CertpulseFilePath:         ResourceAttributeConfig{Enabled: true},
 					CertpulseOwner:            ResourceAttributeConfig{Enabled: true},
 					CertpulseVantage:          ResourceAttributeConfig{Enabled: true},
 					DeploymentEnvironmentName: ResourceAttributeConfig{Enabled: true},
@@ -51,6 +54,8 @@ func TestMetricsBuilderConfig(t *testing.T) {
 			name: "none_set",
 			want: MetricsBuilderConfig{
 				Metrics: MetricsConfig{
+					TlsprobeCertLifetimeUsed:      MetricConfig{Enabled: false},
+					TlsprobeCertNotAfter:          MetricConfig{Enabled: false},
 					TlsprobeCertTimeLeft:          MetricConfig{Enabled: false},
 					TlsprobeChainLength:           MetricConfig{Enabled: false},
 					TlsprobeDuration:              MetricConfig{Enabled: false},
@@ -62,6 +67,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					CertpulseCriticality:      ResourceAttributeConfig{Enabled: false},
+					CertpulseFilePath:         ResourceAttributeConfig{Enabled: false},
 					CertpulseOwner:            ResourceAttributeConfig{Enabled: false},
 					CertpulseVantage:          ResourceAttributeConfig{Enabled: false},
 					DeploymentEnvironmentName: ResourceAttributeConfig{Enabled: false},
@@ -104,6 +110,7 @@ func TestResourceAttributesConfig(t *testing.T) {
 			name: "all_set",
 			want: ResourceAttributesConfig{
 				CertpulseCriticality:      ResourceAttributeConfig{Enabled: true},
+				CertpulseFilePath:         ResourceAttributeConfig{Enabled: true},
 				CertpulseOwner:            ResourceAttributeConfig{Enabled: true},
 				CertpulseVantage:          ResourceAttributeConfig{Enabled: true},
 				DeploymentEnvironmentName: ResourceAttributeConfig{Enabled: true},
@@ -116,6 +123,7 @@ func TestResourceAttributesConfig(t *testing.T) {
 			name: "none_set",
 			want: ResourceAttributesConfig{
 				CertpulseCriticality:      ResourceAttributeConfig{Enabled: false},
+				CertpulseFilePath:         ResourceAttributeConfig{Enabled: false},
 				CertpulseOwner:            ResourceAttributeConfig{Enabled: false},
 				CertpulseVantage:          ResourceAttributeConfig{Enabled: false},
 				DeploymentEnvironmentName: ResourceAttributeConfig{Enabled: false},

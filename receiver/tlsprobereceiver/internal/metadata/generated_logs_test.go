@@ -21,6 +21,7 @@ func TestLogsBuilderAppendLogRecord(t *testing.T) {
 
 	rb := lb.NewResourceBuilder()
 	rb.SetCertpulseCriticalityLow()
+	rb.SetCertpulseFilePath("certpulse.file.path-val")
 	rb.SetCertpulseOwner("certpulse.owner-val")
 	rb.SetCertpulseVantage("certpulse.vantage-val")
 	rb.SetDeploymentEnvironmentName("deployment.environment.name-val")

@@ -77,6 +77,12 @@ var MapAttributePhase = map[string]AttributePhase{
 }
 
 var MetricsInfo = metricsInfo{
+	TlsprobeCertLifetimeUsed: metricInfo{
+		Name: "tlsprobe.cert.lifetime_used",
+	},
+	TlsprobeCertNotAfter: metricInfo{
+		Name: "tlsprobe.cert.not_after",
+	},
 	TlsprobeCertTimeLeft: metricInfo{
 		Name: "tlsprobe.cert.time_left",
 	},
@@ -104,6 +110,8 @@ var MetricsInfo = metricsInfo{
 }
 
 type metricsInfo struct {
+	TlsprobeCertLifetimeUsed      metricInfo
+	TlsprobeCertNotAfter          metricInfo
 	TlsprobeCertTimeLeft          metricInfo
 	TlsprobeChainLength           metricInfo
 	TlsprobeDuration              metricInfo
@@ -116,6 +124,114 @@ type metricsInfo struct {
 
 type metricInfo struct {
 	Name string
+}
+
+type metricTlsprobeCertLifetimeUsed struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.cert.lifetime_used metric with initial data.
+func (m *metricTlsprobeCertLifetimeUsed) init() {
+	m.data.SetName("tlsprobe.cert.lifetime_used")
+	m.data.SetDescription("Share of the certificate's validity period that has passed, (now - notBefore) / (notAfter - notBefore), clamped to 0..1, for every presented certificate and every certificate in a file target; alert at a share of lifetime rather than a fixed number of days.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeCertLifetimeUsed) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, clientProfileAttributeValue string, certPositionAttributeValue int64, certRoleAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+	dp.Attributes().PutStr("certpulse.client_profile", clientProfileAttributeValue)
+	dp.Attributes().PutInt("certpulse.cert.position", certPositionAttributeValue)
+	dp.Attributes().PutStr("certpulse.cert.role", certRoleAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeCertLifetimeUsed) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeCertLifetimeUsed) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeCertLifetimeUsed(cfg MetricConfig) metricTlsprobeCertLifetimeUsed {
+	m := metricTlsprobeCertLifetimeUsed{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricTlsprobeCertNotAfter struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.cert.not_after metric with initial data.
+func (m *metricTlsprobeCertNotAfter) init() {
+	m.data.SetName("tlsprobe.cert.not_after")
+	m.data.SetDescription("The certificate's notAfter as a Unix timestamp in seconds, for 'expires at' tables; same certificates as tlsprobe.cert.time_left.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeCertNotAfter) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, certPositionAttributeValue int64, certRoleAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.client_profile", clientProfileAttributeValue)
+	dp.Attributes().PutInt("certpulse.cert.position", certPositionAttributeValue)
+	dp.Attributes().PutStr("certpulse.cert.role", certRoleAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeCertNotAfter) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeCertNotAfter) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeCertNotAfter(cfg MetricConfig) metricTlsprobeCertNotAfter {
+	m := metricTlsprobeCertNotAfter{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
 }
 
 type metricTlsprobeCertTimeLeft struct {
@@ -547,6 +663,8 @@ type MetricsBuilder struct {
 	buildInfo                           component.BuildInfo  // contains version information.
 	resourceAttributeIncludeFilter      map[string]filter.Filter
 	resourceAttributeExcludeFilter      map[string]filter.Filter
+	metricTlsprobeCertLifetimeUsed      metricTlsprobeCertLifetimeUsed
+	metricTlsprobeCertNotAfter          metricTlsprobeCertNotAfter
 	metricTlsprobeCertTimeLeft          metricTlsprobeCertTimeLeft
 	metricTlsprobeChainLength           metricTlsprobeChainLength
 	metricTlsprobeDuration              metricTlsprobeDuration
@@ -580,6 +698,8 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		startTime:                           pcommon.NewTimestampFromTime(time.Now()),
 		metricsBuffer:                       pmetric.NewMetrics(),
 		buildInfo:                           settings.BuildInfo,
+		metricTlsprobeCertLifetimeUsed:      newMetricTlsprobeCertLifetimeUsed(mbc.Metrics.TlsprobeCertLifetimeUsed),
+		metricTlsprobeCertNotAfter:          newMetricTlsprobeCertNotAfter(mbc.Metrics.TlsprobeCertNotAfter),
 		metricTlsprobeCertTimeLeft:          newMetricTlsprobeCertTimeLeft(mbc.Metrics.TlsprobeCertTimeLeft),
 		metricTlsprobeChainLength:           newMetricTlsprobeChainLength(mbc.Metrics.TlsprobeChainLength),
 		metricTlsprobeDuration:              newMetricTlsprobeDuration(mbc.Metrics.TlsprobeDuration),
@@ -596,6 +716,12 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 	}
 	if mbc.ResourceAttributes.CertpulseCriticality.MetricsExclude != nil {
 		mb.resourceAttributeExcludeFilter["certpulse.criticality"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseCriticality.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.CertpulseFilePath.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["certpulse.file.path"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseFilePath.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.CertpulseFilePath.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["certpulse.file.path"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseFilePath.MetricsExclude)
 	}
 	if mbc.ResourceAttributes.CertpulseOwner.MetricsInclude != nil {
 		mb.resourceAttributeIncludeFilter["certpulse.owner"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseOwner.MetricsInclude)
@@ -702,6 +828,8 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	ils.Scope().SetName(ScopeName)
 	ils.Scope().SetVersion(mb.buildInfo.Version)
 	ils.Metrics().EnsureCapacity(mb.metricsCapacity)
+	mb.metricTlsprobeCertLifetimeUsed.emit(ils.Metrics())
+	mb.metricTlsprobeCertNotAfter.emit(ils.Metrics())
 	mb.metricTlsprobeCertTimeLeft.emit(ils.Metrics())
 	mb.metricTlsprobeChainLength.emit(ils.Metrics())
 	mb.metricTlsprobeDuration.emit(ils.Metrics())
@@ -739,6 +867,16 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 	metrics := mb.metricsBuffer
 	mb.metricsBuffer = pmetric.NewMetrics()
 	return metrics
+}
+
+// RecordTlsprobeCertLifetimeUsedDataPoint adds a data point to tlsprobe.cert.lifetime_used metric.
+func (mb *MetricsBuilder) RecordTlsprobeCertLifetimeUsedDataPoint(ts pcommon.Timestamp, val float64, clientProfileAttributeValue string, certPositionAttributeValue int64, certRoleAttributeValue AttributeCertRole) {
+	mb.metricTlsprobeCertLifetimeUsed.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, certPositionAttributeValue, certRoleAttributeValue.String())
+}
+
+// RecordTlsprobeCertNotAfterDataPoint adds a data point to tlsprobe.cert.not_after metric.
+func (mb *MetricsBuilder) RecordTlsprobeCertNotAfterDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, certPositionAttributeValue int64, certRoleAttributeValue AttributeCertRole) {
+	mb.metricTlsprobeCertNotAfter.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, certPositionAttributeValue, certRoleAttributeValue.String())
 }
 
 // RecordTlsprobeCertTimeLeftDataPoint adds a data point to tlsprobe.cert.time_left metric.

@@ -69,6 +69,14 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeCertLifetimeUsedDataPoint(ts, 1, "client_profile-val", 13, AttributeCertRoleLeaf)
+
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordTlsprobeCertNotAfterDataPoint(ts, 1, "client_profile-val", 13, AttributeCertRoleLeaf)
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeCertTimeLeftDataPoint(ts, 1, "client_profile-val", 13, AttributeCertRoleLeaf)
 
 			defaultMetricsCount++
@@ -101,6 +109,7 @@ func TestMetricsBuilder(t *testing.T) {
 
 			rb := mb.NewResourceBuilder()
 			rb.SetCertpulseCriticalityLow()
+			rb.SetCertpulseFilePath("certpulse.file.path-val")
 			rb.SetCertpulseOwner("certpulse.owner-val")
 			rb.SetCertpulseVantage("certpulse.vantage-val")
 			rb.SetDeploymentEnvironmentName("deployment.environment.name-val")
@@ -129,6 +138,48 @@ func TestMetricsBuilder(t *testing.T) {
 			validatedMetrics := make(map[string]bool)
 			for i := 0; i < ms.Len(); i++ {
 				switch ms.At(i).Name() {
+				case "tlsprobe.cert.lifetime_used":
+					assert.False(t, validatedMetrics["tlsprobe.cert.lifetime_used"], "Found a duplicate in the metrics slice: tlsprobe.cert.lifetime_used")
+					validatedMetrics["tlsprobe.cert.lifetime_used"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "Share of the certificate's validity period that has passed, (now - notBefore) / (notAfter - notBefore), clamped to 0..1, for every presented certificate and every certificate in a file target; alert at a share of lifetime rather than a fixed number of days.", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+					assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
+					assert.True(t, ok)
+					assert.Equal(t, "client_profile-val", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("certpulse.cert.position")
+					assert.True(t, ok)
+					assert.EqualValues(t, 13, attrVal.Int())
+					attrVal, ok = dp.Attributes().Get("certpulse.cert.role")
+					assert.True(t, ok)
+					assert.Equal(t, "leaf", attrVal.Str())
+				case "tlsprobe.cert.not_after":
+					assert.False(t, validatedMetrics["tlsprobe.cert.not_after"], "Found a duplicate in the metrics slice: tlsprobe.cert.not_after")
+					validatedMetrics["tlsprobe.cert.not_after"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "The certificate's notAfter as a Unix timestamp in seconds, for 'expires at' tables; same certificates as tlsprobe.cert.time_left.", ms.At(i).Description())
+					assert.Equal(t, "s", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
+					assert.True(t, ok)
+					assert.Equal(t, "client_profile-val", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("certpulse.cert.position")
+					assert.True(t, ok)
+					assert.EqualValues(t, 13, attrVal.Int())
+					attrVal, ok = dp.Attributes().Get("certpulse.cert.role")
+					assert.True(t, ok)
+					assert.Equal(t, "leaf", attrVal.Str())
 				case "tlsprobe.cert.time_left":
 					assert.False(t, validatedMetrics["tlsprobe.cert.time_left"], "Found a duplicate in the metrics slice: tlsprobe.cert.time_left")
 					validatedMetrics["tlsprobe.cert.time_left"] = true

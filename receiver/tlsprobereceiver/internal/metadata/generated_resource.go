@@ -49,6 +49,13 @@ func (rb *ResourceBuilder) SetCertpulseCriticalityCritical() {
 	}
 }
 
+// SetCertpulseFilePath sets provided value as "certpulse.file.path" attribute.
+func (rb *ResourceBuilder) SetCertpulseFilePath(val string) {
+	if rb.config.CertpulseFilePath.Enabled {
+		rb.res.Attributes().PutStr("certpulse.file.path", val)
+	}
+}
+
 // SetCertpulseOwner sets provided value as "certpulse.owner" attribute.
 func (rb *ResourceBuilder) SetCertpulseOwner(val string) {
 	if rb.config.CertpulseOwner.Enabled {
