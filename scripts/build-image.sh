@@ -19,7 +19,7 @@ else
   echo "build-image: podman or buildah is required (apt-get install podman)" >&2
   exit 1
 fi
-if file "$bin" 2>/dev/null | grep -q 'dynamically linked'; then
+if ldd "$bin" >/dev/null 2>&1; then
   echo "build-image: $bin is dynamically linked; a FROM scratch image needs a static binary" >&2
   exit 1
 fi
@@ -28,7 +28,7 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$bin" "$ctx/otelcol-certpulse"
 cp "$bundle" "$ctx/ca-certificates.crt"
 cp "$top/distributions/otelcol-certpulse/single-tier.yaml" "$ctx/config.yaml"
-cp "$top/distributions/image/"{Containerfile,passwd,group,targets.yaml} "$ctx/"
+cp "$top/distributions/image/"{Containerfile,passwd,group,hosts,targets.yaml} "$ctx/"
 mkdir "$ctx/state"
 if [ "$tool" = podman ]; then
   podman build --quiet -f "$ctx/Containerfile" -t "$ref" "$ctx"

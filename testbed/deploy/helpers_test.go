@@ -1,0 +1,74 @@
+// Package deploy tests how certpulse is deployed: the container image (its
+// root filesystem run under chroot against the fault lab), the Kubernetes
+// manifests and Helm values (strictly decoded, with invariants), and
+// receiver_creator + host_observer discovering the lab. `make deploy` runs it
+// with CERTPULSE_BIN, CERTPULSE_LAB_BIN and CERTPULSE_IMAGE set.
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// repo is the repository root.
+func repo(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// need returns the environment variable or skips (fails under CI=true).
+func need(t *testing.T, name, why string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		skipOrFail(t, name+" not set: "+why)
+	}
+	return v
+}
+
+// skipOrFail skips locally; in CI (CI=true) a missing prerequisite fails.
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func needProgram(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		skipOrFail(t, name+" is not installed (scripts/install-test-deps.sh installs it)")
+	}
+	return p
+}
+
+// validate runs the built distribution's `validate` on a config with env.
+func validate(t *testing.T, bin, config string, env map[string]string) error {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--config", f)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &validateError{err: err, out: strings.TrimSpace(string(out))}
+	}
+	return nil
+}
+
+type validateError struct {
+	err error
+	out string
+}
+
+func (e *validateError) Error() string { return e.err.Error() + ": " + e.out }
