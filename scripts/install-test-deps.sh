@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: curl, openssl and jq
-# (the hook senders), prometheus-alertmanager (remediation alerts) and
-# chromium (the approval page). Without them those tests skip locally; in CI
+# (the hook senders), prometheus-alertmanager (remediation alerts), chromium
+# (the approval page), podman (`make image`) and ca-certificates (the image's
+# trust store). kubectl (`kubectl kustomize`, offline) comes with the machine
+# image; Debian's kubernetes-client is too old for kustomize v5 files. Without them those tests skip locally; in CI
 # (CI=true) they fail. Needs root (or sudo) and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation")
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman)
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 sudo=""

@@ -73,6 +73,9 @@ receivers:
         cert_file: %s
         key_file: %s
     targets_file: %s
+    files:
+      - path: NODE_PKI
+        service: lab-node-pki
 processors:
   tlscorrelator:
     corroboration:
@@ -168,7 +171,11 @@ func TestDistributionAgainstLab(t *testing.T) {
 	lcPort := freePort(t)
 	cfg := fmt.Sprintf(configTmpl, freePort(t), lcPort, files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
 	hook := newWebhook(t)
-	cfg = strings.NewReplacer("REMEDIATION_ROOTS", files.Roots, "REMEDIATION_HOOK", hook.URL, "REMEDIATION_AUDIT_PORT", fmt.Sprint(lcPort)).Replace(cfg)
+	node, err := faultlab.WriteNodeFiles(filepath.Join(dir, "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = strings.NewReplacer("NODE_PKI", filepath.Join(node.Dir, "*"), "REMEDIATION_ROOTS", files.Roots, "REMEDIATION_HOOK", hook.URL, "REMEDIATION_AUDIT_PORT", fmt.Sprint(lcPort)).Replace(cfg)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +233,25 @@ func TestDistributionAgainstLab(t *testing.T) {
 		}
 	}
 	t.Logf("reason per endpoint:\n%s", table.String())
+
+	// Certificate files on the node, judged without a handshake.
+	fileReasons := map[string]string{}
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && len(fileReasons) < len(node.Files); time.Sleep(300 * time.Millisecond) {
+		fileReasons = map[string]string{}
+		for _, lr := range findEvents(logsPath, attrs.EventFileResult) {
+			p, _ := lr.Attributes().Get(attrs.FilePath)
+			r, _ := lr.Attributes().Get(attrs.ReasonKey)
+			name := filepath.Base(p.Str())
+			if prev, ok := fileReasons[name]; !ok || attrs.Rank(attrs.Reason(r.Str())) < attrs.Rank(attrs.Reason(prev)) {
+				fileReasons[name] = r.Str()
+			}
+		}
+	}
+	for _, f := range node.Files {
+		if fileReasons[f.Name] != string(f.Want) {
+			t.Errorf("node file %s: certpulse.reason=%q, want %q", f.Name, fileReasons[f.Name], f.Want)
+		}
+	}
 
 	// A lifecycle event through the ready-made sender (bearer token + HMAC).
 	send := exec.Command("sh", "-c", `printf '%s' '{"type":"deployed","id":"e2e-1","service":"lab-healthy","endpoints":["healthy.lab.certpulse.test:443"],"job_id":"deploy-7"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
