@@ -17,6 +17,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
 )
 
 func TestFilesConfigErrors(t *testing.T) {
@@ -85,16 +86,9 @@ func fileRecords(sink *consumertest.LogsSink) map[string][]plog.LogRecord {
 	out := map[string][]plog.LogRecord{}
 	for _, ld := range sink.AllLogs() {
 		batch := map[string][]plog.LogRecord{}
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				lr := lrs.At(k)
-				if lr.EventName() != attrs.EventFileResult {
-					continue
-				}
-				p, _ := lr.Attributes().Get(attrs.FilePath)
-				batch[filepath.Base(p.Str())] = append(batch[filepath.Base(p.Str())], lr)
-			}
+		for _, r := range logtest.Named(logtest.Records(ld), attrs.EventFileResult) {
+			name := filepath.Base(r.Attr(attrs.FilePath))
+			batch[name] = append(batch[name], r.LogRecord)
 		}
 		for k, v := range batch {
 			out[k] = v

@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
 )
 
 // startLabProcess runs bin/certpulse-lab (a process of its own, so that
@@ -113,19 +112,7 @@ service:
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	exited, stderr := startProcess(t, cmd)
 
 	// Endpoints that need more than a name (STARTTLS, the mTLS profile,
 	// pins) are probed too but judged without those settings.
@@ -179,30 +166,8 @@ service:
 // per server.address.
 func probeRecords(path string) map[string]plog.LogRecord {
 	out := map[string]plog.LogRecord{}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	var u plog.JSONUnmarshaler
-	for sc.Scan() {
-		ld, err := u.UnmarshalLogs(sc.Bytes())
-		if err != nil {
-			continue // a line being written
-		}
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sls := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if lrs.At(k).EventName() == attrs.EventProbeResult {
-						a, _ := lrs.At(k).Attributes().Get(attrs.ServerAddress)
-						out[a.Str()] = lrs.At(k)
-					}
-				}
-			}
-		}
+	for _, r := range logtest.Named(logtest.ReadFile(path), attrs.EventProbeResult) {
+		out[r.Attr(attrs.ServerAddress)] = r.LogRecord
 	}
 	return out
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
 )
 
 // otlpSink is a real OTLP/HTTP receiver (protobuf) standing in for Mimir's
@@ -87,22 +88,14 @@ func newOTLPSink(t *testing.T) *otlpSink {
 	return s
 }
 
-// records returns every log record that arrived, by event name.
+// records returns every log record that arrived with the event name.
 func (s *otlpSink) records(event string) []plog.LogRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []plog.LogRecord
 	for _, ld := range s.logs {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sls := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if lrs.At(k).EventName() == event {
-						out = append(out, lrs.At(k))
-					}
-				}
-			}
+		for _, r := range logtest.Named(logtest.Records(ld), event) {
+			out = append(out, r.LogRecord)
 		}
 	}
 	return out
@@ -243,19 +236,7 @@ func TestImageRootFilesystem(t *testing.T) {
 			cmd.Env = append(cmd.Env, e)
 		}
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	exited, stderr := startProcess(t, cmd)
 
 	var probes map[string]string
 	deadline := time.Now().Add(45 * time.Second)

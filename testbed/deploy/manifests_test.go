@@ -52,53 +52,41 @@ func render(t *testing.T, dir string) rendered {
 		if err := yaml.Unmarshal(doc, &tm); err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
-		strict := func(into any) {
-			if err := yaml.UnmarshalStrict(doc, into); err != nil {
-				t.Errorf("%s: %s/%s does not decode strictly: %v", dir, tm.APIVersion, tm.Kind, err)
-			}
-		}
 		switch tm.APIVersion + "/" + tm.Kind {
 		case "v1/ConfigMap":
-			cm := &corev1.ConfigMap{}
-			strict(cm)
+			cm := decode[corev1.ConfigMap](t, dir, doc)
 			r.configMaps[cm.Name] = cm
 		case "apps/v1/DaemonSet":
-			o := &appsv1.DaemonSet{}
-			strict(o)
-			r.daemonSets = append(r.daemonSets, o)
+			r.daemonSets = append(r.daemonSets, decode[appsv1.DaemonSet](t, dir, doc))
 		case "apps/v1/StatefulSet":
-			o := &appsv1.StatefulSet{}
-			strict(o)
-			r.statefulSets = append(r.statefulSets, o)
+			r.statefulSets = append(r.statefulSets, decode[appsv1.StatefulSet](t, dir, doc))
 		case "rbac.authorization.k8s.io/v1/ClusterRole":
-			o := &rbacv1.ClusterRole{}
-			strict(o)
-			r.clusterRoles = append(r.clusterRoles, o)
+			r.clusterRoles = append(r.clusterRoles, decode[rbacv1.ClusterRole](t, dir, doc))
 		case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
-			o := &rbacv1.ClusterRoleBinding{}
-			strict(o)
-			r.bindings = append(r.bindings, o)
+			r.bindings = append(r.bindings, decode[rbacv1.ClusterRoleBinding](t, dir, doc))
 		case "v1/Service":
-			o := &corev1.Service{}
-			strict(o)
-			r.services = append(r.services, o)
+			r.services = append(r.services, decode[corev1.Service](t, dir, doc))
 		case "networking.k8s.io/v1/NetworkPolicy":
-			o := &networkingv1.NetworkPolicy{}
-			strict(o)
-			r.policies = append(r.policies, o)
+			r.policies = append(r.policies, decode[networkingv1.NetworkPolicy](t, dir, doc))
 		case "v1/ServiceAccount":
-			o := &corev1.ServiceAccount{}
-			strict(o)
-			r.accounts = append(r.accounts, o)
+			r.accounts = append(r.accounts, decode[corev1.ServiceAccount](t, dir, doc))
 		case "v1/Namespace":
-			o := &corev1.Namespace{}
-			strict(o)
-			r.namespaces = append(r.namespaces, o)
+			r.namespaces = append(r.namespaces, decode[corev1.Namespace](t, dir, doc))
 		default:
 			t.Errorf("%s: unexpected object %s/%s (a Secret must never be rendered: reference it)", dir, tm.APIVersion, tm.Kind)
 		}
 	}
 	return r
+}
+
+// decode decodes one object strictly: an unknown field or a wrong type fails.
+func decode[T any](t *testing.T, dir string, doc []byte) *T {
+	t.Helper()
+	o := new(T)
+	if err := yaml.UnmarshalStrict(doc, o); err != nil {
+		t.Errorf("%s: %T does not decode strictly: %v", dir, o, err)
+	}
+	return o
 }
 
 // workload is a pod template with its name and kind.
@@ -409,28 +397,12 @@ func checkRBAC(t *testing.T, r rendered) {
 	if len(r.clusterRoles) != 1 || len(r.bindings) != 1 || len(r.accounts) != 1 {
 		t.Fatalf("%d ClusterRoles, %d bindings, %d ServiceAccounts; want one each", len(r.clusterRoles), len(r.bindings), len(r.accounts))
 	}
-	granted := map[string]bool{}
 	for _, rule := range r.clusterRoles[0].Rules {
 		if !slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) {
 			t.Errorf("rule %v: verbs %v, want get/list/watch only", rule.Resources, rule.Verbs)
 		}
-		for _, g := range rule.APIGroups {
-			for _, res := range rule.Resources {
-				granted[g+"/"+res] = true
-			}
-		}
 	}
-	need := requiredRules(t, r)
-	for k := range need {
-		if !granted[k] {
-			t.Errorf("ClusterRole lacks %s (needed by the configured observers/processors)", k)
-		}
-	}
-	for k := range granted {
-		if !need[k] {
-			t.Errorf("ClusterRole grants %s, which no configured component reads", k)
-		}
-	}
+	compareRules(t, "ClusterRole", r.clusterRoles[0].Rules, requiredRules(t, r))
 	b, sa := r.bindings[0], r.accounts[0]
 	if b.RoleRef.Name != r.clusterRoles[0].Name || len(b.Subjects) != 1 || b.Subjects[0].Name != sa.Name || b.Subjects[0].Namespace != sa.Namespace {
 		t.Errorf("ClusterRoleBinding %s does not bind %s to ServiceAccount %s/%s", b.Name, r.clusterRoles[0].Name, sa.Namespace, sa.Name)
@@ -438,6 +410,29 @@ func checkRBAC(t *testing.T, r rendered) {
 	for _, w := range r.workloads() {
 		if w.spec.ServiceAccountName != sa.Name {
 			t.Errorf("%s runs as ServiceAccount %q, want %q", w.name, w.spec.ServiceAccountName, sa.Name)
+		}
+	}
+}
+
+// compareRules reports what rules lack of need, and what they grant beyond it.
+func compareRules(t *testing.T, what string, rules []rbacv1.PolicyRule, need map[string]bool) {
+	t.Helper()
+	granted := map[string]bool{}
+	for _, rule := range rules {
+		for _, g := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				granted[g+"/"+res] = true
+			}
+		}
+	}
+	for k := range need {
+		if !granted[k] {
+			t.Errorf("%s lacks %s (needed by the configured observers/processors)", what, k)
+		}
+	}
+	for k := range granted {
+		if !need[k] {
+			t.Errorf("%s grants %s, which no configured component reads", what, k)
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/signature"
 )
 
@@ -118,35 +119,12 @@ service:
       exporters: [file/metrics]
 `
 
-// readRecords parses the file exporter's JSON lines and returns the latest
-// probe result per server.address.
+// readRecords returns the latest probe result per server.address in the
+// file exporter's output.
 func readRecords(t *testing.T, path string) map[string]plog.LogRecord {
 	out := map[string]plog.LogRecord{}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	var u plog.JSONUnmarshaler
-	for sc.Scan() {
-		ld, err := u.UnmarshalLogs(sc.Bytes())
-		if err != nil {
-			continue // a line being written
-		}
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sls := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if lrs.At(k).EventName() != attrs.EventProbeResult {
-						continue
-					}
-					a, _ := lrs.At(k).Attributes().Get(attrs.ServerAddress)
-					out[a.Str()] = lrs.At(k)
-				}
-			}
-		}
+	for _, r := range logtest.Named(logtest.ReadFile(path), attrs.EventProbeResult) {
+		out[r.Attr(attrs.ServerAddress)] = r.LogRecord
 	}
 	return out
 }
@@ -380,29 +358,8 @@ func findEvent(path, name string) (plog.LogRecord, bool) {
 // findEvents returns every record named name in the file exporter's output.
 func findEvents(path, name string) []plog.LogRecord {
 	var out []plog.LogRecord
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var u plog.JSONUnmarshaler
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	for sc.Scan() {
-		ld, err := u.UnmarshalLogs(sc.Bytes())
-		if err != nil {
-			continue
-		}
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sls := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if lrs.At(k).EventName() == name {
-						out = append(out, lrs.At(k))
-					}
-				}
-			}
-		}
+	for _, r := range logtest.Named(logtest.ReadFile(path), name) {
+		out = append(out, r.LogRecord)
 	}
 	return out
 }
@@ -410,35 +367,9 @@ func findEvents(path, name string) []plog.LogRecord {
 // incidentsByService returns "reason/state" of every incident record, by service.
 func incidentsByService(path string) map[string][]string {
 	out := map[string][]string{}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	var u plog.JSONUnmarshaler
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	for sc.Scan() {
-		ld, err := u.UnmarshalLogs(sc.Bytes())
-		if err != nil {
-			continue
-		}
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			rl := ld.ResourceLogs().At(i)
-			svc, _ := rl.Resource().Attributes().Get(attrs.ServiceName)
-			sls := rl.ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					lr := lrs.At(k)
-					if lr.EventName() != attrs.EventIncident {
-						continue
-					}
-					r, _ := lr.Attributes().Get(attrs.ReasonKey)
-					st, _ := lr.Attributes().Get(attrs.IncidentState)
-					out[svc.Str()] = append(out[svc.Str()], r.Str()+"/"+st.Str())
-				}
-			}
-		}
+	for _, r := range logtest.Named(logtest.ReadFile(path), attrs.EventIncident) {
+		svc, _ := r.Resource.Attributes().Get(attrs.ServiceName)
+		out[svc.Str()] = append(out[svc.Str()], r.Attr(attrs.ReasonKey)+"/"+r.Attr(attrs.IncidentState))
 	}
 	return out
 }
