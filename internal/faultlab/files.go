@@ -11,7 +11,7 @@ import (
 // Files names what WriteFiles writes.
 type Files struct {
 	Dir         string
-	Roots       string // PEM of the lab root: the trust anchor for every target
+	Roots       string // PEM of the lab's trust anchors (the lab root and the expired root)
 	ClientCert  string // client certificate for the mTLS endpoint
 	ClientKey   string
 	TargetsFile string // tlsprobe targets_file with one target per endpoint
@@ -41,7 +41,7 @@ func (l *Lab) WriteFiles(dir string) (Files, error) {
 		return f, err
 	}
 	for path, data := range map[string][]byte{
-		f.Roots:      PEM(l.Root.Cert),
+		f.Roots:      PEM(l.Root.Cert, l.ExpiredRoot.Cert),
 		f.ClientCert: PEM(l.ClientCert.Cert),
 		f.ClientKey:  key,
 		f.Endpoints:  eps,

@@ -25,7 +25,10 @@ const MTLSProfile = "lab-mtls"
 
 // Lab is a running fault lab.
 type Lab struct {
-	Root       *CA
+	Root *CA
+	// ExpiredRoot is a trust anchor (in RootPool and roots.pem) whose
+	// notAfter has passed: the DST Root CA X3 / AddTrust case.
+	ExpiredRoot *CA
 	Inter      *CA
 	ClientCA   *CA
 	ClientCert *CA
@@ -147,10 +150,12 @@ func (l *Lab) Endpoint(name string) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// RootPool returns a pool holding the lab root.
+// RootPool returns a pool holding the lab's trust anchors: the lab root and
+// the expired root.
 func (l *Lab) RootPool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(l.Root.Cert)
+	p.AddCert(l.ExpiredRoot.Cert)
 	return p
 }
 
@@ -166,6 +171,9 @@ func (l *Lab) buildPKI() error {
 		return err
 	}
 	if l.Inter, err = issue(certSpec{cn: "certpulse lab intermediate", isCA: true, notBefore: now.Add(-365 * 24 * time.Hour), notAfter: now.Add(5 * 365 * 24 * time.Hour)}, l.Root); err != nil {
+		return err
+	}
+	if l.ExpiredRoot, err = issue(certSpec{cn: "certpulse lab retired root", isCA: true, notBefore: now.Add(-10 * 365 * 24 * time.Hour), notAfter: now.Add(-24 * time.Hour)}, nil); err != nil {
 		return err
 	}
 	if l.ClientCA, err = issue(certSpec{cn: "certpulse lab client CA", isCA: true, notBefore: now.Add(-time.Hour), notAfter: now.Add(365 * 24 * time.Hour)}, nil); err != nil {
@@ -258,6 +266,23 @@ func (l *Lab) buildServers(base string) ([]server, error) {
 	cfg.ClientCAs = x509.NewCertPool()
 	cfg.ClientCAs.AddCert(l.ClientCA.Cert)
 	add("healthy-mtls", attrs.ReasonOK, kindTLS, cfg).ep.Profile = MTLSProfile
+	// The same demand seen by a profile that sends no client certificate:
+	// under TLS 1.2 the server's alert ends the handshake; under TLS 1.3 it
+	// arrives after the client considers the handshake done.
+	for _, v := range []struct {
+		name string
+		min  uint16
+		max  uint16
+	}{{"mtls-required-tls12", tls.VersionTLS12, tls.VersionTLS12}, {"mtls-required-tls13", tls.VersionTLS13, tls.VersionTLS13}} {
+		if cfg, err = healthyLeaf(v.name); err != nil {
+			return nil, err
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientCAs = x509.NewCertPool()
+		cfg.ClientCAs.AddCert(l.ClientCA.Cert)
+		cfg.MinVersion, cfg.MaxVersion = v.min, v.max
+		add(v.name, attrs.ReasonHandshakeFailure, kindTLS, cfg)
+	}
 	{
 		// A wildcard certificate: load tests give each target its own name.
 		s := l.leafSpec("healthy-wildcard", base)
@@ -292,6 +317,35 @@ func (l *Lab) buildServers(base string) ([]server, error) {
 			return nil, err
 		}
 		add("expired-intermediate", attrs.ReasonExpiredIntermediate, kindTLS, tlsConf(lf, ei.Cert))
+	}
+	{
+		// The only path ends at an expired anchor: every client with that
+		// trust store fails although every presented certificate is valid.
+		oi, err := issue(certSpec{cn: "certpulse lab intermediate under the retired root", isCA: true, notBefore: l.now.Add(-2 * 365 * 24 * time.Hour), notAfter: l.now.Add(365 * 24 * time.Hour)}, l.ExpiredRoot)
+		if err != nil {
+			return nil, err
+		}
+		s := l.leafSpec("expired-root", base)
+		s.ocsp, s.crl, s.aia = nil, nil, nil
+		lf, err := issue(s, oi)
+		if err != nil {
+			return nil, err
+		}
+		add("expired-root", attrs.ReasonExpiredRoot, kindTLS, tlsConf(lf, oi.Cert))
+	}
+	{
+		// Cross-signed: the lab root also signed by the expired root, sent
+		// in the chain (as Let's Encrypt sent ISRG Root X1 signed by DST
+		// Root CA X3). A path to the current root exists: healthy.
+		cross, err := issue(certSpec{cn: "certpulse lab root", isCA: true, key: l.Root.Key, notBefore: l.now.Add(-365 * 24 * time.Hour), notAfter: l.now.Add(5 * 365 * 24 * time.Hour)}, l.ExpiredRoot)
+		if err != nil {
+			return nil, err
+		}
+		lf, err := l.leaf(l.leafSpec("healthy-cross-signed", base))
+		if err != nil {
+			return nil, err
+		}
+		add("healthy-cross-signed", attrs.ReasonOK, kindTLS, tlsConf(lf, l.Inter.Cert, cross.Cert))
 	}
 	{
 		s := l.leafSpec("not-yet-valid", base)

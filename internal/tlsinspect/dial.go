@@ -25,7 +25,24 @@ type handshakeOutcome struct {
 	err       error
 	// phase is "connect", "starttls" or "handshake": where err happened.
 	phase string
+	// sentCert is true when the profile offers a client certificate.
+	sentCert bool
 }
+
+// postHandshakeError is an alert the server sent right after a TLS 1.3
+// handshake the client had already completed (certificate_required, or a
+// client certificate rejected). state still holds what the server presented.
+type postHandshakeError struct{ err error }
+
+func (e *postHandshakeError) Error() string { return e.err.Error() }
+func (e *postHandshakeError) Unwrap() error { return e.err }
+
+// Bounds on the read after a TLS 1.3 handshake: twice the handshake time
+// (about four round trips), within these limits and the probe deadline.
+const (
+	minPostHandshakeGrace = 50 * time.Millisecond
+	maxPostHandshakeGrace = 500 * time.Millisecond
+)
 
 // handshake dials target and runs one TLS handshake with cfg. It never
 // verifies: the chain is captured as presented and validated afterwards.
@@ -56,6 +73,7 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 		}
 	}
 	c := cfg.Clone()
+	out.sentCert = len(c.Certificates) > 0 || c.GetClientCertificate != nil
 	c.ServerName = serverName
 	c.InsecureSkipVerify = true // validated afterwards, per profile
 	tc := tls.Client(conn, c)
@@ -67,7 +85,32 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 	}
 	st := tc.ConnectionState()
 	out.state = &st
+	// Under TLS 1.3 the client finishes before the server has seen its
+	// (missing) certificate: read the server's first flight so that a
+	// certificate_required alert is not mistaken for success.
+	if st.Version == tls.VersionTLS13 {
+		if err := readPostHandshake(ctx, tc, out.handshake); err != nil {
+			out.err, out.phase = &postHandshakeError{err}, "handshake"
+		}
+	}
 	return out
+}
+
+// readPostHandshake reads until the server's post-handshake flight (session
+// tickets) is processed or a short grace passes; it returns the server's
+// alert, or nil when none came (a timeout, or a clean close).
+func readPostHandshake(ctx context.Context, tc *tls.Conn, hs time.Duration) error {
+	deadline := time.Now().Add(min(max(2*hs, minPostHandshakeGrace), maxPostHandshakeGrace))
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = tc.SetReadDeadline(deadline)
+	var b [1]byte
+	_, err := tc.Read(b[:])
+	if err == nil || isTimeout(err) || errors.Is(err, io.EOF) || ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // startTLS runs the plaintext part of a STARTTLS upgrade.
@@ -143,8 +186,9 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// classifyHandshakeError maps a connect/STARTTLS/handshake error to a reason.
-func classifyHandshakeError(phase string, err error) Finding {
+// classifyHandshakeError maps a connect/STARTTLS/handshake error to a reason;
+// sentCert says whether the profile offered a client certificate.
+func classifyHandshakeError(phase string, err error, sentCert bool) Finding {
 	var dnsErr *net.DNSError
 	var rhe tls.RecordHeaderError
 	var certErr *tls.CertificateVerificationError
@@ -178,8 +222,10 @@ func classifyHandshakeError(phase string, err error) Finding {
 		strings.Contains(msg, "unconfigured cipher suite"),
 		strings.Contains(msg, "no cipher suite supported"):
 		return Finding{attrs.ReasonCipherMismatch, "no cipher suite in common with the server: " + msg}
-	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"):
-		return Finding{attrs.ReasonHandshakeFailure, "server rejected the handshake asking for a (valid) client certificate: " + msg}
+	case !sentCert && (strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate")):
+		return Finding{attrs.ReasonHandshakeFailure, "server requires a client certificate; this profile sends none (" + msg + ")"}
+	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"):
+		return Finding{attrs.ReasonHandshakeFailure, "server rejected this profile's client certificate: " + msg}
 	case strings.Contains(msg, "exceeds maximum"):
 		return Finding{attrs.ReasonHandshakeFailure, "server sent an oversized handshake message: " + msg}
 	}

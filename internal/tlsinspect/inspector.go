@@ -120,7 +120,7 @@ func (in *Inspector) Inspect(ctx context.Context, t Target) []Result {
 			sh = in.runShared(ctx, &t, serverName, p.TLS)
 			byKey[key] = sh
 		}
-		in.finish(&results[i], sh, &t, p, serverName)
+		in.finish(ctx, &results[i], sh, &t, p, serverName)
 		results[i].Total = time.Since(wall)
 	}
 	return results
@@ -150,8 +150,14 @@ func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string
 	sh := &shared{crl: CRLNotChecked, ocsp: OCSPResult{Status: attrs.OCSPNotChecked}}
 	sh.hs = in.handshake(ctx, t, serverName, cfg)
 	if sh.hs.err != nil {
-		f := classifyHandshakeError(sh.hs.phase, sh.hs.err)
+		f := classifyHandshakeError(sh.hs.phase, sh.hs.err, sh.hs.sentCert)
 		sh.fail = &f
+		if sh.hs.state != nil {
+			// Rejected after a completed TLS 1.3 handshake: the chain
+			// was presented; nothing else to capture.
+			sh.capture = sh.hs.state
+			return sh.withChain(in.opts.MaxChainCerts)
+		}
 		// A handshake that failed on version, cipher or an alert may still
 		// show the chain to a client that offers everything: capture it so
 		// expiry metrics never disappear exactly when something breaks.
@@ -166,12 +172,18 @@ func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string
 	} else {
 		sh.capture = sh.hs.state
 	}
+	return sh.withChain(in.opts.MaxChainCerts)
+}
+
+// withChain keeps the captured chain (at most max certificates) and the
+// findings that hold for it under every profile.
+func (sh *shared) withChain(max int) *shared {
 	if sh.capture == nil || len(sh.capture.PeerCertificates) == 0 {
 		return sh
 	}
 	chain := sh.capture.PeerCertificates
-	if len(chain) > in.opts.MaxChainCerts {
-		chain, sh.truncated = chain[:in.opts.MaxChainCerts], true
+	if len(chain) > max {
+		chain, sh.truncated = chain[:max], true
 	}
 	sh.chain = chain
 	if len(chain) > 1 && bytesEqual(chain[0].RawIssuer, chain[1].RawSubject) {
@@ -226,15 +238,17 @@ func pinMatches(pins []string, chain []*x509.Certificate) bool {
 	return false
 }
 
-// finish fills one profile's result from the shared handshake.
-func (in *Inspector) finish(r *Result, sh *shared, t *Target, p Profile, serverName string) {
+// finish fills one profile's result from the shared handshake. ctx is the
+// probe's: its deadline (Options.Timeout) and cancellation bound the AIA,
+// OCSP and CRL fetches too.
+func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Target, p Profile, serverName string) {
 	r.Connect, r.Handshake = sh.hs.connect, sh.hs.handshake
 	if sh.hs.peer != nil {
 		if ta, ok := sh.hs.peer.(*net.TCPAddr); ok {
 			r.PeerAddress, r.PeerPort = ta.IP.String(), ta.Port
 		}
 	}
-	if sh.hs.state != nil {
+	if sh.hs.state != nil && sh.hs.err == nil {
 		r.Established = true
 		r.Resumed = sh.hs.state.DidResume
 		r.Version, r.CipherSuite = sh.hs.state.Version, sh.hs.state.CipherSuite
@@ -252,8 +266,6 @@ func (in *Inspector) finish(r *Result, sh *shared, t *Target, p Profile, serverN
 		return
 	}
 	now := in.opts.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), in.opts.Timeout)
-	defer cancel()
 
 	roots := p.Roots
 	if roots == nil {
@@ -376,6 +388,12 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 			if err == nil {
 				return path, nil
 			}
+			// Still expired at a time every presented certificate is
+			// valid: the anchor itself may have expired. Try when the
+			// presented chain was issued.
+			if f, p := expiredAnchor(chain, roots, now, t); f != nil {
+				return p, []Finding{*f}
+			}
 		}
 	}
 	leaf := chain[0]
@@ -386,6 +404,11 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 	case isTimeError(err):
 		return nil, nil // reported by timeFindings
 	case isUnknownAuthority(err):
+		if t, ok := validityOverlap(chain, now); ok {
+			if f, p := expiredAnchor(chain, roots, now, t); f != nil {
+				return p, []Finding{*f}
+			}
+		}
 		if isSelfSigned(leaf) {
 			return nil, []Finding{{attrs.ReasonSelfSigned, fmt.Sprintf("certificate %s is self-signed and not in this client profile's trust store; every client fails", Name(leaf))}}
 		}
@@ -414,6 +437,35 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 		return nil, []Finding{{attrs.ReasonUnknownCA, fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)}}
 	}
 	return nil, []Finding{{attrs.ReasonUnknownCA, "chain does not validate: " + err.Error()}}
+}
+
+// expiredAnchor reports an expired trust anchor: the presented chain links
+// up to its top certificate (checked at t, when every presented certificate
+// is valid), and the top certificate leads only to anchors that have expired
+// by now (checked when the top certificate was issued, when its issuer was
+// presumably valid). The caller tried now first, so no current path exists
+// and every client with this trust store fails.
+func expiredAnchor(chain []*x509.Certificate, roots *x509.CertPool, now, t time.Time) (*Finding, []*x509.Certificate) {
+	top := chain[len(chain)-1]
+	if len(chain) > 1 {
+		self := x509.NewCertPool()
+		self.AddCert(top)
+		if _, err := verifyAt(chain, nil, self, t); err != nil {
+			return nil, nil
+		}
+	}
+	paths, err := top.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: top.NotBefore.Add(time.Second), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, nil
+	}
+	for _, p := range paths {
+		if !now.After(p[len(p)-1].NotAfter) {
+			return nil, nil // a current anchor exists: not this case
+		}
+	}
+	anchor := paths[0][len(paths[0])-1]
+	path := append(slices.Clone(chain), paths[0][1:]...)
+	return &Finding{attrs.ReasonExpiredRoot, fmt.Sprintf("the only trust path ends at root %s, which expired %s ago (notAfter %s); every client with this trust store fails: serve a chain to a current root", Name(anchor), humanDur(now.Sub(anchor.NotAfter)), anchor.NotAfter.UTC().Format(time.RFC3339))}, path
 }
 
 func joinNames(n []string) string {
