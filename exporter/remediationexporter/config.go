@@ -1,6 +1,8 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+
 	"errors"
 	"fmt"
 	"net/url"
@@ -111,6 +113,9 @@ type VerifyConfig struct {
 	Timeout time.Duration          `mapstructure:"timeout"`
 	// MaxTargets bounds how many endpoints are re-probed per incident.
 	MaxTargets int `mapstructure:"max_targets"`
+	// AllowPrivateFetchNetworks: as tlsprobe's, for the verifier's OCSP,
+	// CRL and AIA fetches.
+	AllowPrivateFetchNetworks []string `mapstructure:"allow_private_fetch_networks"`
 }
 
 // ApprovalConfig is the approval server.
@@ -174,6 +179,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Verify.Timeout <= 0 || cfg.Verify.MaxTargets < 1 {
 		errs = append(errs, errors.New("verify: timeout must be positive and max_targets >= 1"))
+	}
+	if _, err := tlsinspect.ParseNetworks(cfg.Verify.AllowPrivateFetchNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("verify: %w", err))
 	}
 	if a := cfg.Approval.Get(); a != nil && a.TTL <= 0 {
 		errs = append(errs, errors.New("approval.ttl must be positive"))

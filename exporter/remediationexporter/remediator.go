@@ -75,6 +75,9 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 	opts := tlsinspect.DefaultOptions()
 	opts.Timeout = r.cfg.Verify.Timeout
 	opts.OCSP.Timeout = min(opts.OCSP.Timeout, r.cfg.Verify.Timeout/2)
+	if opts.AllowPrivateFetch, err = tlsinspect.ParseNetworks(r.cfg.Verify.AllowPrivateFetchNetworks); err != nil {
+		return err
+	}
 	r.inspector = tlsinspect.New(opts)
 	if ac := r.cfg.Audit.Get(); ac != nil {
 		if r.auditClient, err = ac.ToClient(ctx, host.GetExtensions(), r.settings.TelemetrySettings); err != nil {

@@ -83,9 +83,15 @@ func (in *Inspector) fetchIssuer(ctx context.Context, url string) ([]*x509.Certi
 		if err == nil {
 			e.certs, err = parseCerts(data)
 		}
+		if d := deniedFetch(err); d != nil {
+			err = d
+		}
 		if err != nil {
 			e.err = "caIssuers " + url + ": " + err.Error()
 			exp = in.opts.Now().Add(min(in.opts.AIA.CacheTTL, time.Minute))
+			if ctx.Err() != nil {
+				exp = time.Time{} // the probe's deadline or shutdown: cache nothing
+			}
 		}
 		in.aiaCache.put(url, e, exp, in.opts.Now())
 		return e, nil

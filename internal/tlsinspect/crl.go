@@ -66,6 +66,12 @@ func (in *Inspector) fetchCRL(ctx context.Context, url string, issuer *x509.Cert
 	now := in.opts.Now()
 	errExp := now.Add(min(in.opts.CRL.CacheTTL, time.Minute))
 	data, err := in.httpFetch(ctx, url, nil, "", in.opts.CRL.Timeout, in.opts.CRL.MaxBytes)
+	if ctx.Err() != nil {
+		errExp = time.Time{} // the probe's deadline or shutdown: cache nothing
+	}
+	if d := deniedFetch(err); d != nil {
+		return crlEntry{err: "CRL " + url + " not fetched: " + d.Error()}, errExp
+	}
 	if err != nil {
 		return crlEntry{err: err.Error()}, errExp
 	}

@@ -3,6 +3,7 @@ package tlsinspect_test
 import (
 	"context"
 	"crypto/tls"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func labTarget(lab *faultlab.Lab, ep faultlab.Endpoint) tlsinspect.Target {
 
 func testOptions() tlsinspect.Options {
 	o := tlsinspect.DefaultOptions()
+	o.AllowPrivateFetch = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} // the lab's responders
 	o.Timeout = 2 * time.Second
 	o.OCSP.Timeout = 500 * time.Millisecond
 	return o

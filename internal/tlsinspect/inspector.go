@@ -33,26 +33,24 @@ type Inspector struct {
 // New returns an Inspector; zero fields of opts take their defaults.
 func New(opts Options) *Inspector {
 	opts = opts.withDefaults()
+	in := &Inspector{opts: opts, dialer: &net.Dialer{}}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: opts.Timeout}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: opts.Timeout, Control: in.fetchControl}).DialContext,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 		TLSHandshakeTimeout: opts.Timeout,
 	}
-	return &Inspector{
-		opts:      opts,
-		dialer:    &net.Dialer{},
-		transport: tr,
+	in.transport = tr
+	in.http = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		// Redirects are not followed for OCSP/CRL/AIA: each hop would need
 		// its own bound, and CAs do not redirect.
-		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		ocspCache: newTTLCache[ocspAnswer](cacheEntries),
-		crlCache:  newTTLCache[crlEntry](256),
-		aiaCache:  newTTLCache[aiaEntry](1024),
-	}
+		return http.ErrUseLastResponse
+	}}
+	in.ocspCache = newTTLCache[ocspAnswer](cacheEntries)
+	in.crlCache = newTTLCache[crlEntry](256)
+	in.aiaCache = newTTLCache[aiaEntry](1024)
+	return in
 }
 
 // Options returns the effective options.
@@ -434,7 +432,11 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 		if len(chain) > 1 {
 			issuer = chain[len(chain)-1].Issuer.String()
 		}
-		return nil, []Finding{{attrs.ReasonUnknownCA, fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)}}
+		detail := fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)
+		if aerr != nil && len(leaf.IssuingCertificateURL) > 0 {
+			detail += "; the issuer could not be fetched through AIA: " + aerr.Error()
+		}
+		return nil, []Finding{{attrs.ReasonUnknownCA, detail}}
 	}
 	return nil, []Finding{{attrs.ReasonUnknownCA, "chain does not validate: " + err.Error()}}
 }

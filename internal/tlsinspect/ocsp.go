@@ -87,7 +87,15 @@ func (in *Inspector) doQueryResponder(ctx context.Context, leaf, issuer *x509.Ce
 	// Failures are cached briefly so one dead responder does not add its
 	// timeout to every probe of every endpoint it serves.
 	errExpiry := now.Add(min(in.opts.OCSP.CacheTTL, 30*time.Second))
+	if ctx.Err() != nil {
+		// The probe's own deadline or shutdown, not the responder's
+		// fault: report it, cache nothing.
+		errExpiry = time.Time{}
+	}
 	if err != nil {
+		if d := deniedFetch(err); d != nil {
+			return ocspAnswer{status: attrs.OCSPError, latency: lat, detail: fmt.Sprintf("OCSP responder %s not queried: responder %v", url, d)}, errExpiry
+		}
 		if isTimeout(err) {
 			return ocspAnswer{status: attrs.OCSPTimeout, latency: lat, detail: fmt.Sprintf("OCSP responder %s did not answer within %s", url, in.opts.OCSP.Timeout)}, errExpiry
 		}

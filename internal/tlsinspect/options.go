@@ -2,6 +2,7 @@ package tlsinspect
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -18,6 +19,13 @@ type Options struct {
 	OCSP OCSPOptions
 	CRL  FetchOptions
 	AIA  FetchOptions
+
+	// AllowPrivateFetch lists the networks that OCSP, CRL and AIA fetches
+	// may reach although they are loopback, link-local, private or
+	// unspecified (an internal PKI). Any other such address is refused at
+	// dial time. With an HTTP proxy configured the check applies to the
+	// proxy's address, and the proxy enforces its own policy.
+	AllowPrivateFetch []netip.Prefix
 
 	// Now returns the current time; tests set it.
 	Now func() time.Time

@@ -36,6 +36,11 @@ type Config struct {
 	OCSP OCSPConfig  `mapstructure:"ocsp"`
 	CRL  FetchConfig `mapstructure:"crl"`
 	AIA  FetchConfig `mapstructure:"aia"`
+	// AllowPrivateFetchNetworks are the networks (CIDRs) that OCSP, CRL and
+	// AIA fetches may reach although loopback, link-local, private or
+	// unspecified: an internal PKI. Certificate URLs come from the probed
+	// servers, so every other such address is refused (SSRF).
+	AllowPrivateFetchNetworks []string `mapstructure:"allow_private_fetch_networks"`
 
 	// ClientProfiles are named client profiles; "default" (system roots,
 	// TLS 1.2+) exists unless redefined.
@@ -136,9 +141,12 @@ func createDefaultConfig() *Config {
 	}
 }
 
-// inspectOptions maps the config onto tlsinspect options.
+// inspectOptions maps the config onto tlsinspect options (Validate reports
+// bad networks).
 func (cfg *Config) inspectOptions() tlsinspect.Options {
+	allow, _ := tlsinspect.ParseNetworks(cfg.AllowPrivateFetchNetworks)
 	return tlsinspect.Options{
+		AllowPrivateFetch: allow,
 		Timeout:       cfg.Timeout,
 		ExpiringSoon:  cfg.ExpiringSoon,
 		MaxChainCerts: cfg.MaxChainCertificates,
@@ -168,6 +176,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.OCSP.Timeout > 0 && cfg.Timeout > 0 && cfg.OCSP.CheckResponder && cfg.OCSP.Timeout >= cfg.Timeout {
 		errs = append(errs, fmt.Errorf("ocsp.timeout (%s) must be shorter than timeout (%s)", cfg.OCSP.Timeout, cfg.Timeout))
+	}
+	if _, err := tlsinspect.ParseNetworks(cfg.AllowPrivateFetchNetworks); err != nil {
+		errs = append(errs, err)
 	}
 	if err := cfg.inspectOptions().Validate(); err != nil {
 		errs = append(errs, err)

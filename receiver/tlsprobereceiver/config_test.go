@@ -64,6 +64,7 @@ func TestConfigErrors(t *testing.T) {
 		"timeout_exceeds_interval": `timeout (10s) must not exceed collection_interval (5s)`,
 		"bad_starttls":             `starttls "imap" is not supported`,
 		"insecure_profile":         `insecure and insecure_skip_verify make no sense`,
+		"bad_networks":             `allow_private_fetch_networks: "10.0.0.0/33" is not a CIDR (10.0.0.0/8) or an address`,
 		"bad_files":                "files[0]: path \"/etc/kubernetes/pki/[*.crt\" is not a valid glob pattern",
 	} {
 		t.Run(name, func(t *testing.T) {

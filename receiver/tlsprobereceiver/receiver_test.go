@@ -43,6 +43,7 @@ func labConfig(f labFixture) *Config {
 	cfg.Timeout = 1500 * time.Millisecond
 	cfg.OCSP.Timeout = 400 * time.Millisecond
 	cfg.Vantage = "test-vantage"
+	cfg.AllowPrivateFetchNetworks = []string{"127.0.0.0/8"} // the lab's OCSP, CRL and AIA server
 	cfg.TargetsFile = f.files.TargetsFile
 	cfg.TargetsFileCheckInterval = 100 * time.Millisecond
 	mtls := configtls.NewDefaultClientConfig()

@@ -88,6 +88,7 @@ receivers:
           ocsp:
             timeout: 500ms
           vantage: discovery
+          allow_private_fetch_networks: [127.0.0.0/8]
           endpoint: '%s'
           server_name: '%s'
           service: 'lab-port-%s'

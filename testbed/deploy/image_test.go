@@ -224,9 +224,11 @@ func TestImageRootFilesystem(t *testing.T) {
 	defer cancel()
 	args := append([]string{"--userspec=10001:10001", rootfs}, ic.Entrypoint...)
 	args = append(args, ic.Cmd...)
-	// One addition to the shipped config: the image's own trust store as a
-	// file target, read by the image's user.
-	args = append(args, "--config", "yaml:receivers::tlsprobe::files: [{path: /etc/ssl/certs/ca-certificates.crt, service: image-trust-store}]")
+	// Two additions to the shipped config: the image's own trust store as a
+	// file target, read by the image's user, and the lab's loopback OCSP,
+	// CRL and AIA server allowed.
+	args = append(args, "--config", "yaml:receivers::tlsprobe::files: [{path: /etc/ssl/certs/ca-certificates.crt, service: image-trust-store}]",
+		"--config", "yaml:receivers::tlsprobe::allow_private_fetch_networks: [127.0.0.0/8]")
 	cmd := exec.CommandContext(ctx, "chroot", args...)
 	cmd.Env = []string{"POD_IP=" + podIP, "NODE_NAME=chroot-node",
 		"MIMIR_URL=" + sink.URL + "/mimir", "MIMIR_TENANT=tenant-m", "LOKI_URL=" + sink.URL + "/loki", "LOKI_TENANT=tenant-l",

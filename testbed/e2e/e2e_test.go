@@ -67,6 +67,7 @@ receivers:
     collection_interval: 5s
     timeout: 2s
     vantage: e2e
+    allow_private_fetch_networks: [127.0.0.0/8]   # the lab's OCSP, CRL and AIA server
     ocsp:
       timeout: 500ms
     client_profiles:
@@ -88,6 +89,7 @@ exporters:
     path: %s
   remediation:
     verify:
+      allow_private_fetch_networks: [127.0.0.0/8]
       tls:
         ca_file: REMEDIATION_ROOTS
     policies:

@@ -32,6 +32,7 @@ receivers:
     timeout: 5s
     max_concurrency: 64
     vantage: load
+    allow_private_fetch_networks: [127.0.0.0/8]
     targets_file: %s
 processors:
   batch:
