@@ -462,6 +462,22 @@ func (l *Lab) buildServers(base string) ([]server, error) {
 		add("tls11-only", attrs.ReasonProtocolMismatch, kindTLS, cfg)
 	}
 	{
+		// TLS 1.2 with static RSA key exchange only: outside Go's (and
+		// modern browsers') default suites.
+		s := l.leafSpec("rsa-kex-only", base)
+		if s.key, err = newRSAKey(2048); err != nil {
+			return nil, err
+		}
+		lf, err := l.leaf(s)
+		if err != nil {
+			return nil, err
+		}
+		cfg = tlsConf(lf, l.Inter.Cert)
+		cfg.MaxVersion = tls.VersionTLS12
+		cfg.CipherSuites = []uint16{tls.TLS_RSA_WITH_AES_256_GCM_SHA384}
+		add("rsa-kex-only", attrs.ReasonCipherMismatch, kindTLS, cfg)
+	}
+	{
 		s := l.leafSpec("weak-key", base)
 		if s.key, err = newRSAKey(1024); err != nil {
 			return nil, err

@@ -202,14 +202,20 @@ func (in *Inspector) refineMismatch(ctx context.Context, t *Target, serverName s
 		*f = Finding{attrs.ReasonProtocolMismatch, fmt.Sprintf("server speaks TLS %s at most; this client profile requires %s or later, so its clients cannot connect", versionName(st.Version), versionName(cfg.MinVersion))}
 		return
 	}
-	if f.Reason != attrs.ReasonHandshakeFailure || len(cfg.CipherSuites) == 0 {
+	if f.Reason != attrs.ReasonHandshakeFailure {
 		return
 	}
-	// Same versions as the profile, every cipher: does the server agree now?
+	// Same versions as the profile, every cipher: does the server agree
+	// now? The profile's effective suites are its own list, or Go's
+	// defaults when it names none.
 	probe := permissiveConfig(cfg)
 	probe.MinVersion, probe.MaxVersion = cfg.MinVersion, cfg.MaxVersion
 	if out := in.handshake(ctx, t, serverName, probe); out.err == nil {
-		*f = Finding{attrs.ReasonCipherMismatch, fmt.Sprintf("server picks %s, not one of the %d cipher suites of this client profile", tls.CipherSuiteName(out.state.CipherSuite), len(cfg.CipherSuites))}
+		offered := fmt.Sprintf("not one of the %d cipher suites of this client profile", len(cfg.CipherSuites))
+		if len(cfg.CipherSuites) == 0 {
+			offered = "which this client profile (Go's default suites, as modern clients) does not offer"
+		}
+		*f = Finding{attrs.ReasonCipherMismatch, fmt.Sprintf("server speaks %s but picks %s, %s", versionName(out.state.Version), tls.CipherSuiteName(out.state.CipherSuite), offered)}
 	} else if cfg.MaxVersion != 0 && st.Version > cfg.MaxVersion {
 		*f = Finding{attrs.ReasonProtocolMismatch, fmt.Sprintf("server needs TLS %s; this client profile allows up to %s", versionName(st.Version), versionName(cfg.MaxVersion))}
 	}

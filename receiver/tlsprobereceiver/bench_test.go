@@ -83,7 +83,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 	full := func() {
 		res := in.Inspect(ctx, target.target)
 		_ = em.logs(target, res)
-		_ = em.metrics(j, res)
+		_ = em.metrics(j, j.target, res)
 	}
 	b.ResetTimer()
 	c0 := cpuTime()

@@ -158,9 +158,9 @@ func message(t *probeTarget, r *tlsinspect.Result) string {
 	return b.String()
 }
 
-// metrics records one target's results.
-func (e *emitter) metrics(j *job, results []tlsinspect.Result) pmetric.Metrics {
-	t := j.target
+// metrics records one target's results (t is the probe's snapshot of the
+// job's target; j holds its failure counters).
+func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()

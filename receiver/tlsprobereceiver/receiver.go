@@ -221,18 +221,19 @@ func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 	return nil
 }
 
-// probe runs one scheduled probe and emits its results.
-func (r *tlsProbeReceiver) probe(ctx context.Context, j *job) {
+// probe runs one scheduled probe of t (the job's target when it was
+// dispatched) and emits its results.
+func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if ctx.Err() != nil {
 		return
 	}
-	results := r.inspector.Inspect(ctx, j.target.target)
+	results := r.inspector.Inspect(ctx, t.target)
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}
-	r.send(ctx, j.target.meta.cfg.Endpoint,
-		func() plog.Logs { return r.emitter.logs(j.target, results) },
-		func() pmetric.Metrics { return r.emitter.metrics(j, results) })
+	r.send(ctx, t.meta.cfg.Endpoint,
+		func() plog.Logs { return r.emitter.logs(t, results) },
+		func() pmetric.Metrics { return r.emitter.metrics(j, t, results) })
 }
 
 // emitFiles sends the file targets' results to the pipelines.

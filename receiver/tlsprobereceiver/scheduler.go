@@ -43,7 +43,10 @@ func (h *jobHeap) Pop() any {
 // interval runs again as soon as a worker is free.
 type scheduler struct {
 	workers int
-	run     func(context.Context, *job)
+	// run probes one job with the target it had when it was dispatched: a
+	// snapshot taken under the lock, never changed afterwards (set replaces
+	// j.target with a new value, it does not modify the old one).
+	run func(context.Context, *job, *probeTarget)
 	now     func() time.Time
 
 	mu   sync.Mutex
@@ -52,7 +55,7 @@ type scheduler struct {
 	wake chan struct{}
 }
 
-func newScheduler(workers int, run func(context.Context, *job)) *scheduler {
+func newScheduler(workers int, run func(context.Context, *job, *probeTarget)) *scheduler {
 	return &scheduler{workers: workers, run: run, now: time.Now, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
 }
 
@@ -116,15 +119,15 @@ func (s *scheduler) size() int {
 // start runs the dispatcher and the workers until ctx is done; the returned
 // function waits for all of them.
 func (s *scheduler) start(ctx context.Context) (wait func()) {
-	work := make(chan *job)
+	work := make(chan dispatched)
 	var wg sync.WaitGroup
 	for i := 0; i < s.workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range work {
-				s.run(ctx, j)
-				s.done(j)
+			for d := range work {
+				s.run(ctx, d.job, d.target)
+				s.done(d.job)
 			}
 		}()
 	}
@@ -137,23 +140,30 @@ func (s *scheduler) start(ctx context.Context) (wait func()) {
 	return wg.Wait
 }
 
-func (s *scheduler) dispatch(ctx context.Context, work chan<- *job) {
+// dispatched is a due job with the snapshot of its target.
+type dispatched struct {
+	job    *job
+	target *probeTarget
+}
+
+func (s *scheduler) dispatch(ctx context.Context, work chan<- dispatched) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		var due *job
+		var due dispatched
 		wait := time.Hour
 		if len(s.h) > 0 {
 			if d := s.h[0].next.Sub(s.now()); d <= 0 {
-				due = heap.Pop(&s.h).(*job)
-				due.running = true
+				due.job = heap.Pop(&s.h).(*job)
+				due.job.running = true
+				due.target = due.job.target
 			} else {
 				wait = d
 			}
 		}
 		s.mu.Unlock()
-		if due != nil {
+		if due.job != nil {
 			select {
 			case work <- due:
 			case <-ctx.Done():
