@@ -48,6 +48,11 @@ type Config struct {
 	// MaxLateness: records older than the newest seen minus this pass
 	// through without changing state.
 	MaxLateness time.Duration `mapstructure:"max_lateness"`
+	// MaxClockSkew caps event time at the wall clock plus this: a record
+	// stamped later (an agent with a skewed clock) is dropped and counted
+	// (tlscorrelator_records{kind="future"}) instead of moving the
+	// watermark and making every later record late.
+	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
 	// IdleTimeout: endpoint and service state not touched this long is dropped.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxEndpoints bounds tracked endpoints; beyond it new endpoints are
@@ -124,6 +129,7 @@ func createDefaultConfig() *Config {
 		ReopenWindow:       time.Hour,
 		RemediationHold:    15 * time.Minute,
 		MaxLateness:        5 * time.Minute,
+		MaxClockSkew:       2 * time.Minute,
 		IdleTimeout:        24 * time.Hour,
 		MaxEndpoints:       200000,
 		HealthyResults:     "all",
@@ -141,7 +147,7 @@ func (cfg *Config) Validate() error {
 	if c.Failures < 1 || c.Vantages < 1 || c.Window <= 0 {
 		errs = append(errs, errors.New("corroboration: failures and vantages must be >= 1 and window positive"))
 	}
-	for name, d := range map[string]time.Duration{"deploy_window": cfg.DeployWindow, "propagation_grace": cfg.PropagationGrace, "renewal_overdue": cfg.RenewalOverdue, "renewal_in_progress": cfg.RenewalInProgress, "explain_window": cfg.ExplainWindow, "reopen_window": cfg.ReopenWindow, "remediation_hold": cfg.RemediationHold, "max_lateness": cfg.MaxLateness, "idle_timeout": cfg.IdleTimeout, "heartbeat": cfg.Heartbeat, "checkpoint_interval": cfg.CheckpointInterval} {
+	for name, d := range map[string]time.Duration{"deploy_window": cfg.DeployWindow, "propagation_grace": cfg.PropagationGrace, "renewal_overdue": cfg.RenewalOverdue, "renewal_in_progress": cfg.RenewalInProgress, "explain_window": cfg.ExplainWindow, "reopen_window": cfg.ReopenWindow, "remediation_hold": cfg.RemediationHold, "max_lateness": cfg.MaxLateness, "max_clock_skew": cfg.MaxClockSkew, "idle_timeout": cfg.IdleTimeout, "heartbeat": cfg.Heartbeat, "checkpoint_interval": cfg.CheckpointInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}

@@ -66,12 +66,30 @@ func epKey(r *record) string {
 // endpointName is the host:port shown in incidents.
 func endpointName(r *record) string { return r.server + ":" + strconv.FormatInt(r.port, 10) }
 
-func (e *engine) advance(t time.Time) (late bool) {
+// timeliness of a record against the watermark and the wall clock.
+type timeliness uint8
+
+const (
+	onTime timeliness = iota
+	late              // older than the watermark minus max_lateness
+	future            // newer than the wall clock plus max_clock_skew
+)
+
+// advance moves the event-time watermark to t, unless t is beyond the wall
+// clock (now) plus max_clock_skew: one skewed agent must not make every
+// other record late.
+func (e *engine) advance(t, now time.Time) timeliness {
+	if t.Sub(now) > e.cfg.MaxClockSkew {
+		return future
+	}
 	if t.After(e.watermark) {
 		e.watermark = t
-		return false
+		return onTime
 	}
-	return e.watermark.Sub(t) > e.cfg.MaxLateness
+	if e.watermark.Sub(t) > e.cfg.MaxLateness {
+		return late
+	}
+	return onTime
 }
 
 func (e *engine) service(name string, t time.Time) *serviceState {

@@ -30,6 +30,9 @@ type correlator struct {
 	client storage.Client
 	open   map[string][3]string // incident id -> (severity, reason, service) it is counted under
 	lastN  int                  // last reported state entries
+	// futureLogged rate-limits the log line about records from the future,
+	// per source (vantage or lifecycle source), to one a minute.
+	futureLogged map[string]time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -40,7 +43,7 @@ func newCorrelator(cfg *Config, set processor.Settings) (*correlator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &correlator{cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}}, nil
+	return &correlator{cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}, futureLogged: map[string]time.Time{}}, nil
 }
 
 func (c *correlator) start(ctx context.Context, host component.Host) error {
@@ -60,6 +63,12 @@ func (c *correlator) start(ctx context.Context, host component.Host) error {
 		c.client = client
 		if err := c.eng.restore(ctx, client); err != nil {
 			return err
+		}
+		// A watermark persisted from a record stamped in the future (before
+		// max_clock_skew existed, or a clock since corrected) is capped.
+		if now := time.Now(); c.eng.watermark.Sub(now) > c.cfg.MaxClockSkew {
+			c.logger.Warn("tlscorrelator: restored event-time watermark is in the future; capped at the wall clock", zap.Time("watermark", c.eng.watermark))
+			c.eng.watermark = now
 		}
 		for _, inc := range c.eng.incidents {
 			if inc.open() {
@@ -130,7 +139,8 @@ func incAttrs(sev, reason, service string) metric.AddOption {
 // processLogs passes records on (enriched, minus held-back healthy ones) and
 // appends incident transitions.
 func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
-	var counts [5]int64 // probe, lifecycle, other, late, dropped
+	var counts [6]int64 // probe, lifecycle, other, late, dropped, future
+	now := time.Now()
 	c.mu.Lock()
 	eng := c.eng
 	rls := ld.ResourceLogs()
@@ -141,12 +151,19 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 		for j := 0; j < sls.Len(); j++ {
 			sls.At(j).LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
 				r := extract(res, lr)
-				switch r.kind {
-				case kindProbe:
-					if eng.advance(r.time) {
+				if r.kind == kindProbe || r.kind == kindLifecycle {
+					switch eng.advance(r.time, now) {
+					case late:
 						counts[3]++
 						return false
+					case future:
+						counts[5]++
+						c.logFuture(&r, now)
+						return true
 					}
+				}
+				switch r.kind {
+				case kindProbe:
 					counts[0]++
 					pass, en := eng.probe(&r)
 					if !pass {
@@ -155,10 +172,6 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 					}
 					enrich(res, lr, en)
 				case kindLifecycle:
-					if eng.advance(r.time) {
-						counts[3]++
-						return false
-					}
 					counts[1]++
 					eng.lifecycle(&r)
 				default:
@@ -176,7 +189,6 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 		// reopens or re-pages what was already announced.
 		perr = c.checkpointLocked(ctx)
 	}
-	now := time.Now()
 	for _, tr := range trs {
 		appendIncident(ld, tr, now)
 		c.countTransition(ctx, tr)
@@ -184,7 +196,7 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 	c.mu.Unlock()
 	for k, n := range counts {
 		if n > 0 {
-			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped"}[k])))
+			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future"}[k])))
 		}
 	}
 	if perr != nil {
@@ -195,6 +207,24 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 		return rl.ScopeLogs().Len() == 0
 	})
 	return ld, nil
+}
+
+// logFuture logs a record dropped for a timestamp beyond the wall clock plus
+// max_clock_skew, at most once a minute per source. Called with c.mu held.
+func (c *correlator) logFuture(r *record, now time.Time) {
+	src := r.vantage
+	if r.kind == kindLifecycle {
+		src = "lifecycle:" + r.source
+	}
+	if last, ok := c.futureLogged[src]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	if len(c.futureLogged) > 10000 {
+		clear(c.futureLogged) // bounded: sources are few; this only resets the rate limit
+	}
+	c.futureLogged[src] = now
+	c.logger.Warn("tlscorrelator dropped a record stamped in the future: check this source's clock", zap.String("source", src), zap.String("service", r.service),
+		zap.Time("timestamp", r.time), zap.Duration("ahead", r.time.Sub(now)), zap.Duration("max_clock_skew", c.cfg.MaxClockSkew))
 }
 
 func (c *correlator) countTransition(ctx context.Context, tr transition) {

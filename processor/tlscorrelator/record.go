@@ -44,6 +44,7 @@ type record struct {
 
 	// lifecycle event
 	ltype      string
+	source     string
 	eventID    string
 	duplicate  bool
 	jobID      string
@@ -128,6 +129,7 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 		return r
 	}
 	r.ltype = str(a, attrs.LifecycleType)
+	r.source = str(a, attrs.LifecycleSource)
 	r.eventID = str(a, attrs.LifecycleEventID)
 	if v, ok := a.Get(attrs.LifecycleDuplicate); ok {
 		r.duplicate = v.Bool()
