@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -32,7 +33,7 @@ func benchBatch(size, endpoints, offset int) plog.Logs {
 // BenchmarkProcess measures records per second through the correlator on
 // one goroutine (run with -cpu 1): extraction, enrichment, rules, incidents.
 func BenchmarkProcess(b *testing.B) {
-	c, err := newCorrelator(createDefaultConfig(), newSettings())
+	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func BenchmarkProcess(b *testing.B) {
 		for j := 0; j < rls.Len(); j++ {
 			rls.At(j).ScopeLogs().At(0).LogRecords().At(0).SetTimestamp(ts)
 		}
-		if _, err := c.processLogs(ctx, ld); err != nil {
+		if err := c.consumeLogs(ctx, ld); err != nil {
 			b.Fatal(err)
 		}
 		// drop appended incident records so the batch stays the same size
@@ -73,11 +74,11 @@ func BenchmarkStatePerEndpoint(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		c, _ := newCorrelator(createDefaultConfig(), newSettings())
+		c, _ := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
 		ctx := context.Background()
 		for off := 0; off < n; off += 1000 {
 			ld := benchBatch(1000, n, off)
-			if _, err := c.processLogs(ctx, ld); err != nil {
+			if err := c.consumeLogs(ctx, ld); err != nil {
 				b.Fatal(err)
 			}
 		}

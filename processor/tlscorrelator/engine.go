@@ -18,6 +18,64 @@ type transition struct {
 	at    time.Time
 }
 
+// outboxEntry is a transition not yet accepted downstream.
+type outboxEntry struct {
+	seq uint64
+	tr  transition
+	// inFlight is set while a batch carrying it is with the next consumer,
+	// so that concurrent batches do not announce it twice.
+	inFlight bool
+}
+
+// queue moves new transitions into the outbox; it reports whether any moved.
+func (e *engine) queue() bool {
+	for _, tr := range e.out {
+		e.outboxSeq++
+		e.outbox = append(e.outbox, &outboxEntry{seq: e.outboxSeq, tr: tr})
+	}
+	moved := len(e.out) > 0
+	e.out = nil
+	if moved {
+		e.dirtyOutbox = true
+	}
+	return moved
+}
+
+// takeOutbox marks every entry not in flight as in flight and returns them.
+func (e *engine) takeOutbox() []*outboxEntry {
+	var out []*outboxEntry
+	for _, o := range e.outbox {
+		if !o.inFlight {
+			o.inFlight = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// settle removes accepted entries, or returns refused ones to the outbox.
+func (e *engine) settle(entries []*outboxEntry, accepted bool) {
+	if !accepted {
+		for _, o := range entries {
+			o.inFlight = false
+		}
+		return
+	}
+	done := make(map[uint64]bool, len(entries))
+	for _, o := range entries {
+		done[o.seq] = true
+	}
+	kept := e.outbox[:0]
+	for _, o := range e.outbox {
+		if !done[o.seq] {
+			kept = append(kept, o)
+		}
+	}
+	clear(e.outbox[len(kept):])
+	e.outbox = kept
+	e.dirtyOutbox = true
+}
+
 // enrichment is what the engine adds to a probe record.
 type enrichment struct {
 	owner, crit, env string
@@ -38,6 +96,11 @@ type engine struct {
 	incidents map[string]*incident
 	watermark time.Time
 	out       []transition
+	// outbox holds transitions until the next consumer has accepted them;
+	// it is persisted with the state, so a refusal or a crash loses none.
+	outbox      []*outboxEntry
+	outboxSeq   uint64
+	dirtyOutbox bool
 	// dirty endpoint buckets and incidents since the last checkpoint
 	dirtyBuckets [numBuckets]bool
 	dirtyInc     bool

@@ -6,7 +6,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/collector/processor/processorhelper"
 
 	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadata"
 )
@@ -20,13 +19,23 @@ func NewFactory() processor.Factory {
 	)
 }
 
-func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	c, err := newCorrelator(cfg.(*Config), set)
+// logsProcessor is the correlator as a processor. It does not use
+// processorhelper: it must know whether the next consumer accepted a batch,
+// to keep incident transitions in its outbox until it did.
+type logsProcessor struct {
+	component.StartFunc
+	component.ShutdownFunc
+	consumer.Logs
+}
+
+func createLogs(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
+	c, err := newCorrelator(cfg.(*Config), set, next)
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewLogs(ctx, set, cfg, next, c.processLogs,
-		processorhelper.WithStart(c.start),
-		processorhelper.WithShutdown(c.shutdown),
-		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+	lc, err := consumer.NewLogs(c.consumeLogs, consumer.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+	if err != nil {
+		return nil, err
+	}
+	return &logsProcessor{StartFunc: c.start, ShutdownFunc: c.shutdown, Logs: lc}, nil
 }

@@ -2,12 +2,21 @@ package tlscorrelator
 
 import (
 	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 )
@@ -30,4 +39,122 @@ func TestFutureTimestampDoesNotBlind(t *testing.T) {
 	incs := h.incidents()
 	require.NotEmpty(t, incs, "records on time are processed after a record from the future")
 	assert.Equal(t, "opened", incs[0].state)
+}
+
+// flakyConsumer refuses the first `refuse` batches, then records like a sink.
+type flakyConsumer struct {
+	consumertest.LogsSink
+	mu     sync.Mutex
+	refuse int
+}
+
+func (f *flakyConsumer) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	f.mu.Lock()
+	if f.refuse > 0 {
+		f.refuse--
+		f.mu.Unlock()
+		return errors.New("queue full")
+	}
+	f.mu.Unlock()
+	return f.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+func startWith(t *testing.T, cfg *Config, next consumer.Logs, host component.Host) processor.Logs {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	p, err := NewFactory().CreateLogs(context.Background(), newSettings(), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), host))
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p
+}
+
+func batchOf(items ...appender) plog.Logs {
+	ld := plog.NewLogs()
+	for _, it := range items {
+		it.appendTo(ld)
+	}
+	return ld
+}
+
+func transitionsIn(sink *consumertest.LogsSink) []string {
+	h := &harness{sink: sink}
+	return states(h.incidents())
+}
+
+// TestRefusedTransitionIsReemitted: when the next consumer refuses the batch
+// that carries an incident transition, the error goes back (so the records
+// are retried) and the transition is announced with the next batch.
+func TestRefusedTransitionIsReemitted(t *testing.T) {
+	next := &flakyConsumer{refuse: 1}
+	p := startWith(t, createDefaultConfig(), next, componenttest.NewNopHost())
+	bad := probe{at: 0, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	require.Error(t, p.ConsumeLogs(context.Background(), batchOf(bad)), "the refusal is returned")
+	other := probe{at: time.Second, service: "other", server: "b.example.com", vantage: "eu", chain: chainB, leaf: leafB, spki: spkiB}
+	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(other)))
+	assert.Equal(t, []string{"opened/ticket"}, transitionsIn(&next.LogsSink), "the refused transition is announced once, with the next batch")
+	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(probe{at: 2 * time.Second, service: "other", server: "b.example.com", vantage: "eu", chain: chainB, leaf: leafB, spki: spkiB})))
+	assert.Equal(t, []string{"opened/ticket"}, transitionsIn(&next.LogsSink), "and not again")
+}
+
+// TestRefusedTransitionIsReemittedOnTick: with no further batch, the
+// checkpoint tick re-emits what was refused.
+func TestRefusedTransitionIsReemittedOnTick(t *testing.T) {
+	next := &flakyConsumer{refuse: 1}
+	cfg := createDefaultConfig()
+	cfg.CheckpointInterval = 50 * time.Millisecond
+	p := startWith(t, cfg, next, componenttest.NewNopHost())
+	bad := probe{at: 0, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	require.Error(t, p.ConsumeLogs(context.Background(), batchOf(bad)))
+	require.Eventually(t, func() bool { return len(transitionsIn(&next.LogsSink)) == 1 }, 5*time.Second, 20*time.Millisecond)
+}
+
+// failingStorage is a storage extension whose client fails writes while
+// `fail` is set: a full disk.
+type failingStorage struct {
+	component.StartFunc
+	component.ShutdownFunc
+	fail *atomic.Bool
+}
+
+func (s failingStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
+	return &failingClient{memClient: memClient{m: map[string][]byte{}}, fail: s.fail}, nil
+}
+
+type failingClient struct {
+	memClient
+	fail *atomic.Bool
+}
+
+func (c *failingClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	if c.fail.Load() {
+		for _, op := range ops {
+			if op.Type == storage.Set {
+				return errors.New("no space left on device")
+			}
+		}
+	}
+	return c.memClient.Batch(ctx, ops...)
+}
+
+// TestPersistFailureFailsBatch: a transition is never announced before it is
+// persisted; when the write fails the batch fails (the queue before the
+// processor retries it), and once storage works the transition goes out.
+func TestPersistFailureFailsBatch(t *testing.T) {
+	fail := &atomic.Bool{}
+	fail.Store(true)
+	id := component.MustNewID("file_storage")
+	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: failingStorage{fail: fail}}}
+	cfg := createDefaultConfig()
+	cfg.Storage = &id
+	next := &flakyConsumer{}
+	p := startWith(t, cfg, next, host)
+	bad := probe{at: 0, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	err := p.ConsumeLogs(context.Background(), batchOf(bad))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no space left on device")
+	assert.Empty(t, transitionsIn(&next.LogsSink), "nothing announced before it is persisted")
+	fail.Store(false)
+	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(bad)))
+	assert.Equal(t, []string{"opened/ticket"}, transitionsIn(&next.LogsSink))
 }

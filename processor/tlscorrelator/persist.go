@@ -20,6 +20,7 @@ const (
 	keyMeta      = "meta"
 	keyIncidents = "incidents"
 	keyServices  = "services"
+	keyOutbox    = "outbox"
 	stateVersion = 1
 )
 
@@ -30,6 +31,15 @@ func bucketOf(key string) int {
 }
 
 func bucketKey(b int) string { return "endpoints/" + strconv.Itoa(b) }
+
+// outboxRecord is the persisted form of an outbox entry.
+type outboxRecord struct {
+	Seq   uint64    `json:"seq"`
+	Inc   incident  `json:"incident"`
+	State string    `json:"state"`
+	Prev  string    `json:"prev,omitempty"`
+	At    time.Time `json:"at"`
+}
 
 type meta struct {
 	Version   int       `json:"version"`
@@ -59,6 +69,15 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 	}
 	if err := add(keyServices, e.services); err != nil {
 		return 0, err
+	}
+	if e.dirtyOutbox || all {
+		recs := make([]outboxRecord, 0, len(e.outbox))
+		for _, o := range e.outbox {
+			recs = append(recs, outboxRecord{Seq: o.seq, Inc: o.tr.inc, State: o.tr.state, Prev: o.tr.prev, At: o.tr.at})
+		}
+		if err := add(keyOutbox, recs); err != nil {
+			return 0, err
+		}
 	}
 	var buckets [numBuckets]map[string]*endpointState
 	var dirty [numBuckets]bool
@@ -90,14 +109,14 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 	if err := c.Batch(ctx, ops...); err != nil {
 		return 0, fmt.Errorf("persisting correlator state: %w", err)
 	}
-	e.dirtyInc = false
+	e.dirtyInc, e.dirtyOutbox = false, false
 	e.dirtyBuckets = [numBuckets]bool{}
 	return n, nil
 }
 
 // restore loads the state written by checkpoint.
 func (e *engine) restore(ctx context.Context, c storage.Client) error {
-	ops := []*storage.Operation{storage.GetOperation(keyMeta), storage.GetOperation(keyIncidents), storage.GetOperation(keyServices)}
+	ops := []*storage.Operation{storage.GetOperation(keyMeta), storage.GetOperation(keyIncidents), storage.GetOperation(keyServices), storage.GetOperation(keyOutbox)}
 	for b := 0; b < numBuckets; b++ {
 		ops = append(ops, storage.GetOperation(bucketKey(b)))
 	}
@@ -125,7 +144,17 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 			return fmt.Errorf("correlator services: %w", err)
 		}
 	}
-	for _, op := range ops[3:] {
+	if v := ops[3].Value; v != nil {
+		var recs []outboxRecord
+		if err := json.Unmarshal(v, &recs); err != nil {
+			return fmt.Errorf("correlator outbox: %w", err)
+		}
+		for _, r := range recs {
+			e.outbox = append(e.outbox, &outboxEntry{seq: r.Seq, tr: transition{inc: r.Inc, state: r.State, prev: r.Prev, at: r.At}})
+			e.outboxSeq = max(e.outboxSeq, r.Seq)
+		}
+	}
+	for _, op := range ops[4:] {
 		if op.Value == nil {
 			continue
 		}

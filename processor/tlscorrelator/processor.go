@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
@@ -20,6 +21,7 @@ import (
 )
 
 type correlator struct {
+	next      consumer.Logs
 	cfg       *Config
 	settings  processor.Settings
 	logger    *zap.Logger
@@ -38,12 +40,12 @@ type correlator struct {
 	wg     sync.WaitGroup
 }
 
-func newCorrelator(cfg *Config, set processor.Settings) (*correlator, error) {
+func newCorrelator(cfg *Config, set processor.Settings, next consumer.Logs) (*correlator, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
-	return &correlator{cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}, futureLogged: map[string]time.Time{}}, nil
+	return &correlator{next: next, cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}, futureLogged: map[string]time.Time{}}, nil
 }
 
 func (c *correlator) start(ctx context.Context, host component.Host) error {
@@ -89,13 +91,7 @@ func (c *correlator) start(ctx context.Context, host component.Host) error {
 			case <-bg.Done():
 				return
 			case <-t.C:
-				c.mu.Lock()
-				c.eng.expire(c.eng.watermark)
-				err := c.checkpointLocked(bg)
-				c.mu.Unlock()
-				if err != nil {
-					c.logger.Error("tlscorrelator checkpoint failed; state will be retried at the next one", zap.Error(err))
-				}
+				c.tick(bg)
 			}
 		}
 	}()
@@ -136,9 +132,51 @@ func incAttrs(sev, reason, service string) metric.AddOption {
 	return metric.WithAttributes(attribute.String("severity", sev), attribute.String("reason", reason), attribute.String("service", service))
 }
 
-// processLogs passes records on (enriched, minus held-back healthy ones) and
-// appends incident transitions.
-func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+// tick expires idle state, persists, and announces what the outbox still
+// holds (transitions a refused batch carried).
+func (c *correlator) tick(ctx context.Context) {
+	c.mu.Lock()
+	c.eng.expire(c.eng.watermark)
+	c.eng.queue()
+	err := c.checkpointLocked(ctx)
+	var take []*outboxEntry
+	if err == nil {
+		take = c.eng.takeOutbox()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.logger.Error("tlscorrelator checkpoint failed; state will be retried at the next one", zap.Error(err))
+		return
+	}
+	if len(take) == 0 {
+		return
+	}
+	ld := plog.NewLogs()
+	c.appendTransitions(ld, take)
+	sendCtx, cancel := context.WithTimeout(ctx, c.cfg.CheckpointInterval)
+	defer cancel()
+	err = c.next.ConsumeLogs(sendCtx, ld)
+	c.mu.Lock()
+	c.eng.settle(take, err == nil)
+	c.mu.Unlock()
+	if err != nil {
+		c.logger.Warn("incident transitions refused downstream; kept for the next batch or tick", zap.Int("transitions", len(take)), zap.Error(err))
+	}
+}
+
+func (c *correlator) appendTransitions(ld plog.Logs, entries []*outboxEntry) {
+	now := time.Now()
+	for _, o := range entries {
+		appendIncident(ld, o.tr, now)
+	}
+}
+
+// consumeLogs passes records on (enriched, minus held-back healthy ones)
+// with the incident transitions in the outbox. Transitions are persisted
+// before they are sent (a persist failure fails the batch, so the queue
+// before the processor retries it) and leave the outbox only once the next
+// consumer accepted them; a refusal is returned so the records are retried.
+func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	var counts [6]int64 // probe, lifecycle, other, late, dropped, future
 	now := time.Now()
 	c.mu.Lock()
@@ -181,16 +219,19 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 			})
 		}
 	}
-	trs := eng.out
-	eng.out = nil
+	fresh := append([]transition(nil), eng.out...)
 	var perr error
-	if len(trs) > 0 && c.client != nil {
+	if eng.queue() && c.client != nil {
 		// Persist before anyone hears of a transition: a restart never
-		// reopens or re-pages what was already announced.
+		// reopens or re-pages what was already announced, nor loses it.
 		perr = c.checkpointLocked(ctx)
 	}
-	for _, tr := range trs {
-		appendIncident(ld, tr, now)
+	var take []*outboxEntry
+	if perr == nil {
+		take = eng.takeOutbox()
+		c.appendTransitions(ld, take)
+	}
+	for _, tr := range fresh {
 		c.countTransition(ctx, tr)
 	}
 	c.mu.Unlock()
@@ -200,13 +241,22 @@ func (c *correlator) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, 
 		}
 	}
 	if perr != nil {
-		c.logger.Error("tlscorrelator could not persist incident state before emitting transitions", zap.Error(perr))
+		return fmt.Errorf("tlscorrelator: incident state not persisted, batch refused so that it is retried: %w", perr)
 	}
 	ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
 		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool { return sl.LogRecords().Len() == 0 })
 		return rl.ScopeLogs().Len() == 0
 	})
-	return ld, nil
+	if ld.ResourceLogs().Len() == 0 {
+		return nil
+	}
+	err := c.next.ConsumeLogs(ctx, ld)
+	if len(take) > 0 {
+		c.mu.Lock()
+		c.eng.settle(take, err == nil)
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // logFuture logs a record dropped for a timestamp beyond the wall clock plus
