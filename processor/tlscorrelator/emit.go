@@ -155,6 +155,9 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 	if inc.Suppressed != "" && tr.state == attrs.StateSuppressed {
 		a.PutStr(attrs.IncidentSuppressedBy, inc.Suppressed)
 	}
+	if tr.state == attrs.StateResolved && inc.Resolution != "" {
+		a.PutStr(attrs.IncidentResolution, inc.Resolution)
+	}
 	a.PutInt(attrs.IncidentFailures, int64(len(inc.Failures)))
 	if d := inc.Deploy; d != nil {
 		if d.JobID != "" {

@@ -27,18 +27,18 @@ type outboxEntry struct {
 	inFlight bool
 }
 
-// queue moves new transitions into the outbox; it reports whether any moved.
-func (e *engine) queue() bool {
-	for _, tr := range e.out {
+// queue moves new transitions into the outbox and returns them.
+func (e *engine) queue() []transition {
+	fresh := e.out
+	for _, tr := range fresh {
 		e.outboxSeq++
 		e.outbox = append(e.outbox, &outboxEntry{seq: e.outboxSeq, tr: tr})
 	}
-	moved := len(e.out) > 0
 	e.out = nil
-	if moved {
+	if len(fresh) > 0 {
 		e.dirtyOutbox = true
 	}
-	return moved
+	return fresh
 }
 
 // takeOutbox marks every entry not in flight as in flight and returns them.
@@ -101,6 +101,10 @@ type engine struct {
 	outbox      []*outboxEntry
 	outboxSeq   uint64
 	dirtyOutbox bool
+	// storedSizes are the bytes of each persisted key, storedBytes their
+	// sum: the size of the persisted state (tlscorrelator_state_bytes).
+	storedSizes map[string]int
+	storedBytes int
 	// dirty endpoint buckets and incidents since the last checkpoint
 	dirtyBuckets [numBuckets]bool
 	dirtyInc     bool

@@ -17,8 +17,13 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadatatest"
 )
 
 // TestFutureTimestampDoesNotBlind: one record from an agent whose clock runs
@@ -114,11 +119,13 @@ func TestRefusedTransitionIsReemittedOnTick(t *testing.T) {
 type failingStorage struct {
 	component.StartFunc
 	component.ShutdownFunc
-	fail *atomic.Bool
+	fail   *atomic.Bool
+	client *failingClient
 }
 
-func (s failingStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
-	return &failingClient{memClient: memClient{m: map[string][]byte{}}, fail: s.fail}, nil
+func (s *failingStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
+	s.client = &failingClient{memClient: memClient{m: map[string][]byte{}}, fail: s.fail}
+	return s.client, nil
 }
 
 type failingClient struct {
@@ -144,7 +151,7 @@ func TestPersistFailureFailsBatch(t *testing.T) {
 	fail := &atomic.Bool{}
 	fail.Store(true)
 	id := component.MustNewID("file_storage")
-	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: failingStorage{fail: fail}}}
+	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: &failingStorage{fail: fail}}}
 	cfg := createDefaultConfig()
 	cfg.Storage = &id
 	next := &flakyConsumer{}
@@ -157,4 +164,62 @@ func TestPersistFailureFailsBatch(t *testing.T) {
 	fail.Store(false)
 	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(bad)))
 	assert.Equal(t, []string{"opened/ticket"}, transitionsIn(&next.LogsSink))
+}
+
+// TestExpiredIncidentResolves: an open incident whose endpoints send no data
+// for idle_timeout is dropped from state with a `resolved` transition
+// (resolution: expired), so tlscorrelator_incidents_open goes back to 0 and
+// downstream alerts resolve. tlscorrelator_state_bytes is the last snapshot's
+// size, not a running total.
+func TestExpiredIncidentResolves(t *testing.T) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	cfg := createDefaultConfig()
+	cfg.CheckpointInterval = 20 * time.Millisecond
+	cfg.IdleTimeout = 10 * time.Minute
+	next := &flakyConsumer{}
+	id := component.MustNewID("file_storage")
+	mem := &failingStorage{fail: &atomic.Bool{}}
+	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: mem}}
+	cfg.Storage = &id
+	p, err := NewFactory().CreateLogs(context.Background(), metadatatest.NewSettings(tt), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), host))
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+
+	bad := probe{at: 0, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(bad)))
+	metadatatest.AssertEqualTlscorrelatorIncidentsOpen(t, tt, []metricdata.DataPoint[int64]{{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "expired_leaf"), attribute.String("service", "api"), attribute.String("severity", "ticket"))}}, metricdatatest.IgnoreTimestamp())
+	// Time moves on (another service's records) past idle_timeout.
+	later := probe{at: 2 * time.Hour, service: "other", server: "b.example.com", vantage: "eu", chain: chainB, leaf: leafB, spki: spkiB}
+	require.NoError(t, p.ConsumeLogs(context.Background(), batchOf(later)))
+	require.Eventually(t, func() bool { return len(transitionsIn(&next.LogsSink)) == 2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"opened/ticket", "resolved/ticket"}, transitionsIn(&next.LogsSink))
+	var resolution string
+	for _, r := range logtest.Named(logtestRecords(&next.LogsSink), attrs.EventIncident) {
+		if r.Attr(attrs.IncidentState) == attrs.StateResolved {
+			resolution = r.Attr(attrs.IncidentResolution)
+		}
+	}
+	assert.Equal(t, "expired", resolution)
+	metadatatest.AssertEqualTlscorrelatorIncidentsOpen(t, tt, []metricdata.DataPoint[int64]{{Value: 0, Attributes: attribute.NewSet(attribute.String("reason", "expired_leaf"), attribute.String("service", "api"), attribute.String("severity", "ticket"))}}, metricdatatest.IgnoreTimestamp())
+
+	// state_bytes: the size of the persisted state, however many
+	// checkpoints wrote it.
+	require.NoError(t, p.Shutdown(context.Background())) // a last checkpoint
+	stored := 0
+	for _, v := range mem.client.m {
+		stored += len(v)
+	}
+	m, err := tt.GetMetric("otelcol_tlscorrelator_state_bytes")
+	require.NoError(t, err)
+	assert.Equal(t, int64(stored), m.Data.(metricdata.Sum[int64]).DataPoints[0].Value, "state_bytes is the stored size, not a running total")
+}
+
+func logtestRecords(sink *consumertest.LogsSink) []logtest.Record {
+	var out []logtest.Record
+	for _, ld := range sink.AllLogs() {
+		out = append(out, logtest.Records(ld)...)
+	}
+	return out
 }

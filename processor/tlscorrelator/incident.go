@@ -302,7 +302,13 @@ func (e *engine) healthyFor(fp, key string, t time.Time) bool {
 }
 
 func (e *engine) resolve(inc *incident, t time.Time) {
+	e.resolveAs(inc, t, "healthy")
+}
+
+// resolveAs resolves inc, saying how (healthy, expired).
+func (e *engine) resolveAs(inc *incident, t time.Time, how string) {
 	prev := inc.State
+	inc.Resolution = how
 	inc.State = attrs.StateResolved
 	inc.ResolvedAt = t
 	inc.UpdatedAt = t

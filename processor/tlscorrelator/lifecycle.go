@@ -165,9 +165,14 @@ func (e *engine) expire(now time.Time) {
 		}
 	}
 	for k, inc := range e.incidents {
+		idleOpen := inc.UpdatedAt.Before(cut) && inc.State != attrs.StateResolved && inc.Derived == false && len(inc.Endpoints) > 0 && now.Sub(inc.UpdatedAt) > e.cfg.IdleTimeout
 		if (inc.State == attrs.StateResolved && now.Sub(inc.ResolvedAt) > e.cfg.ReopenWindow) ||
-			(inc.State == "" && now.Sub(inc.UpdatedAt) > e.cfg.Corroboration.Window) ||
-			(inc.UpdatedAt.Before(cut) && inc.State != attrs.StateResolved && inc.Derived == false && len(inc.Endpoints) > 0 && now.Sub(inc.UpdatedAt) > e.cfg.IdleTimeout) {
+			(inc.State == "" && now.Sub(inc.UpdatedAt) > e.cfg.Corroboration.Window) || idleOpen {
+			if idleOpen && inc.State != "" && inc.Announced {
+				// Announced and never resolved: say so, or its page and
+				// its open count stay behind forever.
+				e.resolveAs(inc, now, "expired")
+			}
 			delete(e.incidents, k)
 			e.dirtyInc = true
 		}

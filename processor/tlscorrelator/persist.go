@@ -46,16 +46,17 @@ type meta struct {
 	Watermark time.Time `json:"watermark"`
 }
 
-// checkpoint writes the dirty parts of the state; it returns the bytes written.
+// checkpoint writes the dirty parts of the state; it returns the size of
+// the whole persisted state after the write.
 func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (int, error) {
 	var ops []*storage.Operation
-	n := 0
+	sizes := map[string]int{}
 	add := func(k string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
-		n += len(b)
+		sizes[k] = len(b)
 		ops = append(ops, storage.SetOperation(k, b))
 		return nil
 	}
@@ -100,6 +101,7 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 		}
 		if buckets[b] == nil {
 			ops = append(ops, storage.DeleteOperation(bucketKey(b)))
+			sizes[bucketKey(b)] = 0
 			continue
 		}
 		if err := add(bucketKey(b), buckets[b]); err != nil {
@@ -111,7 +113,18 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 	}
 	e.dirtyInc, e.dirtyOutbox = false, false
 	e.dirtyBuckets = [numBuckets]bool{}
-	return n, nil
+	if e.storedSizes == nil {
+		e.storedSizes = map[string]int{}
+	}
+	for k, n := range sizes {
+		e.storedBytes += n - e.storedSizes[k]
+		if n == 0 {
+			delete(e.storedSizes, k)
+		} else {
+			e.storedSizes[k] = n
+		}
+	}
+	return e.storedBytes, nil
 }
 
 // restore loads the state written by checkpoint.
@@ -122,6 +135,13 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 	}
 	if err := c.Batch(ctx, ops...); err != nil {
 		return fmt.Errorf("reading correlator state: %w", err)
+	}
+	e.storedSizes, e.storedBytes = map[string]int{}, 0
+	for _, op := range ops {
+		if len(op.Value) > 0 {
+			e.storedSizes[op.Key] = len(op.Value)
+			e.storedBytes += len(op.Value)
+		}
 	}
 	if ops[0].Value == nil {
 		return nil // fresh

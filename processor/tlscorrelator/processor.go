@@ -32,6 +32,7 @@ type correlator struct {
 	client storage.Client
 	open   map[string][3]string // incident id -> (severity, reason, service) it is counted under
 	lastN  int                  // last reported state entries
+	lastB  int                  // last reported state bytes
 	// futureLogged rate-limits the log line about records from the future,
 	// per source (vantage or lifecycle source), to one a minute.
 	futureLogged map[string]time.Time
@@ -107,7 +108,8 @@ func (c *correlator) checkpointLocked(ctx context.Context) error {
 	}
 	b, err := c.eng.checkpoint(ctx, c.client, false)
 	if err == nil {
-		c.telemetry.TlscorrelatorStateBytes.Add(ctx, int64(b))
+		c.telemetry.TlscorrelatorStateBytes.Add(ctx, int64(b-c.lastB))
+		c.lastB = b
 	}
 	return err
 }
@@ -137,7 +139,9 @@ func incAttrs(sev, reason, service string) metric.AddOption {
 func (c *correlator) tick(ctx context.Context) {
 	c.mu.Lock()
 	c.eng.expire(c.eng.watermark)
-	c.eng.queue()
+	for _, tr := range c.eng.queue() {
+		c.countTransition(ctx, tr)
+	}
 	err := c.checkpointLocked(ctx)
 	var take []*outboxEntry
 	if err == nil {
@@ -219,9 +223,9 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 			})
 		}
 	}
-	fresh := append([]transition(nil), eng.out...)
+	fresh := eng.queue()
 	var perr error
-	if eng.queue() && c.client != nil {
+	if len(fresh) > 0 && c.client != nil {
 		// Persist before anyone hears of a transition: a restart never
 		// reopens or re-pages what was already announced, nor loses it.
 		perr = c.checkpointLocked(ctx)

@@ -82,7 +82,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlscorrelatorStateBytes, err = builder.meter.Int64UpDownCounter(
 		"otelcol_tlscorrelator_state_bytes",
-		metric.WithDescription("Bytes of the last persisted state snapshot. [Alpha]"),
+		metric.WithDescription("Bytes of the persisted state (every key in the storage extension, after the last checkpoint). [Alpha]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)

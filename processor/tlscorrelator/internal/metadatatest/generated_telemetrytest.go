@@ -72,7 +72,7 @@ func AssertEqualTlscorrelatorRecords(t *testing.T, tt *componenttest.Telemetry, 
 func AssertEqualTlscorrelatorStateBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlscorrelator_state_bytes",
-		Description: "Bytes of the last persisted state snapshot. [Alpha]",
+		Description: "Bytes of the persisted state (every key in the storage extension, after the last checkpoint). [Alpha]",
 		Unit:        "By",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
