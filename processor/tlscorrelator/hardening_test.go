@@ -223,3 +223,34 @@ func logtestRecords(sink *consumertest.LogsSink) []logtest.Record {
 	}
 	return out
 }
+
+// TestSkippedDoesNotEndRemediationHold plays the remediation loop: an action
+// was sent (hold), the correlator announces the incident suppressed, the
+// exporter audits `skipped` for that suppressed transition; the hold must
+// last (only outcomes that end an attempt end it), so the incident stays
+// suppressed instead of flapping back open on the next probe.
+func TestSkippedDoesNotEndRemediationHold(t *testing.T) {
+	h := newHarness(t, createDefaultConfig())
+	bad := func(at time.Duration) probe {
+		return probe{at: at, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	}
+	h.feed(bad(0))
+	id := h.incidents()[0].id
+	h.feed(event{at: 10 * time.Second, typ: "remediation", service: "api", incident: id, stage: "matched"},
+		event{at: 11 * time.Second, typ: "remediation", service: "api", incident: id, stage: "verified"},
+		event{at: 12 * time.Second, typ: "remediation", service: "api", incident: id, stage: "sent"},
+		bad(30*time.Second),
+		event{at: 31 * time.Second, typ: "remediation", service: "api", incident: id, stage: "skipped"},
+		bad(60*time.Second), bad(90*time.Second))
+	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket"}, states(h.incidents()), "the hold lasts through skipped decisions")
+
+	// A skipped decision (cooldown, cap) while nothing is in progress does
+	// not start a hold either.
+	h2 := newHarness(t, createDefaultConfig())
+	h2.feed(bad(0))
+	id2 := h2.incidents()[0].id
+	h2.feed(event{at: 10 * time.Second, typ: "remediation", service: "api", incident: id2, stage: "skipped"}, bad(30*time.Second))
+	for _, inc := range h2.incidents() {
+		assert.NotEqual(t, "suppressed", inc.state, "skipped starts no hold")
+	}
+}

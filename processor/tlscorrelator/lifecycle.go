@@ -22,11 +22,18 @@ func (e *engine) lifecycle(r *record) {
 	// carry the incident id: the incident is suppressed meanwhile.
 	if r.incidentID != "" {
 		if inc, ok := e.incidents[r.incidentID]; ok {
-			e.dirtyInc = true
-			if r.ltype == attrs.LifecycleValidated || r.ltype == attrs.LifecycleDeployFailed || (r.ltype == attrs.LifecycleRemediation && remediationEnded(r.stage)) {
-				inc.RemediateTil = t
-			} else {
-				inc.RemediateTil = t.Add(e.cfg.RemediationHold)
+			switch {
+			case r.ltype == attrs.LifecycleValidated || r.ltype == attrs.LifecycleDeployFailed:
+				inc.RemediateTil, e.dirtyInc = t, true
+			case r.ltype != attrs.LifecycleRemediation:
+				inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
+			default:
+				switch remediationEffect(r.stage) {
+				case holdStarts:
+					inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
+				case holdEnds:
+					inc.RemediateTil, e.dirtyInc = t, true
+				}
 			}
 		}
 	}
@@ -78,15 +85,29 @@ func (e *engine) lifecycle(r *record) {
 	}
 }
 
-// remediationEnded: remediation decisions after which nothing is in
-// progress any more. An action awaiting approval is not in progress: until
-// someone approves it, the incident pages as usual.
-func remediationEnded(decision string) bool {
+type holdEffect uint8
+
+const (
+	holdNeutral holdEffect = iota
+	holdStarts
+	holdEnds
+)
+
+// remediationEffect says what a remediation decision does to the hold.
+// An attempt under way (matched, verified, approved, sent) holds the
+// incident; only outcomes that end an attempt end the hold. An action
+// awaiting approval is not in progress: until someone approves it, the
+// incident pages as usual. `skipped` (the incident is suppressed, in
+// cooldown, capped, braked) neither starts nor ends anything: it is the
+// exporter's answer to the correlator's own suppressed transition.
+func remediationEffect(decision string) holdEffect {
 	switch decision {
-	case "failed", "denied", "expired", "not_reproduced", "skipped", "dry_run", "awaiting_approval":
-		return true
+	case "matched", "verified", "approved", "sent":
+		return holdStarts
+	case "failed", "denied", "expired", "not_reproduced", "dry_run", "awaiting_approval", "resolved":
+		return holdEnds
 	}
-	return false
+	return holdNeutral
 }
 
 func prefixed(p, s string) string {

@@ -306,6 +306,34 @@ func TestDistributionAgainstLab(t *testing.T) {
 		t.Errorf("remediation did not verify first: %v", stages)
 	}
 
+	// The loop holds: after the webhook, the correlator announces the
+	// incident suppressed, the exporter audits `skipped` for it, and the
+	// hold lasts (remediation_hold 15m) through the next probe rounds: no
+	// flapping back open, no second call.
+	time.Sleep(12 * time.Second) // two more probe rounds at 5s
+	var after []string
+	suppressed := false
+	for _, s := range incidentsByService(logsPath)["lab-expired-leaf"] {
+		if suppressed {
+			after = append(after, s)
+		}
+		if s == "expired_leaf/suppressed" {
+			suppressed = true
+		}
+	}
+	if !suppressed {
+		t.Errorf("the incident was not suppressed while its remediation was in progress: %v", incidentsByService(logsPath)["lab-expired-leaf"])
+	}
+	for _, s := range after {
+		if s != "expired_leaf/suppressed" {
+			t.Errorf("the remediation hold did not last: %v after suppressed", after)
+			break
+		}
+	}
+	if calls, _ := hook.get(); len(calls) != 1 {
+		t.Errorf("webhook called %d times during the hold, want 1: %v", len(calls), calls)
+	}
+
 	// Metrics arrive too, with time left for the expired leaf.
 	data, err := os.ReadFile(metricsPath)
 	if err != nil {
