@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"text/template"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -59,6 +58,11 @@ type PolicyConfig struct {
 	// Verify re-probes the incident's endpoints first and acts only if the
 	// failure reproduces (default true).
 	Verify *bool `mapstructure:"verify"`
+	// OnInconclusive: what to do when the verifier itself cannot reach the
+	// endpoint (dns_failure, connection_refused, connection_reset,
+	// handshake_timeout, not_tls): hold (default: audit inconclusive and do
+	// nothing) or act.
+	OnInconclusive string `mapstructure:"on_inconclusive"`
 	DryRun bool  `mapstructure:"dry_run"`
 	// Risk raises every action of the policy to at least this class.
 	Risk    string         `mapstructure:"risk"`
@@ -154,18 +158,14 @@ var lowRisk = map[string]bool{"reload": true, "reissue": true, "bundle_refresh":
 var highRisk = map[string]bool{"trust": true, "pins": true, "delete": true}
 
 // risk returns the effective risk class of action a in policy p.
+// risk is the effective risk of an action: the maximum of its operation's,
+// its own and its policy's. Nothing lowers a high-risk operation below the
+// approval gate.
 func risk(p *PolicyConfig, a *ActionConfig) string {
-	r := "low"
-	if highRisk[a.Operation] {
-		r = "high"
+	if highRisk[a.Operation] || a.Risk == "high" || p.Risk == "high" {
+		return "high"
 	}
-	if a.Risk != "" {
-		r = a.Risk
-	}
-	if p.Risk == "high" {
-		r = "high"
-	}
-	return r
+	return "low"
 }
 
 func (p *PolicyConfig) verify() bool { return p.Verify == nil || *p.Verify }
@@ -206,6 +206,9 @@ func (cfg *Config) Validate() error {
 		if p.Risk != "" && p.Risk != "low" && p.Risk != "high" {
 			errs = append(errs, fmt.Errorf("%s: risk must be low or high", where))
 		}
+		if p.OnInconclusive != "" && p.OnInconclusive != "hold" && p.OnInconclusive != "act" {
+			errs = append(errs, fmt.Errorf("%s: on_inconclusive must be hold or act", where))
+		}
 		if len(p.Actions) == 0 {
 			errs = append(errs, fmt.Errorf("%s: at least one action is required", where))
 		}
@@ -219,6 +222,9 @@ func (cfg *Config) Validate() error {
 			if a.Risk != "" && a.Risk != "low" && a.Risk != "high" {
 				errs = append(errs, fmt.Errorf("%s: risk must be low or high", aw))
 			}
+			if highRisk[a.Operation] && (a.Risk == "low" || p.Risk == "low") {
+				errs = append(errs, fmt.Errorf("%s: risk \"low\" cannot lower operation %q, which is high-risk (trust, pins, delete need approval)", aw, a.Operation))
+			}
 			if !lowRisk[a.Operation] && !highRisk[a.Operation] {
 				errs = append(errs, fmt.Errorf("%s: operation %q must be one of reload, reissue, bundle_refresh, rollback, notify, trust, pins, delete", aw, a.Operation))
 			}
@@ -228,7 +234,7 @@ func (cfg *Config) Validate() error {
 					errs = append(errs, fmt.Errorf("%s: url %q must be an absolute http(s) URL", aw, a.URL))
 				}
 				if a.Body != "" {
-					if _, err := template.New(a.Name).Option("missingkey=error").Parse(a.Body); err != nil {
+					if _, err := parseBody(a.Name, a.Body); err != nil {
 						errs = append(errs, fmt.Errorf("%s: body template: %w", aw, err))
 					}
 				}

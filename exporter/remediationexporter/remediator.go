@@ -266,7 +266,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 	if pol.verify() {
 		attempts := st.Attempts
 		r.mu.Unlock()
-		reproduced, ev := r.verify(ctx, inc)
+		outcome, ev := r.verify(ctx, inc)
 		r.mu.Lock()
 		// With several queue consumers another decision on this incident
 		// may have acted while the lock was released.
@@ -275,11 +275,18 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 			return
 		}
 		evidence = ev
-		if !reproduced {
+		switch {
+		case outcome == notReproduced:
 			r.audit(ctx, decision{Outcome: "not_reproduced", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "the failure does not reproduce from this collector"})
 			return
+		case outcome == inconclusive && pol.OnInconclusive != "act":
+			r.audit(ctx, decision{Outcome: "inconclusive", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "this collector cannot reach the endpoint, so it cannot confirm the failure; held (on_inconclusive: hold)"})
+			return
+		case outcome == inconclusive:
+			r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "inconclusive (this collector cannot reach the endpoint); acting as the policy says (on_inconclusive: act)"})
+		default:
+			r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev})
 		}
-		r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev})
 	}
 	if len(r.st.Recent) >= g.Budget {
 		r.engageBrakeLocked(ctx, fmt.Sprintf("budget of %d actions per %s spent", g.Budget, g.BudgetWindow), "")

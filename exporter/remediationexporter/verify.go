@@ -13,7 +13,33 @@ import (
 // verify re-probes the incident's endpoints from this collector with the
 // shared inspection library. reproduced is true when any endpoint still
 // fails; evidence says what each probe saw.
-func (r *remediator) verify(ctx context.Context, inc *Incident) (reproduced bool, evidence []string) {
+// verifyOutcome is what an independent re-probe says about an incident.
+type verifyOutcome uint8
+
+const (
+	notReproduced verifyOutcome = iota
+	inconclusive                // the verifier could not reach any endpoint
+	reproduced
+)
+
+// judgeVerify decides from the re-probe's primary reasons: reproduced when
+// one target shows the incident's reason (or probe reason); inconclusive
+// when none does and at least one failed on the network (this collector
+// cannot tell); otherwise not reproduced.
+func judgeVerify(inc *Incident, primaries []attrs.Reason) verifyOutcome {
+	out := notReproduced
+	for _, p := range primaries {
+		if p != attrs.ReasonOK && (string(p) == inc.Reason || string(p) == inc.ProbeReason) {
+			return reproduced
+		}
+		if info, _ := attrs.Info(p); info.Side == attrs.SideNetwork && info.Failing {
+			out = inconclusive
+		}
+	}
+	return out
+}
+
+func (r *remediator) verify(ctx context.Context, inc *Incident) (verifyOutcome, []string) {
 	targets := inc.Targets
 	if len(targets) == 0 {
 		for _, e := range inc.Endpoints {
@@ -24,8 +50,10 @@ func (r *remediator) verify(ctx context.Context, inc *Incident) (reproduced bool
 		targets = targets[:r.cfg.Verify.MaxTargets]
 	}
 	if len(targets) == 0 {
-		return false, []string{"no endpoint to re-probe"}
+		return notReproduced, []string{"no endpoint to re-probe"}
 	}
+	var evidence []string
+	var primaries []attrs.Reason
 	for _, t := range targets {
 		sni, dial, _ := strings.Cut(t, "@")
 		p := tlsinspect.Profile{Name: "verify", TLS: r.verifyTLS.Clone(), Roots: r.verifyTLS.RootCAs}
@@ -36,9 +64,7 @@ func (r *remediator) verify(ctx context.Context, inc *Incident) (reproduced bool
 			line += " (" + res.Findings[0].Detail + ")"
 		}
 		evidence = append(evidence, line)
-		if info, _ := attrs.Info(primary); primary != attrs.ReasonOK && (info.Failing || string(primary) == inc.Reason || string(primary) == inc.ProbeReason) {
-			reproduced = true
-		}
+		primaries = append(primaries, primary)
 	}
-	return reproduced, evidence
+	return judgeVerify(inc, primaries), evidence
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
@@ -43,9 +44,7 @@ func renderBody(a *ActionConfig, d templateData) ([]byte, error) {
 	if a.Body == "" {
 		return json.Marshal(d)
 	}
-	t, err := template.New(a.Name).Option("missingkey=error").Funcs(template.FuncMap{
-		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
-	}).Parse(a.Body)
+	t, err := parseBody(a.Name, a.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +53,14 @@ func renderBody(a *ActionConfig, d templateData) ([]byte, error) {
 		return nil, fmt.Errorf("body template: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// parseBody parses a body template. Its functions: json renders a value as
+// JSON (a string with its quotes, escaped), for values in a JSON body.
+func parseBody(name, body string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
+		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+	}).Parse(body)
 }
 
 // errPermanent marks a delivery that must not be retried (4xx).
@@ -66,6 +73,15 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 	body, err := renderBody(a, d)
 	if err != nil {
 		return 0, errPermanent{err}
+	}
+	contentType := "application/json"
+	for k, v := range a.Headers {
+		if strings.EqualFold(k, "Content-Type") {
+			contentType = string(v)
+		}
+	}
+	if strings.Contains(strings.ToLower(contentType), "json") && !json.Valid(body) {
+		return 0, errPermanent{errors.New("body is not valid JSON (use {{json .Field}} for values in a JSON body); nothing sent")}
 	}
 	method := a.Method
 	if method == "" {
@@ -83,7 +99,7 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 		if err != nil {
 			return struct{}{}, backoff.Permanent(err)
 		}
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("User-Agent", "certpulse-remediation")
 		req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey)
 		for k, v := range a.Headers {

@@ -104,7 +104,7 @@ func remediationEffect(decision string) holdEffect {
 	switch decision {
 	case "matched", "verified", "approved", "sent":
 		return holdStarts
-	case "failed", "denied", "expired", "not_reproduced", "dry_run", "awaiting_approval", "resolved":
+	case "failed", "denied", "expired", "not_reproduced", "inconclusive", "dry_run", "awaiting_approval", "resolved":
 		return holdEnds
 	}
 	return holdNeutral
