@@ -1,10 +1,18 @@
 package remediationexporter
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/storagetest"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
@@ -94,4 +102,105 @@ func TestVerifyNeedsTheSameReason(t *testing.T) {
 	edge.Service, edge.Targets = "edge", []string{target("refused")}
 	e.send(t, edge)
 	assert.Equal(t, []string{"inc-edge:reload:1"}, hook.calls(), "on_inconclusive: act")
+}
+
+// brokenStorage is a storage extension whose writes fail: a full disk.
+type brokenStorage struct {
+	component.StartFunc
+	component.ShutdownFunc
+}
+
+func (brokenStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
+	return brokenClient{}, nil
+}
+
+type brokenClient struct{}
+
+func (brokenClient) Get(context.Context, string) ([]byte, error) { return nil, nil }
+func (brokenClient) Set(context.Context, string, []byte) error  { return errors.New("no space left on device") }
+func (brokenClient) Delete(context.Context, string) error       { return nil }
+func (brokenClient) Close(context.Context) error                { return nil }
+func (brokenClient) Batch(_ context.Context, ops ...*storage.Operation) error {
+	for _, op := range ops {
+		if op.Type == storage.Set {
+			return errors.New("no space left on device")
+		}
+	}
+	return nil
+}
+
+// TestPersistBeforeActFailsClosed: when the state write before an action
+// fails, the action does not run (a restart could otherwise run it again);
+// the decision is audited failed, and the attempt is not spent.
+func TestPersistBeforeActFailsClosed(t *testing.T) {
+	hook := newHookServer(t)
+	cfg := testConfig(webhookPolicy("reload", hook.URL, "reload"))
+	audit := auditSink(t, cfg)
+	sid := component.MustNewID("file_storage")
+	cfg.Storage = &sid
+	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{sid: brokenStorage{}}}
+	e := startExporter(t, cfg, host)
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
+	assert.Empty(t, hook.calls(), "nothing runs without its state persisted")
+	assert.Equal(t, []string{"matched", "failed"}, decisions(audit))
+	assert.Contains(t, auditMessages(audit)[1], "state not persisted")
+	assert.Zero(t, e.r.st.incident("inc-1").Attempts, "the attempt is not spent")
+}
+
+// TestKillBetweenPersistAndCall: the process dies the moment a webhook
+// call leaves (its storage is cut off then: what was persisted is all a
+// restart finds). After the restart, neither the plain attempt nor the
+// approved high-risk action runs again, and the consumed approval cannot be
+// approved a second time.
+func TestKillBetweenPersistAndCall(t *testing.T) {
+	dir := t.TempDir()
+	hook := newHookServer(t)
+	low := webhookPolicy("reload", hook.URL, "reload")
+	low.Reasons = []string{"expired_leaf"}
+	high := webhookPolicy("pins", hook.URL, "pins")
+	high.Reasons = []string{"pin_mismatch"}
+	cfg := testConfig(low, high)
+	cfg.Approval = configoptional.Some(approvalConfig(t))
+	sid := storagetest.NewStorageID("state")
+	cfg.Storage = &sid
+	start := func() *remediator {
+		host := storagetest.NewStorageHost().WithFileBackedStorageExtension("state", dir)
+		r, err := newRemediator(cfg, exportertestSettings())
+		require.NoError(t, err)
+		require.NoError(t, r.start(context.Background(), host))
+		t.Cleanup(func() { _ = r.shutdown(context.Background()) })
+		return r
+	}
+	first := start()
+	kill := func() { _ = first.client.Close(context.Background()) } // nothing persists after this
+	hook.mu.Lock()
+	hook.onRequest = kill
+	hook.mu.Unlock()
+
+	require.NoError(t, first.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert))))
+	require.Equal(t, []string{"inc-low:reload:1"}, hook.calls())
+
+	// A second process (the first "died" at the call): the high-risk
+	// action is held, approved, and dies at its call too.
+	second := start()
+	first = second
+	pin := incident("inc-pin", attrs.StateOpened, attrs.SeverityPage)
+	pin.Reason = "pin_mismatch"
+	require.NoError(t, second.push(context.Background(), incidentLogs(pin)))
+	pend := second.pendingList()
+	require.Len(t, pend, 1)
+	code, _ := second.decide(context.Background(), pend[0].ID, true, "alice", "go")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []string{"inc-low:reload:1", "inc-pin:reload:1"}, hook.calls())
+
+	// The third process sees what was persisted before each call.
+	hook.mu.Lock()
+	hook.onRequest = nil
+	hook.mu.Unlock()
+	third := start()
+	assert.Empty(t, third.pendingList(), "the consumed approval was persisted before the call")
+	code, _ = third.decide(context.Background(), pend[0].ID, true, "alice", "again")
+	assert.Equal(t, http.StatusNotFound, code)
+	require.NoError(t, third.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert), pin)))
+	assert.Len(t, hook.calls(), 2, "no attempt runs twice after the restart")
 }

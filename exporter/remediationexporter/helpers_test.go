@@ -36,6 +36,8 @@ type hookServer struct {
 	badSig   int
 	failNext int           // answer 500 this many times
 	delay    time.Duration // sleep before answering
+	// onRequest runs when a request arrives, before it is answered.
+	onRequest func()
 }
 
 func newHookServer(t *testing.T) *hookServer {
@@ -52,8 +54,11 @@ func newHookServer(t *testing.T) *hookServer {
 		if fail {
 			h.failNext--
 		}
-		delay := h.delay
+		delay, on := h.delay, h.onRequest
 		h.mu.Unlock()
+		if on != nil {
+			on()
+		}
 		time.Sleep(delay)
 		if fail {
 			w.WriteHeader(http.StatusInternalServerError)

@@ -158,10 +158,14 @@ func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
 	return nil
 }
 
-func (r *remediator) saveLocked(ctx context.Context) {
-	if err := r.st.save(ctx, r.client); err != nil {
+// saveLocked persists the state; an error is logged and returned, and a
+// caller about to act must not act on it (fail closed).
+func (r *remediator) saveLocked(ctx context.Context) error {
+	err := r.st.save(ctx, r.client)
+	if err != nil {
 		r.logger.Error("remediation state not persisted", zap.Error(err))
 	}
+	return err
 }
 
 func matchList(list []string, v string) bool {
@@ -293,13 +297,21 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "the brake is engaged: budget spent"})
 		return
 	}
+	prevLast := st.LastAction
 	st.Attempts++
 	st.LastAction = now
 	r.st.Recent = append(r.st.Recent, now)
 	attempt := st.Attempts
-	// Persist before acting: a restart never runs this attempt twice.
-	r.saveLocked(ctx)
+	// Persist before acting: a restart never runs this attempt twice. A
+	// failed write fails closed: nothing runs, the attempt is not spent.
 	persisted = true
+	if err := r.saveLocked(ctx); err != nil {
+		st.Attempts--
+		st.LastAction = prevLast
+		r.st.Recent = r.st.Recent[:len(r.st.Recent)-1]
+		r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Attempt: attempt, Why: "state not persisted (" + err.Error() + "); nothing run"})
+		return
+	}
 	r.runActionsLocked(ctx, pol, inc, attempt, evidence, 0, dry)
 }
 
@@ -322,9 +334,14 @@ func (r *remediator) runActionsLocked(ctx context.Context, pol *PolicyConfig, in
 			p := &Pending{ID: randomID(), IncidentID: inc.ID, Policy: pol.Name, Action: a.Name, Operation: a.Operation, Attempt: attempt,
 				Evidence: evidence, Created: now, Expires: now.Add(r.cfg.Approval.Get().TTL), Incident: *inc}
 			r.st.Pending[p.ID] = p
+			if err := r.saveLocked(ctx); err != nil {
+				// A hold only in memory would vanish with a restart.
+				delete(r.st.Pending, p.ID)
+				r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "state not persisted (" + err.Error() + "); not held for approval"})
+				return
+			}
 			r.telemetry.RemediationPendingApprovals.Add(ctx, 1)
 			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + cmp.Or(a.Operation, "high") + ") action held for approval " + p.ID})
-			r.saveLocked(ctx)
 			return // later actions wait for this one
 		}
 		if dry {
@@ -506,8 +523,16 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 		return http.StatusConflict, "the brake is engaged; nothing run, the action stays held"
 	}
 	delete(r.st.Pending, id)
+	// The approval is consumed, and persisted so, before anything is
+	// called: a crash during the call must not let it be approved and run
+	// twice. A failed write fails closed.
+	if err := r.saveLocked(ctx); err != nil {
+		r.st.Pending[id] = p
+		r.audit(ctx, decision{Outcome: "failed", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "state not persisted (" + err.Error() + "); nothing run, the action stays held"})
+		return http.StatusServiceUnavailable, "state not persisted; nothing run, the action stays held"
+	}
 	r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
-	defer r.saveLocked(ctx)
+	defer func() { _ = r.saveLocked(ctx) }()
 	if r.now().After(p.Expires) {
 		r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "approval came after the ttl"})
 		return http.StatusGone, "expired"
