@@ -2,6 +2,7 @@ package remediationexporter // import "github.com/certpulse/certpulse/exporter/r
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,14 +60,14 @@ func (r *remediator) postAlert(ctx context.Context, a *ActionConfig, inc *Incide
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(a.Timeout, 10*time.Second))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.Endpoint, "/")+"/api/v2/alerts", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
+	resp, err := r.clientFor(a).Do(req)
 	if err != nil {
 		return err
 	}

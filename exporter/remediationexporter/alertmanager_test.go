@@ -1,6 +1,7 @@
 package remediationexporter
 
 import (
+	"go.opentelemetry.io/collector/config/confighttp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,7 +81,7 @@ func amAlerts(t *testing.T, base string) []gotAlert {
 // carries the incident's routing keys, follows a tier change, and resolves.
 func TestAlertmanagerFiresAndResolves(t *testing.T) {
 	base := startAlertmanager(t)
-	cfg := testConfig(PolicyConfig{Name: "page", Actions: []ActionConfig{{Name: "am", Type: "alertmanager", Endpoint: base, Labels: map[string]string{"team_channel": "#pay"}}}})
+	cfg := testConfig(PolicyConfig{Name: "page", Actions: []ActionConfig{{Name: "am", Type: "alertmanager", ClientConfig: confighttp.ClientConfig{Endpoint: base}, Labels: map[string]string{"team_channel": "#pay"}}}})
 	e := startExporter(t, cfg, nopHost())
 
 	inc := incident("inc-1", attrs.StateOpened, attrs.SeverityAlert)

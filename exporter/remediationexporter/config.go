@@ -81,18 +81,21 @@ type ActionConfig struct {
 	// Risk overrides the operation's default (low or high).
 	Risk string `mapstructure:"risk"`
 
+	// The HTTP client of the action (confighttp): tls (CA, mTLS client
+	// certificate), proxy_url, auth (any client auth extension), headers,
+	// timeout (per try; default 10s). Its endpoint is the Alertmanager
+	// base URL (e.g. http://alertmanager:9093); webhooks use url.
+	confighttp.ClientConfig `mapstructure:",squash"`
+
 	// webhook
-	URL             string                         `mapstructure:"url"`
-	Method          string                         `mapstructure:"method"`
-	Headers         map[string]configopaque.String `mapstructure:"headers"`
-	Body            string                         `mapstructure:"body"` // Go template over the incident
-	Timeout         time.Duration                  `mapstructure:"timeout"`
-	HMACSecret      configopaque.String            `mapstructure:"hmac_secret"`
-	SignatureHeader string                         `mapstructure:"signature_header"`
+	URL             string              `mapstructure:"url"`
+	Method          string              `mapstructure:"method"`
+	Body            string              `mapstructure:"body"` // Go template over the incident
+	HMACSecret      configopaque.String `mapstructure:"hmac_secret"`
+	SignatureHeader string              `mapstructure:"signature_header"`
 
 	// alertmanager
-	Endpoint string            `mapstructure:"endpoint"` // base URL, e.g. http://alertmanager:9093
-	Labels   map[string]string `mapstructure:"labels"`
+	Labels map[string]string `mapstructure:"labels"`
 }
 
 // GuardrailsConfig bounds automation.

@@ -2,8 +2,16 @@ package remediationexporter
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -203,4 +211,53 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, code)
 	require.NoError(t, third.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert), pin)))
 	assert.Len(t, hook.calls(), 2, "no attempt runs twice after the restart")
+}
+
+// TestWebhookUsesConfighttpClient: an action's client settings come from
+// confighttp: an HTTPS webhook that demands a client certificate (mTLS) is
+// called with the action's tls settings and headers; without the
+// certificate the call fails and is audited.
+func TestWebhookUsesConfighttpClient(t *testing.T) {
+	nf, err := faultlab.WriteNodeFiles(t.TempDir())
+	require.NoError(t, err)
+	clientCAs := x509.NewCertPool()
+	caPEM, err := os.ReadFile(nf.CAFile)
+	require.NoError(t, err)
+	require.True(t, clientCAs.AppendCertsFromPEM(caPEM))
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.TLS.PeerCertificates[0].Subject.CommonName+" "+r.Header.Get("X-Team"))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	serverCA := filepath.Join(t.TempDir(), "server-ca.pem")
+	require.NoError(t, os.WriteFile(serverCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+
+	withCert := webhookPolicy("mtls", srv.URL, "reload")
+	withCert.Reasons = []string{"expired_leaf"}
+	a := &withCert.Actions[0]
+	a.TLS.CAFile = serverCA
+	a.TLS.CertFile = filepath.Join(nf.Dir, "kubelet-client-current.pem")
+	a.TLS.KeyFile = a.TLS.CertFile
+	a.Headers.Set("X-Team", "payments")
+	noCert := webhookPolicy("no-cert", srv.URL, "reload")
+	noCert.Reasons = []string{"revoked"}
+	noCert.Actions[0].TLS.CAFile = serverCA
+	cfg := testConfig(withCert, noCert)
+	cfg.ActionRetry.MaxElapsedTime = 200 * time.Millisecond
+	audit := auditSink(t, cfg)
+	e := startExporter(t, cfg, nopHost())
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
+	inc := incident("inc-2", attrs.StateOpened, attrs.SeverityAlert)
+	inc.Reason = "revoked"
+	e.send(t, inc)
+	mu.Lock()
+	assert.Equal(t, []string{"system:node:lab-node payments"}, seen, "called once, with the client certificate and the header")
+	mu.Unlock()
+	assert.Equal(t, []string{"matched", "sent", "matched", "failed"}, decisions(audit))
 }

@@ -30,7 +30,8 @@ type remediator struct {
 	settings  exporter.Settings
 	logger    *zap.Logger
 	telemetry *metadata.TelemetryBuilder
-	http      *http.Client
+	// clients are the actions' HTTP clients (confighttp), built at start.
+	clients map[*ActionConfig]*http.Client
 
 	auditClient *http.Client
 	inspector   *tlsinspect.Inspector
@@ -55,8 +56,7 @@ func newRemediator(cfg *Config, set exporter.Settings) (*remediator, error) {
 	}
 	return &remediator{
 		cfg: cfg, settings: set, logger: set.Logger, telemetry: tb,
-		http: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		clients: map[*ActionConfig]*http.Client{},
 		sem: make(chan struct{}, cfg.Guardrails.MaxConcurrency),
 		st:  newState(),
 		now: time.Now,
@@ -72,6 +72,20 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	r.verifyTLS = tc
+	for i := range r.cfg.Policies {
+		p := &r.cfg.Policies[i]
+		for j := range p.Actions {
+			a := &p.Actions[j]
+			c, err := a.ClientConfig.ToClient(ctx, host.GetExtensions(), r.settings.TelemetrySettings)
+			if err != nil {
+				return fmt.Errorf("policies %s, action %s: %w", p.Name, a.Name, err)
+			}
+			// Webhooks and Alertmanager do not redirect; following one
+			// would send a signed body somewhere it was not meant for.
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			r.clients[a] = c
+		}
+	}
 	opts := tlsinspect.DefaultOptions()
 	opts.Timeout = r.cfg.Verify.Timeout
 	opts.OCSP.Timeout = min(opts.OCSP.Timeout, r.cfg.Verify.Timeout/2)
@@ -597,4 +611,12 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// clientFor returns the action's HTTP client (confighttp settings).
+func (r *remediator) clientFor(a *ActionConfig) *http.Client {
+	if c, ok := r.clients[a]; ok {
+		return c
+	}
+	return http.DefaultClient // an action not in the config cannot be called; kept total
 }

@@ -293,7 +293,7 @@ func TestNotificationsFromEveryMatchingPolicy(t *testing.T) {
 	hook := newHookServer(t)
 	am := newHookServer(t) // records the Alertmanager API posts
 	reload := webhookPolicy("reload", hook.URL, "reload")
-	page := PolicyConfig{Name: "page", MinSeverity: attrs.SeverityPage, Actions: []ActionConfig{{Name: "am", Type: "alertmanager", Endpoint: am.URL}}}
+	page := PolicyConfig{Name: "page", MinSeverity: attrs.SeverityPage, Actions: []ActionConfig{{Name: "am", Type: "alertmanager", ClientConfig: confighttp.ClientConfig{Endpoint: am.URL}}}}
 	later := webhookPolicy("later", hook.URL, "reissue")
 	cfg := testConfig(reload, page, later)
 	e := startExporter(t, cfg, nopHost())

@@ -75,7 +75,7 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 		return 0, errPermanent{err}
 	}
 	contentType := "application/json"
-	for k, v := range a.Headers {
+	for k, v := range a.Headers.Iter {
 		if strings.EqualFold(k, "Content-Type") {
 			contentType = string(v)
 		}
@@ -102,13 +102,10 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("User-Agent", "certpulse-remediation")
 		req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey)
-		for k, v := range a.Headers {
-			req.Header.Set(k, string(v))
-		}
 		if a.HMACSecret != "" {
 			signature.Set(req.Header, a.SignatureHeader, []byte(a.HMACSecret), body)
 		}
-		resp, err := r.http.Do(req)
+		resp, err := r.clientFor(a).Do(req) // confighttp: tls, proxy, auth, headers
 		if err != nil {
 			return struct{}{}, err
 		}
