@@ -1,10 +1,10 @@
 package remediationexporter
 
 import (
-	"go.opentelemetry.io/collector/config/confighttp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"net/http"
 	"os"
 	"os/exec"

@@ -63,7 +63,7 @@ type PolicyConfig struct {
 	// handshake_timeout, not_tls): hold (default: audit inconclusive and do
 	// nothing) or act.
 	OnInconclusive string `mapstructure:"on_inconclusive"`
-	DryRun bool  `mapstructure:"dry_run"`
+	DryRun         bool   `mapstructure:"dry_run"`
 	// Risk raises every action of the policy to at least this class.
 	Risk    string         `mapstructure:"risk"`
 	Actions []ActionConfig `mapstructure:"actions"`

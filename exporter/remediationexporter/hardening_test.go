@@ -11,15 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/storagetest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -125,9 +125,11 @@ func (brokenStorage) GetClient(context.Context, component.Kind, component.ID, st
 type brokenClient struct{}
 
 func (brokenClient) Get(context.Context, string) ([]byte, error) { return nil, nil }
-func (brokenClient) Set(context.Context, string, []byte) error  { return errors.New("no space left on device") }
-func (brokenClient) Delete(context.Context, string) error       { return nil }
-func (brokenClient) Close(context.Context) error                { return nil }
+func (brokenClient) Set(context.Context, string, []byte) error {
+	return errors.New("no space left on device")
+}
+func (brokenClient) Delete(context.Context, string) error { return nil }
+func (brokenClient) Close(context.Context) error          { return nil }
 func (brokenClient) Batch(_ context.Context, ops ...*storage.Operation) error {
 	for _, op := range ops {
 		if op.Type == storage.Set {

@@ -57,9 +57,9 @@ func newRemediator(cfg *Config, set exporter.Settings) (*remediator, error) {
 	return &remediator{
 		cfg: cfg, settings: set, logger: set.Logger, telemetry: tb,
 		clients: map[*ActionConfig]*http.Client{},
-		sem: make(chan struct{}, cfg.Guardrails.MaxConcurrency),
-		st:  newState(),
-		now: time.Now,
+		sem:     make(chan struct{}, cfg.Guardrails.MaxConcurrency),
+		st:      newState(),
+		now:     time.Now,
 	}, nil
 }
 
