@@ -29,10 +29,10 @@ type Lab struct {
 	// ExpiredRoot is a trust anchor (in RootPool and roots.pem) whose
 	// notAfter has passed: the DST Root CA X3 / AddTrust case.
 	ExpiredRoot *CA
-	Inter      *CA
-	ClientCA   *CA
-	ClientCert *CA
-	Endpoints  []Endpoint
+	Inter       *CA
+	ClientCA    *CA
+	ClientCert  *CA
+	Endpoints   []Endpoint
 
 	// OCSPURL, CRLURL and AIAURL are served by the lab's HTTP server.
 	OCSPURL, CRLURL, AIAURL string

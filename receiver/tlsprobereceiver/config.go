@@ -147,9 +147,9 @@ func (cfg *Config) inspectOptions() tlsinspect.Options {
 	allow, _ := tlsinspect.ParseNetworks(cfg.AllowPrivateFetchNetworks)
 	return tlsinspect.Options{
 		AllowPrivateFetch: allow,
-		Timeout:       cfg.Timeout,
-		ExpiringSoon:  cfg.ExpiringSoon,
-		MaxChainCerts: cfg.MaxChainCertificates,
+		Timeout:           cfg.Timeout,
+		ExpiringSoon:      cfg.ExpiringSoon,
+		MaxChainCerts:     cfg.MaxChainCertificates,
 		OCSP: tlsinspect.OCSPOptions{
 			CheckResponder: cfg.OCSP.CheckResponder,
 			Timeout:        cfg.OCSP.Timeout,

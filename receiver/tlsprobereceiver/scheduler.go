@@ -47,7 +47,7 @@ type scheduler struct {
 	// snapshot taken under the lock, never changed afterwards (set replaces
 	// j.target with a new value, it does not modify the old one).
 	run func(context.Context, *job, *probeTarget)
-	now     func() time.Time
+	now func() time.Time
 
 	mu   sync.Mutex
 	jobs map[string]*job
