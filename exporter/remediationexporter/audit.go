@@ -52,13 +52,62 @@ func (r *remediator) audit(ctx context.Context, d decision) {
 	}
 	r.logger.Info("remediation decision", fields...)
 	r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", d.Outcome)))
-	if r.auditClient == nil {
+	if r.auditQ == nil || r.auditClosed {
 		return
 	}
-	if err := r.postAudit(ctx, d); err != nil {
-		r.logger.Warn("audit event not delivered to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome), zap.Error(err))
+	// Never blocks a decision: a full queue drops the post (counted).
+	r.auditBusy.Add(1)
+	select {
+	case r.auditQ <- d:
+	default:
+		r.auditBusy.Done()
+		r.telemetry.RemediationAuditDropped.Add(ctx, 1)
+		r.logger.Warn("audit queue full: event not posted to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome))
 	}
 }
+
+// postAudits posts queued audit events in order until the queue closes.
+func (r *remediator) postAudits() {
+	defer r.auditWG.Done()
+	for d := range r.auditQ {
+		if err := r.postAudit(r.auditCtx(), d); err != nil {
+			r.logger.Warn("audit event not delivered to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome), zap.Error(err))
+		}
+		r.auditBusy.Done()
+	}
+}
+
+// auditCtx bounds posts; at shutdown, the remaining ones get until the
+// shutdown deadline.
+func (r *remediator) auditCtx() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.auditStop != nil {
+		return r.auditStop
+	}
+	return context.Background()
+}
+
+// closeAudit stops taking events and posts what is queued, within ctx.
+func (r *remediator) closeAudit(ctx context.Context) {
+	r.mu.Lock()
+	if r.auditQ == nil || r.auditClosed {
+		r.mu.Unlock()
+		return
+	}
+	// The queue drains within the shutdown's deadline, and at most
+	// auditDrain: a dead audit endpoint must not hold the collector up.
+	dctx, cancel := context.WithTimeout(ctx, auditDrain)
+	defer cancel()
+	r.auditClosed = true
+	r.auditStop = dctx
+	close(r.auditQ)
+	r.mu.Unlock()
+	r.auditWG.Wait()
+}
+
+// auditDrain bounds how long shutdown posts queued audit events.
+const auditDrain = 5 * time.Second
 
 func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	ac := r.cfg.Audit.Get()

@@ -137,6 +137,11 @@ type AuditConfig struct {
 	confighttp.ClientConfig `mapstructure:",squash"`
 	// HMACSecret signs audit events like certpulse-send does.
 	HMACSecret configopaque.String `mapstructure:"hmac_secret"`
+	// QueueSize bounds audit events waiting to be posted (default 1000).
+	// Posting never holds up a decision: when the queue is full an event
+	// is dropped from the post (it stays in the collector log), counted in
+	// otelcol_remediation_audit_dropped and logged.
+	QueueSize int `mapstructure:"queue_size"`
 }
 
 func createDefaultConfig() *Config {
@@ -153,7 +158,7 @@ func createDefaultConfig() *Config {
 		ActionRetry:   retry,
 		// Off unless configured; when configured, these defaults fill in.
 		Approval: configoptional.Default(ApprovalConfig{ServerConfig: approvalServerDefaults(), TTL: time.Hour}),
-		Audit:    configoptional.Default(AuditConfig{ClientConfig: auditClientDefaults()}),
+		Audit:    configoptional.Default(AuditConfig{ClientConfig: auditClientDefaults(), QueueSize: 1000}),
 	}
 }
 
@@ -188,6 +193,9 @@ func (cfg *Config) Validate() error {
 	}
 	if a := cfg.Approval.Get(); a != nil && a.TTL <= 0 {
 		errs = append(errs, errors.New("approval.ttl must be positive"))
+	}
+	if a := cfg.Audit.Get(); a != nil && a.QueueSize < 0 {
+		errs = append(errs, errors.New("audit.queue_size must not be negative (0: the default, 1000)"))
 	}
 	if a := cfg.Audit.Get(); a != nil {
 		if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
@@ -188,6 +190,7 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	hook.mu.Unlock()
 
 	require.NoError(t, first.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert))))
+	first.waitIdle()
 	require.Equal(t, []string{"inc-low:reload:1"}, hook.calls())
 
 	// A second process (the first "died" at the call): the high-risk
@@ -197,6 +200,7 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	pin := incident("inc-pin", attrs.StateOpened, attrs.SeverityPage)
 	pin.Reason = "pin_mismatch"
 	require.NoError(t, second.push(context.Background(), incidentLogs(pin)))
+	second.waitIdle()
 	pend := second.pendingList()
 	require.Len(t, pend, 1)
 	code, _ := second.decide(context.Background(), pend[0].ID, true, "alice", "go")
@@ -212,6 +216,7 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	code, _ = third.decide(context.Background(), pend[0].ID, true, "alice", "again")
 	assert.Equal(t, http.StatusNotFound, code)
 	require.NoError(t, third.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert), pin)))
+	third.waitIdle()
 	assert.Len(t, hook.calls(), 2, "no attempt runs twice after the restart")
 }
 
@@ -262,4 +267,75 @@ func TestWebhookUsesConfighttpClient(t *testing.T) {
 	assert.Equal(t, []string{"system:node:lab-node payments"}, seen, "called once, with the client certificate and the header")
 	mu.Unlock()
 	assert.Equal(t, []string{"matched", "sent", "matched", "failed"}, decisions(audit))
+}
+
+// blackhole accepts connections on 127.0.0.1 and never answers.
+func blackhole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// TestNoIOUnderTheLock: with the audit endpoint blackholed and one webhook
+// hanging (a minute, its timeout), another incident's webhook still fires within a second and
+// the approval page answers within a second.
+func TestNoIOUnderTheLock(t *testing.T) {
+	// The slow webhook never answers (its action timeout is a minute).
+	slowURL := "http://" + blackhole(t) + "/hooks/reload"
+	fast := newHookServer(t)
+	ps := webhookPolicy("slow", slowURL, "reload")
+	ps.Services = []string{"slow-svc"}
+	ps.Actions[0].Timeout = time.Minute
+	pf := webhookPolicy("fast", fast.URL, "reload")
+	pf.Services = []string{"fast-svc"}
+	cfg := testConfig(ps, pf)
+	cfg.Approval = configoptional.Some(approvalConfig(t))
+	token := withBearer(t, cfg)
+	cc := confighttp.NewDefaultClientConfig()
+	cc.Endpoint = "http://" + blackhole(t) + "/v1/lifecycle"
+	cfg.Audit = configoptional.Some(AuditConfig{ClientConfig: cc})
+	e := startExporter(t, cfg, token.host)
+
+	a := incident("inc-slow", attrs.StateOpened, attrs.SeverityAlert)
+	a.Service = "slow-svc"
+	b := incident("inc-fast", attrs.StateOpened, attrs.SeverityAlert)
+	b.Service = "fast-svc"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.r.push(context.Background(), incidentLogs(a, b)) // one batch: slow first
+	}()
+	start := time.Now()
+	require.Eventually(t, func() bool { return len(fast.calls()) == 1 }, time.Second, 10*time.Millisecond, "the other incident's webhook waits for the slow one")
+	t.Logf("second webhook after %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.r.approvalAddr+"/api/v1/pending", nil)
+	req.Header.Set("Authorization", "Bearer "+token.value)
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Less(t, time.Since(start), time.Second, "the approval API answers while a webhook and the audit endpoint hang")
 }

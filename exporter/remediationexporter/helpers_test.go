@@ -113,6 +113,7 @@ func startExporter(t *testing.T, cfg *Config, host component.Host) *testExporter
 func (e *testExporter) send(t *testing.T, incs ...Incident) {
 	t.Helper()
 	require.NoError(t, e.r.push(context.Background(), incidentLogs(incs...)))
+	e.r.waitIdle() // actions run and audits post in the background
 }
 
 // incidentLogs renders incidents as the correlator emits them.

@@ -47,6 +47,19 @@ type remediator struct {
 	approvalAddr string
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
+
+	// Actions run outside the decision: handle persists the attempt and
+	// hands the calls to a goroutine (execCtx ends at shutdown).
+	execCtx    context.Context
+	execCancel context.CancelFunc
+	execWG     sync.WaitGroup
+
+	// The audit sink: a bounded queue posted by one goroutine, in order.
+	auditQ      chan decision
+	auditClosed bool            // under mu
+	auditStop   context.Context // under mu: the shutdown's context
+	auditWG     sync.WaitGroup
+	auditBusy   sync.WaitGroup // events queued or being posted
 }
 
 func newRemediator(cfg *Config, set exporter.Settings) (*remediator, error) {
@@ -121,6 +134,12 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 	if err := r.startApproval(ctx, host); err != nil {
 		return err
 	}
+	r.execCtx, r.execCancel = context.WithCancel(context.Background())
+	if r.auditClient != nil {
+		r.auditQ = make(chan decision, cmp.Or(r.cfg.Audit.Get().QueueSize, 1000))
+		r.auditWG.Add(1)
+		go r.postAudits()
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -148,6 +167,11 @@ func (r *remediator) shutdown(ctx context.Context) error {
 		_ = r.approval.Shutdown(ctx)
 	}
 	r.wg.Wait()
+	if r.execCancel != nil {
+		r.execCancel() // actions in flight end (their audit says so)
+	}
+	r.execWG.Wait()
+	r.closeAudit(ctx)
 	var err error
 	if r.client != nil {
 		r.mu.Lock()
@@ -326,7 +350,23 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 		r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Attempt: attempt, Why: "state not persisted (" + err.Error() + "); nothing run"})
 		return
 	}
-	r.runActionsLocked(ctx, pol, inc, attempt, evidence, 0, dry)
+	// The calls run outside this decision, so one slow webhook holds up
+	// neither the next incident nor the approval page.
+	run := *inc
+	r.execWG.Add(1)
+	go func() {
+		defer r.execWG.Done()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.runActionsLocked(r.execCtx, pol, &run, attempt, evidence, 0, dry)
+	}()
+}
+
+// waitIdle waits until the actions started so far have run and their audit
+// events are posted (tests; the collector never waits).
+func (r *remediator) waitIdle() {
+	r.execWG.Wait()
+	r.auditBusy.Wait()
 }
 
 // runActionsLocked runs the policy's webhook actions from index from on,

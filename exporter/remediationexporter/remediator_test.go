@@ -234,6 +234,7 @@ func TestIgnoresOtherRecordsAndUnmatched(t *testing.T) {
 	ld := plog.NewLogs()
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("hello")
 	require.NoError(t, e.r.push(context.Background(), ld))
+	e.r.waitIdle()
 	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
 	assert.Empty(t, hook.calls(), "below min_severity")
 }
@@ -246,6 +247,7 @@ func apiGet(t *testing.T, r *remediator, path, token string) *http.Response {
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	res.Body.Close()
+	r.waitIdle()
 	return res
 }
 
@@ -263,6 +265,7 @@ func apiPost(t *testing.T, r *remediator, path, body, token string) *http.Respon
 	if res.StatusCode >= 300 && !strings.Contains(path, "nothing") {
 		t.Logf("%s -> %d %v", path, res.StatusCode, out)
 	}
+	r.waitIdle()
 	return res
 }
 

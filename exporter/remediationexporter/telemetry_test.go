@@ -40,6 +40,7 @@ func TestTelemetry(t *testing.T) {
 		pin, // held for approval
 		incident("inc-2", attrs.StateOpened, attrs.SeverityAlert), // brake engages
 	)))
+	r.waitIdle()
 
 	metadatatest.AssertEqualRemediationPendingApprovals(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualRemediationBrakeEngaged(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                          sync.Mutex
 	registrations               []metric.Registration
 	RemediationActionDuration   metric.Float64Histogram
+	RemediationAuditDropped     metric.Int64Counter
 	RemediationBrakeEngaged     metric.Int64UpDownCounter
 	RemediationDecisions        metric.Int64Counter
 	RemediationPendingApprovals metric.Int64UpDownCounter
@@ -66,6 +67,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithDescription("Duration of action deliveries (all tries), by action type and outcome. [Alpha]"),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.RemediationAuditDropped, err = builder.meter.Int64Counter(
+		"otelcol_remediation_audit_dropped",
+		metric.WithDescription("Audit events not posted because the audit queue was full (the decision is still in the collector log). [Alpha]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.RemediationBrakeEngaged, err = builder.meter.Int64UpDownCounter(

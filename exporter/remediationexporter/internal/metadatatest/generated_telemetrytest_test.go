@@ -20,11 +20,15 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.RemediationActionDuration.Record(context.Background(), 1)
+	tb.RemediationAuditDropped.Add(context.Background(), 1)
 	tb.RemediationBrakeEngaged.Add(context.Background(), 1)
 	tb.RemediationDecisions.Add(context.Background(), 1)
 	tb.RemediationPendingApprovals.Add(context.Background(), 1)
 	AssertEqualRemediationActionDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualRemediationAuditDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationBrakeEngaged(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
