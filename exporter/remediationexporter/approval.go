@@ -43,6 +43,11 @@ func (r *remediator) startApproval(ctx context.Context, host component.Host) err
 		_ = ln.Close()
 		return err
 	}
+	if a := ac.Auth.Get(); a != nil && a.AuthenticatorID.Type().String() == "basicauth" {
+		// Without a challenge no browser ever asks for the user and
+		// password: the page would be unusable.
+		srv.Handler = basicChallenge(srv.Handler)
+	}
 	r.approval = srv
 	r.wg.Add(1)
 	go func() {
@@ -55,18 +60,43 @@ func (r *remediator) startApproval(ctx context.Context, host component.Host) err
 	return nil
 }
 
-// who is the authenticated identity (basicauth username, or any auth
-// attribute "subject"/"username"), else the `by` the operator typed.
-func who(req *http.Request, by string) string {
-	info := client.FromContext(req.Context())
-	if info.Auth != nil {
+// basicChallenge adds `WWW-Authenticate: Basic` to the auth extension's 401
+// answers, so that a browser asks for the user and password.
+func basicChallenge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		next.ServeHTTP(challengeWriter{w}, req)
+	})
+}
+
+type challengeWriter struct{ http.ResponseWriter }
+
+func (c challengeWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		c.Header().Set("WWW-Authenticate", `Basic realm="certpulse approvals", charset="UTF-8"`)
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// unauthenticated is the identity of a request the server took without
+// authentication (only allowed on a loopback address).
+const unauthenticated = "unauthenticated (loopback)"
+
+// who is the authenticated identity: the auth extension's "username"
+// (basicauth) or "subject" attribute, "authenticated client" when it names
+// none (a bearer token), or unauthenticated when the server has no auth
+// (loopback only). Never what the caller typed.
+func (r *remediator) who(req *http.Request) string {
+	if a := r.cfg.Approval.Get(); a == nil || !a.Auth.HasValue() {
+		return unauthenticated
+	}
+	if info := client.FromContext(req.Context()); info.Auth != nil {
 		for _, k := range []string{"username", "subject"} {
 			if v, ok := info.Auth.GetAttribute(k).(string); ok && v != "" {
 				return v
 			}
 		}
 	}
-	return strings.TrimSpace(by)
+	return "authenticated client"
 }
 
 type decisionBody struct {
@@ -74,7 +104,7 @@ type decisionBody struct {
 	Why string `json:"why"`
 }
 
-func readDecision(req *http.Request) (decisionBody, error) {
+func (r *remediator) readDecision(req *http.Request) (decisionBody, error) {
 	var d decisionBody
 	req.Body = http.MaxBytesReader(nil, req.Body, 16<<10)
 	if strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
@@ -87,13 +117,14 @@ func readDecision(req *http.Request) (decisionBody, error) {
 		}
 		d.By, d.Why = req.PostForm.Get("by"), req.PostForm.Get("why")
 	}
-	d.By = who(req, d.By)
-	if d.By == "" {
-		return d, errors.New("say who decides: `by` is required")
-	}
 	if len(d.By) > 200 || len(d.Why) > 2000 {
 		return d, errors.New("by or why too long")
 	}
+	// The approver is who authenticated; a typed `by` is only a comment.
+	if c := strings.TrimSpace(d.By); c != "" {
+		d.Why = strings.TrimSpace(d.Why + " (comment: by " + c + ")")
+	}
+	d.By = r.who(req)
 	return d, nil
 }
 
@@ -124,7 +155,7 @@ func (r *remediator) apiDecide(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "use /approve or /deny"})
 		return
 	}
-	d, err := readDecision(req)
+	d, err := r.readDecision(req)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
@@ -144,7 +175,7 @@ func (r *remediator) apiBrake(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (r *remediator) apiBrakeSet(w http.ResponseWriter, req *http.Request) {
-	d, err := readDecision(req)
+	d, err := r.readDecision(req)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
@@ -168,7 +199,7 @@ func (r *remediator) apiBrakeSet(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *remediator) uiDecide(w http.ResponseWriter, req *http.Request) {
-	d, err := readDecision(req)
+	d, err := r.readDecision(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -183,7 +214,7 @@ func (r *remediator) uiDecide(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *remediator) uiBrake(w http.ResponseWriter, req *http.Request) {
-	d, err := readDecision(req)
+	d, err := r.readDecision(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -204,9 +235,10 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.4em;vertical-align:top}
 .brake{padding:.6em;background:#fdd}.ok{padding:.6em;background:#dfd}pre{white-space:pre-wrap;margin:0}</style></head>
 <body><h1>certpulse remediation</h1>
+<p id="who">Signed in as <b>{{.Who}}</b>; decisions are recorded under this name.</p>
 {{if .Result}}<p id="result">{{.Result}}</p>{{end}}
 {{if .Brake.Engaged}}<div class="brake" id="brake">Brake engaged since {{.Brake.Since.Format "2006-01-02 15:04:05Z07:00"}}: {{.Brake.Reason}}.
-<form method="post" action="/ui/brake"><input name="by" placeholder="your name"> <input name="why" placeholder="why"> <button id="release">Release brake</button></form></div>
+<form method="post" action="/ui/brake"><input name="why" placeholder="why"> <button id="release">Release brake</button></form></div>
 {{else}}<div class="ok" id="brake">Automation running (brake released).</div>{{end}}
 <h2>Pending approvals</h2>
 {{if not .Pending}}<p id="none">Nothing awaits approval.</p>{{else}}
@@ -215,7 +247,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <td>{{.Action}} ({{.Operation}}), attempt {{.Attempt}}<br><small>policy {{.Policy}}</small></td>
 <td>{{range .Evidence}}<pre>{{.}}</pre>{{end}}</td><td>{{in .Expires}}</td>
 <td><form method="post" action="/ui/decide"><input type="hidden" name="id" value="{{.ID}}">
-<input name="by" placeholder="your name"> <input name="why" placeholder="why">
+<input name="why" placeholder="why">
 <button name="decision" value="approve" class="approve">Approve</button> <button name="decision" value="deny" class="deny">Deny</button></form></td></tr>{{end}}
 </table>{{end}}
 </body></html>`))
@@ -223,5 +255,5 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 func (r *remediator) page(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	_ = pageTmpl.Execute(w, map[string]any{"Pending": r.pendingList(), "Brake": r.brakeState(), "Result": req.URL.Query().Get("result")})
+	_ = pageTmpl.Execute(w, map[string]any{"Pending": r.pendingList(), "Brake": r.brakeState(), "Result": req.URL.Query().Get("result"), "Who": r.who(req)})
 }

@@ -1,6 +1,7 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"github.com/certpulse/certpulse/internal/listen"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 
 	"errors"
@@ -193,6 +194,9 @@ func (cfg *Config) Validate() error {
 	}
 	if a := cfg.Approval.Get(); a != nil && a.TTL <= 0 {
 		errs = append(errs, errors.New("approval.ttl must be positive"))
+	}
+	if a := cfg.Approval.Get(); a != nil && !a.Auth.HasValue() && !listen.LoopbackOnly(a.NetAddr.Endpoint) {
+		errs = append(errs, fmt.Errorf("approval.auth is required when listening on %s (only a loopback address may go without)", a.NetAddr.Endpoint))
 	}
 	if a := cfg.Audit.Get(); a != nil && a.QueueSize < 0 {
 		errs = append(errs, errors.New("audit.queue_size must not be negative (0: the default, 1000)"))

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -338,4 +339,40 @@ func TestNoIOUnderTheLock(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Less(t, time.Since(start), time.Second, "the approval API answers while a webhook and the audit endpoint hang")
+}
+
+// TestAuthRequiredOffLoopback: the approval server without auth validates
+// only on a loopback address; approvals are attributed to who
+// authenticated, a typed `by` is only a comment.
+func TestAuthRequiredOffLoopback(t *testing.T) {
+	cfg := testConfig(webhookPolicy("p", "http://127.0.0.1:1/", "reload"))
+	ac := approvalConfig(t)
+	ac.Auth = configoptional.None[confighttp.AuthConfig]()
+	ac.NetAddr.Endpoint = "0.0.0.0:4381"
+	cfg.Approval = configoptional.Some(ac)
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "approval.auth is required when listening on 0.0.0.0:4381")
+	ac.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.Approval = configoptional.Some(ac)
+	assert.NoError(t, cfg.Validate())
+
+	hook := newHookServer(t)
+	cfg = testConfig(webhookPolicy("pins", hook.URL, "pins"))
+	cfg.Approval = configoptional.Some(approvalConfig(t))
+	token := withBearer(t, cfg)
+	audit := auditSink(t, cfg)
+	e := startExporter(t, cfg, token.host)
+	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityPage))
+	id := e.r.pendingList()[0].ID
+	res := apiPost(t, e.r, "/api/v1/pending/"+id+"/approve", `{"by":"the CEO","why":"go"}`, token.value)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var approved string
+	for _, m := range auditMessages(audit) {
+		if strings.HasPrefix(strings.SplitN(m, ": ", 2)[0], "payments remediation") && strings.Contains(m, "approved") {
+			approved = m
+		}
+	}
+	assert.Contains(t, approved, "(by authenticated client)", "the approver is who authenticated")
+	assert.Contains(t, approved, "comment: by the CEO", "a typed name is kept as a comment")
 }

@@ -2,14 +2,13 @@ package remediationexporter
 
 import (
 	"context"
-	"encoding/base64"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension"
 	"github.com/stretchr/testify/assert"
@@ -73,28 +72,30 @@ func TestApprovalPageInChromium(t *testing.T) {
 	}
 	require.Len(t, ids, 2)
 	url := "http://" + e.r.approvalAddr + "/"
+
+	// No credentials: refused with a Basic challenge (what makes a browser
+	// ask for the user and password), nothing listed.
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	assert.Equal(t, `Basic realm="certpulse approvals", charset="UTF-8"`, res.Header.Get("WWW-Authenticate"))
+	assert.NotContains(t, string(body), "checkout")
+
+	// The operator logs in as a person does: the browser answers the
+	// challenge with the user and password (given in the URL here, as a
+	// password manager or the prompt would).
 	ctx := browser(t)
-
-	// No credentials: refused, nothing listed.
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
-	require.NoError(t, err)
-	assert.Equal(t, int64(http.StatusUnauthorized), resp.Status)
-	text, err := chromedp.Run(ctx, innerText("body"))
-	require.NoError(t, err)
-	assert.NotContains(t, text, "checkout")
-
-	// The operator's browser sends basic credentials.
-	cred := base64.StdEncoding.EncodeToString([]byte("alice:wonderland"))
-	_, err = chromedp.Call(ctx, network.Enable, network.EnableParams{})
-	require.NoError(t, err)
-	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": "Basic " + cred}})
-	require.NoError(t, err)
 	rowA, rowB := "#p-"+ids["inc-a"], "#p-"+ids["inc-b"]
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(url),
+		chromedp.Navigate("http://alice:wonderland@"+e.r.approvalAddr+"/"),
 		chromedp.WaitVisible(chromedp.CSS(rowA)),
 	))
-	text, err = chromedp.Run(ctx, innerText("#pending"))
+	signedIn, err := chromedp.Run(ctx, innerText("#who"))
+	require.NoError(t, err)
+	assert.Contains(t, signedIn, "Signed in as alice")
+	text, err := chromedp.Run(ctx, innerText("#pending"))
 	require.NoError(t, err)
 	assert.Contains(t, text, "payments")
 	assert.Contains(t, text, "checkout")

@@ -1,6 +1,8 @@
 package certlifecyclereceiver // import "github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
 
 import (
+	"github.com/certpulse/certpulse/internal/listen"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -104,6 +106,16 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DedupWindow <= 0 || cfg.RetryAfter <= 0 || cfg.MaxClockSkew <= 0 {
 		errs = append(errs, errors.New("dedup_window, retry_after and max_clock_skew must be positive"))
+	}
+	if !listen.LoopbackOnly(cfg.NetAddr.Endpoint) {
+		// Lifecycle events move incidents (deploys, maintenance windows,
+		// remediation holds): off loopback, who sends them must be known.
+		if !cfg.Auth.HasValue() {
+			errs = append(errs, fmt.Errorf("auth is required when listening on %s (only a loopback address may go without)", cfg.NetAddr.Endpoint))
+		}
+		if !cfg.HMAC.enabled() {
+			errs = append(errs, fmt.Errorf("hmac.secret is required when listening on %s (only a loopback address may go without)", cfg.NetAddr.Endpoint))
+		}
 	}
 	if cfg.HMAC.enabled() {
 		if len(cfg.HMAC.Secret) < 16 {

@@ -45,9 +45,13 @@ func TestConfig(t *testing.T) {
 		"short_secret": "hmac.secret must be at least 16 bytes",
 		"bad_path":     `path "hooks" must start with /`,
 		"zero_batch":   "max_events_per_request must be positive",
+		// Off loopback both are required.
+		"open_without_auth": "auth is required when listening on 0.0.0.0:4380",
 	} {
 		_, err := load(t, name)
 		require.Error(t, err, name)
 		assert.Contains(t, err.Error(), want)
 	}
+	_, err = load(t, "open_without_auth")
+	assert.Contains(t, err.Error(), "hmac.secret is required when listening on 0.0.0.0:4380")
 }
