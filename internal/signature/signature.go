@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"sort"
+	"strings"
 	"strconv"
 	"time"
 )
@@ -42,4 +44,44 @@ func Set(h http.Header, sigHeader string, secret []byte, body []byte) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	h.Set(TimestampHeader, ts)
 	h.Set(sigHeader, Value(secret, ts, body))
+}
+
+// CanonicalCE is the header part of a binary-mode CloudEvents signature:
+// every ce-* header and Content-Type, names lower-cased, sorted by name,
+// one "name:value\n" line each (values as sent, multiple values joined by
+// ","). In binary mode the event's id, type and source travel in these
+// headers, so they must be signed with the body.
+func CanonicalCE(h http.Header) []byte {
+	var names []string
+	for k := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+			names = append(names, k)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return strings.ToLower(names[i]) < strings.ToLower(names[j]) })
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(strings.ToLower(k))
+		b.WriteByte(':')
+		b.WriteString(strings.Join(h.Values(k), ","))
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// SumWithHeaders is the binary-mode signature: HMAC-SHA256(secret,
+// timestamp + "." + canonical headers + body).
+func SumWithHeaders(secret []byte, timestamp string, canonical, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(canonical)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// ValueWithHeaders is the header value of SumWithHeaders.
+func ValueWithHeaders(secret []byte, timestamp string, canonical, body []byte) string {
+	return "sha256=" + hex.EncodeToString(SumWithHeaders(secret, timestamp, canonical, body))
 }

@@ -158,9 +158,16 @@ func (r *lifecycleReceiver) serveEvents(w http.ResponseWriter, req *http.Request
 	dup := make([]bool, len(events))
 	keys := make([]string, len(events))
 	inRequest := map[string]bool{}
+	// A signed request seen before (same signature and timestamp, inside
+	// the skew window) is a replay: every event in it is a duplicate.
+	replayKey := ""
+	if r.cfg.HMAC.enabled() {
+		replayKey = "sig/" + req.Header.Get(r.cfg.HMAC.TimestampHeader) + "/" + req.Header.Get(r.cfg.HMAC.SignatureHeader)
+	}
+	replay := replayKey != "" && r.seen.seen(replayKey, now)
 	for i := range events {
 		keys[i] = dedupKey(&events[i])
-		dup[i] = inRequest[keys[i]] || r.seen.seen(keys[i], now)
+		dup[i] = replay || inRequest[keys[i]] || r.seen.seen(keys[i], now)
 		inRequest[keys[i]] = true
 	}
 	ld := buildLogs(events, dup, now)
@@ -179,6 +186,9 @@ func (r *lifecycleReceiver) serveEvents(w http.ResponseWriter, req *http.Request
 		return
 	}
 	// Only delivered ids count as seen: a retry after a 503 is no duplicate.
+	if replayKey != "" {
+		keys = append(keys, replayKey)
+	}
 	r.seen.add(keys, now)
 	r.count(req.Context(), events, dup, "accepted")
 	nDup := 0
@@ -218,6 +228,13 @@ func (r *lifecycleReceiver) verifySignature(h http.Header, body []byte, now time
 	got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
 	if err != nil || !strings.HasPrefix(sig, "sha256=") {
 		return reject(http.StatusUnauthorized, "signature", "%s must be sha256=<hex>", c.SignatureHeader)
+	}
+	if h.Get("Ce-Specversion") != "" {
+		// Binary mode: the event's id, type and source are headers.
+		if !hmac.Equal(got, signature.SumWithHeaders([]byte(c.Secret), ts, signature.CanonicalCE(h), body)) {
+			return reject(http.StatusUnauthorized, "signature", "%s does not match the ce-* headers and the body (binary mode signs both: see the README)", c.SignatureHeader)
+		}
+		return nil
 	}
 	if !hmac.Equal(got, signature.Sum([]byte(c.Secret), ts, body)) {
 		return reject(http.StatusUnauthorized, "signature", "%s does not match the body", c.SignatureHeader)
