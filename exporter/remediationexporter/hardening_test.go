@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -299,15 +300,15 @@ func blackhole(t *testing.T) string {
 }
 
 // TestNoIOUnderTheLock: with the audit endpoint blackholed and one webhook
-// hanging (a minute, its timeout), another incident's webhook still fires within a second and
+// hanging, another incident's webhook still fires within a second and
 // the approval page answers within a second.
 func TestNoIOUnderTheLock(t *testing.T) {
-	// The slow webhook never answers (its action timeout is a minute).
+	// The slow webhook never answers.
 	slowURL := "http://" + blackhole(t) + "/hooks/reload"
 	fast := newHookServer(t)
 	ps := webhookPolicy("slow", slowURL, "reload")
 	ps.Services = []string{"slow-svc"}
-	ps.Actions[0].Timeout = time.Minute
+	ps.Actions[0].Timeout = 3 * time.Second // hangs far past the assertions below
 	pf := webhookPolicy("fast", fast.URL, "reload")
 	pf.Services = []string{"fast-svc"}
 	cfg := testConfig(ps, pf)
@@ -375,4 +376,26 @@ func TestAuthRequiredOffLoopback(t *testing.T) {
 	}
 	assert.Contains(t, approved, "(by authenticated client)", "the approver is who authenticated")
 	assert.Contains(t, approved, "comment: by the CEO", "a typed name is kept as a comment")
+}
+
+// TestThroughTheFactory runs the exporter as the collector builds it:
+// exporterhelper with its default sending_queue. Incidents handed to it are
+// decided and acted on from the queue, and shutdown drains the queue and
+// waits for actions in flight, so nothing accepted is lost.
+func TestThroughTheFactory(t *testing.T) {
+	hook := newHookServer(t)
+	hook.delay = 50 * time.Millisecond
+	cfg := createDefaultConfig()
+	cfg.Policies = []PolicyConfig{webhookPolicy("reload", hook.URL, "reload")}
+	require.True(t, cfg.QueueSettings.HasValue(), "the default config queues")
+	f := NewFactory()
+	exp, err := f.CreateLogs(context.Background(), exportertestSettings(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
+	for i := 0; i < 5; i++ {
+		require.NoError(t, exp.ConsumeLogs(context.Background(), incidentLogs(incident(fmt.Sprintf("inc-%d", i), attrs.StateOpened, attrs.SeverityAlert))))
+	}
+	require.NoError(t, exp.Shutdown(context.Background()))
+	assert.ElementsMatch(t, []string{"inc-0:reload:1", "inc-1:reload:1", "inc-2:reload:1", "inc-3:reload:1", "inc-4:reload:1"}, hook.calls(),
+		"every queued incident acted on before shutdown returned")
 }

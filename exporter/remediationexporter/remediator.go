@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -37,7 +38,9 @@ type remediator struct {
 	inspector   *tlsinspect.Inspector
 	verifyTLS   *tls.Config
 	sem         chan struct{}
-	now         func() time.Time
+	// clock is the time source; tests swap it while the expiry ticker
+	// runs, so it is read and written atomically.
+	clock atomic.Pointer[func() time.Time]
 
 	mu     sync.Mutex
 	st     *state
@@ -72,9 +75,19 @@ func newRemediator(cfg *Config, set exporter.Settings) (*remediator, error) {
 		clients: map[*ActionConfig]*http.Client{},
 		sem:     make(chan struct{}, cfg.Guardrails.MaxConcurrency),
 		st:      newState(),
-		now:     time.Now,
 	}, nil
 }
+
+// now is the remediator's clock.
+func (r *remediator) now() time.Time {
+	if f := r.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// setNow replaces the clock (tests).
+func (r *remediator) setNow(f func() time.Time) { r.clock.Store(&f) }
 
 func (r *remediator) start(ctx context.Context, host component.Host) error {
 	tc, err := r.cfg.Verify.TLS.LoadTLSConfig(ctx)
@@ -167,10 +180,22 @@ func (r *remediator) shutdown(ctx context.Context) error {
 		_ = r.approval.Shutdown(ctx)
 	}
 	r.wg.Wait()
-	if r.execCancel != nil {
-		r.execCancel() // actions in flight end (their audit says so)
+	// Actions in flight finish (their attempts are persisted as made);
+	// only when the shutdown's deadline passes are they cancelled, and
+	// their audit says so.
+	idle := make(chan struct{})
+	go func() { r.execWG.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		if r.execCancel != nil {
+			r.execCancel()
+		}
+		<-idle
 	}
-	r.execWG.Wait()
+	if r.execCancel != nil {
+		r.execCancel()
+	}
 	r.closeAudit(ctx)
 	var err error
 	if r.client != nil {

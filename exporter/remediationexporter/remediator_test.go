@@ -114,7 +114,7 @@ func TestCooldownCapAndFlapping(t *testing.T) {
 	audit := auditSink(t, cfg)
 	e := startExporter(t, cfg, nopHost())
 	now := time.Now()
-	e.r.now = func() time.Time { return now }
+	e.r.setNow(func() time.Time { return now })
 	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityTicket))
 	e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage)) // within cooldown
 	for i := 0; i < 5; i++ {                                               // flapping: updates never act
@@ -142,7 +142,7 @@ func TestBrakeEngagesAtBudgetAndOnlyOperatorReleases(t *testing.T) {
 	assert.True(t, e.r.brakeState().Engaged)
 
 	// Time passing does not release it.
-	e.r.now = func() time.Time { return time.Now().Add(3 * time.Hour) }
+	e.r.setNow(func() time.Time { return time.Now().Add(3 * time.Hour) })
 	e.send(t, incident("inc-9", attrs.StateOpened, attrs.SeverityAlert))
 	assert.Len(t, hook.calls(), 2)
 

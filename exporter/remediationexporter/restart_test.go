@@ -74,17 +74,17 @@ func TestRestartMidCooldown(t *testing.T) {
 	}
 	now := time.Now()
 	c1, _ := startCollector(t, mk(), dir, false)
-	c1.e.r.now = func() time.Time { return now }
+	c1.e.r.setNow(func() time.Time { return now })
 	c1.e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
 	require.Equal(t, []string{"inc-1:reload:1"}, hook.calls())
 	c1.stop()
 
 	c2, _ := startCollector(t, mk(), dir, false)
-	c2.e.r.now = func() time.Time { return now.Add(time.Minute) }
+	c2.e.r.setNow(func() time.Time { return now.Add(time.Minute) })
 	c2.e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert)) // redelivered from the queue
 	c2.e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage))
 	assert.Equal(t, []string{"inc-1:reload:1"}, hook.calls(), "cooldown survived the restart")
-	c2.e.r.now = func() time.Time { return now.Add(11 * time.Minute) }
+	c2.e.r.setNow(func() time.Time { return now.Add(11 * time.Minute) })
 	c2.e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage))
 	assert.Equal(t, []string{"inc-1:reload:1", "inc-1:reload:2"}, hook.calls(), "attempts continue, keys never reused")
 }
@@ -128,11 +128,11 @@ func TestRestartWithPendingApproval(t *testing.T) {
 	c3, tok := startCollector(t, mk(), dir, true)
 	res = apiPost(t, c3.e.r, "/api/v1/brake/release", `{"by":"alice","why":"ok"}`, tok.value)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	c3.e.r.now = func() time.Time { return time.Now().Add(time.Hour) } // past the cooldown
+	c3.e.r.setNow(func() time.Time { return time.Now().Add(time.Hour) }) // past the cooldown
 	c3.e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage))
 	p := c3.e.r.pendingList()
 	require.Len(t, p, 1, "no second approval piles up for the same incident")
-	c3.e.r.now = time.Now
+	c3.e.r.setNow(time.Now)
 	res = apiPost(t, c3.e.r, "/api/v1/pending/"+p[0].ID+"/approve", `{"by":"alice"}`, tok.value)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	c3.stop()

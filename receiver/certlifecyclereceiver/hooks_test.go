@@ -23,7 +23,13 @@ func runHook(t *testing.T, r *lifecycleReceiver, env []string, name string, args
 	t.Helper()
 	for _, tool := range []string{"sh", "curl", "openssl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed by the hook tests (.ci/run installs it): %v", tool, err)
+			// As the README says: skipped where the tools are missing,
+			// a failure in CI (CI=true), which installs them.
+			msg := tool + " is needed by the hook tests (scripts/install-test-deps.sh installs it): " + err.Error()
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
 		}
 	}
 	cmd := exec.Command(filepath.Join(hooksDir, name), args...)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 
@@ -182,20 +183,43 @@ func TestTargetsFileReload(t *testing.T) {
 	}
 	write("targets:\n" + target(healthy))
 	cfg := labConfig(f)
+	cfg.CollectionInterval, cfg.Timeout, cfg.OCSP.Timeout = 300*time.Millisecond, 250*time.Millisecond, 100*time.Millisecond
 	cfg.TargetsFile = path
 	cfg.ClientProfiles = nil
 	logs, _, stop := startReceiver(t, cfg)
 	defer stop()
-	require.Eventually(t, func() bool { _, ok := latestByServer(logs)[healthy.ServerName]; return ok }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return probeCount(logs, healthy.ServerName) > 0 }, 10*time.Second, 20*time.Millisecond)
 
-	// A broken file keeps the previous targets.
+	// A broken file keeps the previous targets in force: the healthy
+	// target goes on being probed, nothing else is.
 	write("targets:\n  - endpoint: [oops\n")
 	time.Sleep(300 * time.Millisecond)
+	before := probeCount(logs, healthy.ServerName)
 	write("targets:\n  - endpoint: nohostport\n")
-	time.Sleep(300 * time.Millisecond)
-	// A good file swaps the set.
-	write("targets:\n" + target(healthy) + target(expired))
-	require.Eventually(t, func() bool { _, ok := latestByServer(logs)[expired.ServerName]; return ok }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return probeCount(logs, healthy.ServerName) >= before+3 }, 10*time.Second, 20*time.Millisecond,
+		"the previous targets stay in force while the file is broken")
+	assert.Equal(t, 0, probeCount(logs, "nohostport"))
+	// A good file swaps the set: the new target is probed, and a target
+	// the file drops stops being probed.
+	write("targets:\n" + target(expired))
+	require.Eventually(t, func() bool { return probeCount(logs, expired.ServerName) > 0 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // a probe in flight at the swap may still report
+	dropped := probeCount(logs, healthy.ServerName)
+	time.Sleep(time.Second) // more than three intervals
+	assert.Equal(t, dropped, probeCount(logs, healthy.ServerName), "a target removed from the file is no longer probed")
+}
+
+// probeCount counts the probe results for server so far.
+func probeCount(sink *consumertest.LogsSink, server string) int {
+	n := 0
+	for _, ld := range sink.AllLogs() {
+		for _, r := range logtest.Named(logtest.Records(ld), attrs.EventProbeResult) {
+			if r.Attr(attrs.ServerAddress) == server {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func TestStartFailsOnBadTargetsFile(t *testing.T) {
