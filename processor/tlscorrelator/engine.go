@@ -192,7 +192,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		}
 	}
 	if !r.notAfter.IsZero() {
-		svc.MinNotAfter = r.notAfter
+		svc.noteLeaf(endpointName(r), r.notAfter)
 	}
 
 	key := epKey(r)

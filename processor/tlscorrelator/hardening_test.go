@@ -254,3 +254,17 @@ func TestSkippedDoesNotEndRemediationHold(t *testing.T) {
 		assert.NotEqual(t, "suppressed", inc.state, "skipped starts no hold")
 	}
 }
+
+// TestRenewalFailedSeverityFromTheSoonestLeaf: a failed renewal pages when a
+// leaf the service serves expires within renewal_overdue, whichever
+// endpoint reported last.
+func TestRenewalFailedSeverityFromTheSoonestLeaf(t *testing.T) {
+	h := newHarness(t, createDefaultConfig())
+	soon := probe{at: 0, service: "api", server: "a.example.com", vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA, notAfter: t0.Add(48 * time.Hour)}
+	later := probe{at: time.Second, service: "api", server: "b.example.com", vantage: "eu", chain: chainB, leaf: leafB, spki: spkiB, notAfter: t0.Add(80 * 24 * time.Hour)}
+	h.feed(soon, later, event{at: time.Minute, typ: "renewal_failed", service: "api", job: "acme-9"})
+	incs := h.incidents()
+	require.NotEmpty(t, incs)
+	assert.Equal(t, "renewal_failed", incs[len(incs)-1].reason)
+	assert.Equal(t, "page", incs[len(incs)-1].severity, "a.example.com's leaf expires in 2 days")
+}

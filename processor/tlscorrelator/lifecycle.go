@@ -3,6 +3,7 @@ package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscor
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -178,6 +179,13 @@ func (e *engine) expire(now time.Time) {
 		if ep.LastSeen < cut.Unix() {
 			delete(e.endpoints, k)
 			e.dirtyBuckets[bucketOf(k)] = true
+			// A gone endpoint's leaf no longer counts for the service (it
+			// comes back with the endpoint's next probe).
+			if parts := strings.SplitN(k, "|", 3); len(parts) == 3 {
+				if s := e.services[parts[0]]; s != nil && s.Leaves != nil {
+					delete(s.Leaves, parts[1])
+				}
+			}
 		}
 	}
 	for k, s := range e.services {

@@ -56,7 +56,32 @@ type serviceState struct {
 	Pins          map[string]struct{} `json:"p,omitempty"`
 	Vantages      map[string]int64    `json:"v,omitempty"` // vantage -> last seen (unix)
 	Profiles      map[string]int64    `json:"pr,omitempty"`
-	MinNotAfter   time.Time           `json:"na,omitzero"`
+	// MinNotAfter is the soonest notAfter among the leaves the service's
+	// endpoints serve now (Leaves: endpoint -> its leaf's notAfter, unix).
+	MinNotAfter time.Time        `json:"na,omitzero"`
+	Leaves      map[string]int64 `json:"lv,omitempty"`
+}
+
+// maxLeavesPerService bounds serviceState.Leaves.
+const maxLeavesPerService = 256
+
+// noteLeaf records an endpoint's current leaf notAfter and recomputes the
+// service's soonest.
+func (s *serviceState) noteLeaf(endpoint string, notAfter time.Time) {
+	if s.Leaves == nil {
+		s.Leaves = map[string]int64{}
+	}
+	if _, ok := s.Leaves[endpoint]; !ok && len(s.Leaves) >= maxLeavesPerService {
+		return
+	}
+	s.Leaves[endpoint] = notAfter.Unix()
+	var m int64
+	for _, na := range s.Leaves {
+		if m == 0 || na < m {
+			m = na
+		}
+	}
+	s.MinNotAfter = time.Unix(m, 0).UTC()
 }
 
 // incEndpoint tracks one affected endpoint of an incident.
