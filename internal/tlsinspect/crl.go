@@ -25,6 +25,20 @@ type crlEntry struct {
 	err     string
 }
 
+// crlCacheBytes bounds the memory of parsed CRLs (a CRL may list
+// hundreds of thousands of serials).
+const crlCacheBytes = 64 << 20
+
+// size estimates the entry's memory: each listed serial costs its hex
+// string, its time and the map's overhead.
+func (e crlEntry) size() int64 {
+	n := int64(64 + len(e.err))
+	for k := range e.revoked {
+		n += int64(len(k)) + 24 + 48
+	}
+	return n
+}
+
 // checkCRL looks leaf up in the first http(s) CRL distribution point.
 func (in *Inspector) checkCRL(ctx context.Context, leaf, issuer *x509.Certificate) (string, []Finding) {
 	if !in.opts.CRL.Enabled || issuer == nil {

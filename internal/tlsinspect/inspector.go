@@ -48,7 +48,7 @@ func New(opts Options) *Inspector {
 		return http.ErrUseLastResponse
 	}}
 	in.ocspCache = newTTLCache[ocspAnswer](cacheEntries)
-	in.crlCache = newTTLCache[crlEntry](256)
+	in.crlCache = newCostCache(crlCacheBytes, crlEntry.size)
 	in.aiaCache = newTTLCache[aiaEntry](1024)
 	return in
 }
