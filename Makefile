@@ -84,8 +84,11 @@ bench: build
 	CERTPULSE_LAB_BIN=$(LAB) $(GO) test -run '^$$' -bench ProbeVsFloor -benchtime 2000x -count 3 ./receiver/tlsprobereceiver/
 	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) $(GO) test -count=1 -v -run 'TestLoad10k' -timeout 20m ./testbed/load/
 
+# mdatagen for all four components (after editing a metadata.yaml).
 generate:
-	cd receiver/tlsprobereceiver && $(GO) tool mdatagen metadata.yaml
+	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator exporter/remediationexporter; do \
+		(cd $$d && $(GO) tool mdatagen metadata.yaml) || exit 1; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

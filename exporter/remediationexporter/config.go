@@ -28,7 +28,8 @@ type Config struct {
 
 	// DryRun makes every decision and audits it, but calls nothing.
 	DryRun bool `mapstructure:"dry_run"`
-	// Policies are matched in order; the first match decides.
+	// Policies: every matching policy notifies (its Alertmanager actions);
+	// the first matching policy with webhook actions remediates.
 	Policies   []PolicyConfig   `mapstructure:"policies"`
 	Guardrails GuardrailsConfig `mapstructure:"guardrails"`
 	Verify     VerifyConfig     `mapstructure:"verify"`
