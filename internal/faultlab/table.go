@@ -1,9 +1,14 @@
 package faultlab
 
 import (
+	"crypto"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"math/big"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -120,6 +125,16 @@ var endpointTable = []endpointSpec{
 		return nil
 	}},
 	{name: "weak-key", want: attrs.ReasonWeakKey, recipe: rsaKey(1024)},
+	// RSA 512: Go refuses it (crypto/rsa) after the certificate arrived,
+	// while encrypting the key exchange; static RSA key exchange only, so the
+	// server never needs the private key (it has none).
+	{name: "weak-key-512", want: attrs.ReasonWeakKey,
+		recipe: func(_ *Lab, s *certSpec, _ string) error { s.key = rsa512{}; return nil },
+		server: func(_ *Lab, cfg *tls.Config, _ *CA) error {
+			cfg.MaxVersion = tls.VersionTLS12
+			cfg.CipherSuites = []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256}
+			return nil
+		}},
 	{name: "sha1-signature", want: attrs.ReasonWeakSignature, recipe: func(_ *Lab, s *certSpec, _ string) error { s.sigAlg = x509.ECDSAWithSHA1; return nil }},
 	{name: "expiring-soon", want: attrs.ReasonExpiringSoon, recipe: validity(-day, 10*day)},
 	// 40 unrelated certificates after the real chain: more than a probe
@@ -272,4 +287,19 @@ func requireClientCert(min, max uint16) func(*Lab, *tls.Config, *CA) error {
 		cfg.MinVersion, cfg.MaxVersion = min, max
 		return nil
 	}
+}
+
+// rsa512 is a 512-bit RSA public key with no private half (Go cannot
+// generate one): enough for a certificate, and for a server whose key is
+// never used because every client aborts first.
+type rsa512 struct{}
+
+var rsa512Modulus, _ = new(big.Int).SetString("B0850301388805BEDDC864F359F3B28F891E45DD236B2B6D0A1A3201E228F4DA3228B5BFE556A1672B0A2055FD4C218C54D8C503A0E4DDCB1CC262AF942C838F", 16)
+
+func (rsa512) Public() crypto.PublicKey { return &rsa.PublicKey{N: rsa512Modulus, E: 65537} }
+func (rsa512) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("the lab's 512-bit key has no private half")
+}
+func (rsa512) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error) {
+	return nil, errors.New("the lab's 512-bit key has no private half")
 }

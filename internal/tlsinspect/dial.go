@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,10 @@ type handshakeOutcome struct {
 	phase string
 	// sentCert is true when the profile offers a client certificate.
 	sentCert bool
+	// presented is the server's chain as it arrived, captured in the
+	// verification callback: known even when the handshake fails after it
+	// (Go refusing the server's key during the key exchange).
+	presented []*x509.Certificate
 }
 
 // postHandshakeError is an alert the server sent right after a TLS 1.3
@@ -76,6 +81,14 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 	out.sentCert = len(c.Certificates) > 0 || c.GetClientCertificate != nil
 	c.ServerName = serverName
 	c.InsecureSkipVerify = true // validated afterwards, per profile
+	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		for _, b := range raw {
+			if cert, err := x509.ParseCertificate(b); err == nil {
+				out.presented = append(out.presented, cert)
+			}
+		}
+		return nil
+	}
 	tc := tls.Client(conn, c)
 	err = tc.HandshakeContext(ctx)
 	out.handshake = time.Since(hsStart)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -165,6 +166,19 @@ func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string
 			if cap.err == nil {
 				sh.capture = cap.state
 				in.refineMismatch(ctx, t, serverName, sh.fail, cfg, cap.state)
+				break
+			}
+			// The chain may have arrived before the handshake failed: judge
+			// it, and name a key Go refuses instead of a bare failure.
+			presented := sh.hs.presented
+			if len(presented) == 0 {
+				presented = cap.presented
+			}
+			if len(presented) > 0 {
+				sh.capture = &tls.ConnectionState{PeerCertificates: presented}
+				if w := refusedKey(presented[0], sh.hs.err, cap.err); w != nil {
+					sh.fail = w
+				}
 			}
 		}
 	} else {
@@ -189,6 +203,22 @@ func (sh *shared) withChain(max int) *shared {
 	}
 	sh.findings = chainFindings(chain)
 	return sh
+}
+
+// refusedKey names a server key Go's TLS stack refuses (RSA below 1024 bits)
+// as weak_key, when that is what ended the handshake.
+func refusedKey(leaf *x509.Certificate, errs ...error) *Finding {
+	for _, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "keys are insecure") {
+			continue
+		}
+		w := weakKey(leaf)
+		if w == "" {
+			w = "key too small"
+		}
+		return &Finding{attrs.ReasonWeakKey, fmt.Sprintf("%s has a weak key (%s); Go clients refuse it and cannot complete the handshake (%v)", Name(leaf), w, err)}
+	}
+	return nil
 }
 
 // refineMismatch turns a generic handshake failure into protocol or cipher

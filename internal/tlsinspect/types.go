@@ -115,6 +115,9 @@ func (r *Result) Reasons() []attrs.Reason {
 // handshake: no finding is a failing one (warnings such as expiring_soon do
 // not count).
 func (r *Result) Success() bool {
+	if !r.Established {
+		return false // whatever the reason, this profile's clients did not connect
+	}
 	for _, f := range r.Findings {
 		if info, _ := attrs.Info(f.Reason); info.Failing {
 			return false

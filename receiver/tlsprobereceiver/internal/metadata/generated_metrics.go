@@ -610,7 +610,7 @@ type metricTlsprobeSuccess struct {
 // init fills tlsprobe.success metric with initial data.
 func (m *metricTlsprobeSuccess) init() {
 	m.data.SetName("tlsprobe.success")
-	m.data.SetDescription("1 when clients of the profile complete a validated handshake (no failing reason; warnings such as expiring_soon still count as success), else 0.")
+	m.data.SetDescription("1 when clients of the profile complete a validated handshake (the handshake completed and no failing reason; warnings such as expiring_soon still count as success), else 0.")
 	m.data.SetUnit("1")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)

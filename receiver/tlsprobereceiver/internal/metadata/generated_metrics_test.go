@@ -301,7 +301,7 @@ func TestMetricsBuilder(t *testing.T) {
 					validatedMetrics["tlsprobe.success"] = true
 					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
 					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
-					assert.Equal(t, "1 when clients of the profile complete a validated handshake (no failing reason; warnings such as expiring_soon still count as success), else 0.", ms.At(i).Description())
+					assert.Equal(t, "1 when clients of the profile complete a validated handshake (the handshake completed and no failing reason; warnings such as expiring_soon still count as success), else 0.", ms.At(i).Description())
 					assert.Equal(t, "1", ms.At(i).Unit())
 					dp := ms.At(i).Gauge().DataPoints().At(0)
 					assert.Equal(t, start, dp.StartTimestamp())
