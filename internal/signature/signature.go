@@ -10,8 +10,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 
