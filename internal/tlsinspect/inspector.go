@@ -285,9 +285,9 @@ func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Targe
 	if sh.hs.state != nil && sh.hs.err == nil {
 		r.Established = true
 		r.Resumed = sh.hs.state.DidResume
-		r.Version, r.CipherSuite = sh.hs.state.Version, sh.hs.state.CipherSuite
+		r.Version, r.CipherSuite, r.Curve = sh.hs.state.Version, sh.hs.state.CipherSuite, sh.hs.state.CurveID
 	} else if sh.capture != nil {
-		r.Version, r.CipherSuite = sh.capture.Version, sh.capture.CipherSuite
+		r.Version, r.CipherSuite, r.Curve = sh.capture.Version, sh.capture.CipherSuite, sh.capture.CurveID
 	}
 	r.Chain, r.ChainTruncated = sh.chain, sh.truncated
 	var fs []Finding

@@ -77,6 +77,9 @@ type Result struct {
 	Resumed     bool
 	Version     uint16
 	CipherSuite uint16
+	// Curve is the negotiated key exchange group (0 when none, or RSA key
+	// exchange).
+	Curve tls.CurveID
 
 	// Chain is the chain the server presented, in order (capped).
 	Chain []*x509.Certificate

@@ -187,11 +187,22 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 		if len(r.Chain) > 0 {
 			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
 		}
+		if r.Established {
+			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, p, tlsinspect.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite), curveName(r.Curve))
+		}
 		for pos, c := range r.Chain {
 			e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
 		}
 	}
-	// OCSP describes the leaf, not a profile: once per probe.
+	// OCSP and CRL describe the leaf, not a profile: once per probe.
+	if len(results) > 0 {
+		if s, ok := metadata.MapAttributeOcspStatus[results[0].OCSP.Status]; ok {
+			mb.RecordTlsprobeOcspStatusDataPoint(ts, 1, s)
+		}
+		if s, ok := metadata.MapAttributeCrlStatus[results[0].CRLStatus]; ok {
+			mb.RecordTlsprobeCrlStatusDataPoint(ts, 1, s)
+		}
+	}
 	for i := range results {
 		o := results[i].OCSP
 		if o.ResponderQueried {
@@ -247,4 +258,13 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// curveName names a key exchange group as Go does ("X25519",
+// "X25519MLKEM768", "P-256"); "none" for RSA key exchange.
+func curveName(c tls.CurveID) string {
+	if c == 0 {
+		return "none"
+	}
+	return c.String()
 }

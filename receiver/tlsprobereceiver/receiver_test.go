@@ -261,3 +261,47 @@ func TestRefusingConsumer(t *testing.T) {
 }
 
 var _ receiver.Metrics = (*tlsProbeReceiver)(nil)
+
+// TestInfoAndStatusMetrics: the dashboard's TLS mix and revocation panels
+// come from labelled gauges: tls.info (version, cipher, group), ocsp.status
+// and crl.status, per endpoint.
+func TestInfoAndStatusMetrics(t *testing.T) {
+	f := startLab(t)
+	_, metrics, stop := startReceiver(t, labConfig(f))
+	defer stop()
+	healthy, _ := f.lab.Endpoint("healthy")
+	revoked, _ := f.lab.Endpoint("revoked")
+	rsaKex, _ := f.lab.Endpoint("rsa-kex-only")
+	labels := func(server, metric string) []map[string]any {
+		var out []map[string]any
+		for _, md := range metrics.AllMetrics() {
+			for i := 0; i < md.ResourceMetrics().Len(); i++ {
+				rm := md.ResourceMetrics().At(i)
+				if a, _ := rm.Resource().Attributes().Get(attrs.ServerAddress); a.Str() != server {
+					continue
+				}
+				ms := rm.ScopeMetrics().At(0).Metrics()
+				for m := 0; m < ms.Len(); m++ {
+					if ms.At(m).Name() == metric {
+						dps := ms.At(m).Gauge().DataPoints()
+						for d := 0; d < dps.Len(); d++ {
+							out = append(out, dps.At(d).Attributes().AsRaw())
+						}
+					}
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		return len(labels(healthy.ServerName, "tlsprobe.tls.info")) > 0 && len(labels(revoked.ServerName, "tlsprobe.ocsp.status")) > 0
+	}, 15*time.Second, 50*time.Millisecond)
+	info := labels(healthy.ServerName, "tlsprobe.tls.info")[0]
+	assert.Equal(t, "1.3", info["tls.protocol.version"])
+	assert.Equal(t, "TLS_AES_128_GCM_SHA256", info["tls.cipher"])
+	assert.Contains(t, []any{"X25519MLKEM768", "X25519"}, info["tls.curve"])
+	assert.Equal(t, "good", labels(healthy.ServerName, "tlsprobe.ocsp.status")[0]["certpulse.ocsp.status"])
+	assert.Equal(t, "good", labels(healthy.ServerName, "tlsprobe.crl.status")[0]["certpulse.crl.status"])
+	assert.Equal(t, "revoked", labels(revoked.ServerName, "tlsprobe.ocsp.status")[0]["certpulse.ocsp.status"])
+	assert.Empty(t, labels(rsaKex.ServerName, "tlsprobe.tls.info"), "no handshake under the default profile: no tls.info")
+}

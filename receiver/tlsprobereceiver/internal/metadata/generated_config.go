@@ -33,12 +33,15 @@ type MetricsConfig struct {
 	TlsprobeCertNotAfter          MetricConfig `mapstructure:"tlsprobe.cert.not_after"`
 	TlsprobeCertTimeLeft          MetricConfig `mapstructure:"tlsprobe.cert.time_left"`
 	TlsprobeChainLength           MetricConfig `mapstructure:"tlsprobe.chain.length"`
+	TlsprobeCrlStatus             MetricConfig `mapstructure:"tlsprobe.crl.status"`
 	TlsprobeDuration              MetricConfig `mapstructure:"tlsprobe.duration"`
 	TlsprobeFailures              MetricConfig `mapstructure:"tlsprobe.failures"`
 	TlsprobeOcspResponderDuration MetricConfig `mapstructure:"tlsprobe.ocsp.responder.duration"`
 	TlsprobeOcspStapleAge         MetricConfig `mapstructure:"tlsprobe.ocsp.staple.age"`
+	TlsprobeOcspStatus            MetricConfig `mapstructure:"tlsprobe.ocsp.status"`
 	TlsprobeResult                MetricConfig `mapstructure:"tlsprobe.result"`
 	TlsprobeSuccess               MetricConfig `mapstructure:"tlsprobe.success"`
+	TlsprobeTLSInfo               MetricConfig `mapstructure:"tlsprobe.tls.info"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -55,6 +58,9 @@ func DefaultMetricsConfig() MetricsConfig {
 		TlsprobeChainLength: MetricConfig{
 			Enabled: true,
 		},
+		TlsprobeCrlStatus: MetricConfig{
+			Enabled: true,
+		},
 		TlsprobeDuration: MetricConfig{
 			Enabled: true,
 		},
@@ -67,10 +73,16 @@ func DefaultMetricsConfig() MetricsConfig {
 		TlsprobeOcspStapleAge: MetricConfig{
 			Enabled: true,
 		},
+		TlsprobeOcspStatus: MetricConfig{
+			Enabled: true,
+		},
 		TlsprobeResult: MetricConfig{
 			Enabled: true,
 		},
 		TlsprobeSuccess: MetricConfig{
+			Enabled: true,
+		},
+		TlsprobeTLSInfo: MetricConfig{
 			Enabled: true,
 		},
 	}

@@ -42,6 +42,82 @@ var MapAttributeCertRole = map[string]AttributeCertRole{
 	"root":         AttributeCertRoleRoot,
 }
 
+// AttributeCrlStatus specifies the value crl_status attribute.
+type AttributeCrlStatus int
+
+const (
+	_ AttributeCrlStatus = iota
+	AttributeCrlStatusGood
+	AttributeCrlStatusRevoked
+	AttributeCrlStatusError
+	AttributeCrlStatusNotChecked
+)
+
+// String returns the string representation of the AttributeCrlStatus.
+func (av AttributeCrlStatus) String() string {
+	switch av {
+	case AttributeCrlStatusGood:
+		return "good"
+	case AttributeCrlStatusRevoked:
+		return "revoked"
+	case AttributeCrlStatusError:
+		return "error"
+	case AttributeCrlStatusNotChecked:
+		return "not_checked"
+	}
+	return ""
+}
+
+// MapAttributeCrlStatus is a helper map of string to AttributeCrlStatus attribute value.
+var MapAttributeCrlStatus = map[string]AttributeCrlStatus{
+	"good":        AttributeCrlStatusGood,
+	"revoked":     AttributeCrlStatusRevoked,
+	"error":       AttributeCrlStatusError,
+	"not_checked": AttributeCrlStatusNotChecked,
+}
+
+// AttributeOcspStatus specifies the value ocsp_status attribute.
+type AttributeOcspStatus int
+
+const (
+	_ AttributeOcspStatus = iota
+	AttributeOcspStatusGood
+	AttributeOcspStatusRevoked
+	AttributeOcspStatusUnknown
+	AttributeOcspStatusTimeout
+	AttributeOcspStatusError
+	AttributeOcspStatusNotChecked
+)
+
+// String returns the string representation of the AttributeOcspStatus.
+func (av AttributeOcspStatus) String() string {
+	switch av {
+	case AttributeOcspStatusGood:
+		return "good"
+	case AttributeOcspStatusRevoked:
+		return "revoked"
+	case AttributeOcspStatusUnknown:
+		return "unknown"
+	case AttributeOcspStatusTimeout:
+		return "timeout"
+	case AttributeOcspStatusError:
+		return "error"
+	case AttributeOcspStatusNotChecked:
+		return "not_checked"
+	}
+	return ""
+}
+
+// MapAttributeOcspStatus is a helper map of string to AttributeOcspStatus attribute value.
+var MapAttributeOcspStatus = map[string]AttributeOcspStatus{
+	"good":        AttributeOcspStatusGood,
+	"revoked":     AttributeOcspStatusRevoked,
+	"unknown":     AttributeOcspStatusUnknown,
+	"timeout":     AttributeOcspStatusTimeout,
+	"error":       AttributeOcspStatusError,
+	"not_checked": AttributeOcspStatusNotChecked,
+}
+
 // AttributePhase specifies the value phase attribute.
 type AttributePhase int
 
@@ -89,6 +165,9 @@ var MetricsInfo = metricsInfo{
 	TlsprobeChainLength: metricInfo{
 		Name: "tlsprobe.chain.length",
 	},
+	TlsprobeCrlStatus: metricInfo{
+		Name: "tlsprobe.crl.status",
+	},
 	TlsprobeDuration: metricInfo{
 		Name: "tlsprobe.duration",
 	},
@@ -101,11 +180,17 @@ var MetricsInfo = metricsInfo{
 	TlsprobeOcspStapleAge: metricInfo{
 		Name: "tlsprobe.ocsp.staple.age",
 	},
+	TlsprobeOcspStatus: metricInfo{
+		Name: "tlsprobe.ocsp.status",
+	},
 	TlsprobeResult: metricInfo{
 		Name: "tlsprobe.result",
 	},
 	TlsprobeSuccess: metricInfo{
 		Name: "tlsprobe.success",
+	},
+	TlsprobeTLSInfo: metricInfo{
+		Name: "tlsprobe.tls.info",
 	},
 }
 
@@ -114,12 +199,15 @@ type metricsInfo struct {
 	TlsprobeCertNotAfter          metricInfo
 	TlsprobeCertTimeLeft          metricInfo
 	TlsprobeChainLength           metricInfo
+	TlsprobeCrlStatus             metricInfo
 	TlsprobeDuration              metricInfo
 	TlsprobeFailures              metricInfo
 	TlsprobeOcspResponderDuration metricInfo
 	TlsprobeOcspStapleAge         metricInfo
+	TlsprobeOcspStatus            metricInfo
 	TlsprobeResult                metricInfo
 	TlsprobeSuccess               metricInfo
+	TlsprobeTLSInfo               metricInfo
 }
 
 type metricInfo struct {
@@ -340,6 +428,58 @@ func newMetricTlsprobeChainLength(cfg MetricConfig) metricTlsprobeChainLength {
 	return m
 }
 
+type metricTlsprobeCrlStatus struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.crl.status metric with initial data.
+func (m *metricTlsprobeCrlStatus) init() {
+	m.data.SetName("tlsprobe.crl.status")
+	m.data.SetDescription("Always 1, labelled with what the leaf's CRL said at the latest probe.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeCrlStatus) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, crlStatusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.crl.status", crlStatusAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeCrlStatus) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeCrlStatus) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeCrlStatus(cfg MetricConfig) metricTlsprobeCrlStatus {
+	m := metricTlsprobeCrlStatus{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricTlsprobeDuration struct {
 	data     pmetric.Metric // data buffer for generated metric.
 	config   MetricConfig   // metric config provided by user.
@@ -548,6 +688,58 @@ func newMetricTlsprobeOcspStapleAge(cfg MetricConfig) metricTlsprobeOcspStapleAg
 	return m
 }
 
+type metricTlsprobeOcspStatus struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.ocsp.status metric with initial data.
+func (m *metricTlsprobeOcspStatus) init() {
+	m.data.SetName("tlsprobe.ocsp.status")
+	m.data.SetDescription("Always 1, labelled with what OCSP said about the leaf at the latest probe.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeOcspStatus) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, ocspStatusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.ocsp.status", ocspStatusAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeOcspStatus) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeOcspStatus) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeOcspStatus(cfg MetricConfig) metricTlsprobeOcspStatus {
+	m := metricTlsprobeOcspStatus{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricTlsprobeResult struct {
 	data     pmetric.Metric // data buffer for generated metric.
 	config   MetricConfig   // metric config provided by user.
@@ -653,6 +845,61 @@ func newMetricTlsprobeSuccess(cfg MetricConfig) metricTlsprobeSuccess {
 	return m
 }
 
+type metricTlsprobeTLSInfo struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.tls.info metric with initial data.
+func (m *metricTlsprobeTLSInfo) init() {
+	m.data.SetName("tlsprobe.tls.info")
+	m.data.SetDescription("Always 1, labelled with the negotiated TLS version, cipher suite and key exchange group of the latest probe per client profile (absent when no handshake completed).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeTLSInfo) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, tlsVersionAttributeValue string, tlsCipherAttributeValue string, tlsCurveAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.client_profile", clientProfileAttributeValue)
+	dp.Attributes().PutStr("tls.protocol.version", tlsVersionAttributeValue)
+	dp.Attributes().PutStr("tls.cipher", tlsCipherAttributeValue)
+	dp.Attributes().PutStr("tls.curve", tlsCurveAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeTLSInfo) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeTLSInfo) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeTLSInfo(cfg MetricConfig) metricTlsprobeTLSInfo {
+	m := metricTlsprobeTLSInfo{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
@@ -667,12 +914,15 @@ type MetricsBuilder struct {
 	metricTlsprobeCertNotAfter          metricTlsprobeCertNotAfter
 	metricTlsprobeCertTimeLeft          metricTlsprobeCertTimeLeft
 	metricTlsprobeChainLength           metricTlsprobeChainLength
+	metricTlsprobeCrlStatus             metricTlsprobeCrlStatus
 	metricTlsprobeDuration              metricTlsprobeDuration
 	metricTlsprobeFailures              metricTlsprobeFailures
 	metricTlsprobeOcspResponderDuration metricTlsprobeOcspResponderDuration
 	metricTlsprobeOcspStapleAge         metricTlsprobeOcspStapleAge
+	metricTlsprobeOcspStatus            metricTlsprobeOcspStatus
 	metricTlsprobeResult                metricTlsprobeResult
 	metricTlsprobeSuccess               metricTlsprobeSuccess
+	metricTlsprobeTLSInfo               metricTlsprobeTLSInfo
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -702,12 +952,15 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricTlsprobeCertNotAfter:          newMetricTlsprobeCertNotAfter(mbc.Metrics.TlsprobeCertNotAfter),
 		metricTlsprobeCertTimeLeft:          newMetricTlsprobeCertTimeLeft(mbc.Metrics.TlsprobeCertTimeLeft),
 		metricTlsprobeChainLength:           newMetricTlsprobeChainLength(mbc.Metrics.TlsprobeChainLength),
+		metricTlsprobeCrlStatus:             newMetricTlsprobeCrlStatus(mbc.Metrics.TlsprobeCrlStatus),
 		metricTlsprobeDuration:              newMetricTlsprobeDuration(mbc.Metrics.TlsprobeDuration),
 		metricTlsprobeFailures:              newMetricTlsprobeFailures(mbc.Metrics.TlsprobeFailures),
 		metricTlsprobeOcspResponderDuration: newMetricTlsprobeOcspResponderDuration(mbc.Metrics.TlsprobeOcspResponderDuration),
 		metricTlsprobeOcspStapleAge:         newMetricTlsprobeOcspStapleAge(mbc.Metrics.TlsprobeOcspStapleAge),
+		metricTlsprobeOcspStatus:            newMetricTlsprobeOcspStatus(mbc.Metrics.TlsprobeOcspStatus),
 		metricTlsprobeResult:                newMetricTlsprobeResult(mbc.Metrics.TlsprobeResult),
 		metricTlsprobeSuccess:               newMetricTlsprobeSuccess(mbc.Metrics.TlsprobeSuccess),
+		metricTlsprobeTLSInfo:               newMetricTlsprobeTLSInfo(mbc.Metrics.TlsprobeTLSInfo),
 		resourceAttributeIncludeFilter:      make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter:      make(map[string]filter.Filter),
 	}
@@ -832,12 +1085,15 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricTlsprobeCertNotAfter.emit(ils.Metrics())
 	mb.metricTlsprobeCertTimeLeft.emit(ils.Metrics())
 	mb.metricTlsprobeChainLength.emit(ils.Metrics())
+	mb.metricTlsprobeCrlStatus.emit(ils.Metrics())
 	mb.metricTlsprobeDuration.emit(ils.Metrics())
 	mb.metricTlsprobeFailures.emit(ils.Metrics())
 	mb.metricTlsprobeOcspResponderDuration.emit(ils.Metrics())
 	mb.metricTlsprobeOcspStapleAge.emit(ils.Metrics())
+	mb.metricTlsprobeOcspStatus.emit(ils.Metrics())
 	mb.metricTlsprobeResult.emit(ils.Metrics())
 	mb.metricTlsprobeSuccess.emit(ils.Metrics())
+	mb.metricTlsprobeTLSInfo.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -889,6 +1145,11 @@ func (mb *MetricsBuilder) RecordTlsprobeChainLengthDataPoint(ts pcommon.Timestam
 	mb.metricTlsprobeChainLength.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue)
 }
 
+// RecordTlsprobeCrlStatusDataPoint adds a data point to tlsprobe.crl.status metric.
+func (mb *MetricsBuilder) RecordTlsprobeCrlStatusDataPoint(ts pcommon.Timestamp, val int64, crlStatusAttributeValue AttributeCrlStatus) {
+	mb.metricTlsprobeCrlStatus.recordDataPoint(mb.startTime, ts, val, crlStatusAttributeValue.String())
+}
+
 // RecordTlsprobeDurationDataPoint adds a data point to tlsprobe.duration metric.
 func (mb *MetricsBuilder) RecordTlsprobeDurationDataPoint(ts pcommon.Timestamp, val float64, clientProfileAttributeValue string, phaseAttributeValue AttributePhase) {
 	mb.metricTlsprobeDuration.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, phaseAttributeValue.String())
@@ -909,6 +1170,11 @@ func (mb *MetricsBuilder) RecordTlsprobeOcspStapleAgeDataPoint(ts pcommon.Timest
 	mb.metricTlsprobeOcspStapleAge.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordTlsprobeOcspStatusDataPoint adds a data point to tlsprobe.ocsp.status metric.
+func (mb *MetricsBuilder) RecordTlsprobeOcspStatusDataPoint(ts pcommon.Timestamp, val int64, ocspStatusAttributeValue AttributeOcspStatus) {
+	mb.metricTlsprobeOcspStatus.recordDataPoint(mb.startTime, ts, val, ocspStatusAttributeValue.String())
+}
+
 // RecordTlsprobeResultDataPoint adds a data point to tlsprobe.result metric.
 func (mb *MetricsBuilder) RecordTlsprobeResultDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, reasonAttributeValue string) {
 	mb.metricTlsprobeResult.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, reasonAttributeValue)
@@ -917,6 +1183,11 @@ func (mb *MetricsBuilder) RecordTlsprobeResultDataPoint(ts pcommon.Timestamp, va
 // RecordTlsprobeSuccessDataPoint adds a data point to tlsprobe.success metric.
 func (mb *MetricsBuilder) RecordTlsprobeSuccessDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string) {
 	mb.metricTlsprobeSuccess.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue)
+}
+
+// RecordTlsprobeTLSInfoDataPoint adds a data point to tlsprobe.tls.info metric.
+func (mb *MetricsBuilder) RecordTlsprobeTLSInfoDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, tlsVersionAttributeValue string, tlsCipherAttributeValue string, tlsCurveAttributeValue string) {
+	mb.metricTlsprobeTLSInfo.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, tlsVersionAttributeValue, tlsCipherAttributeValue, tlsCurveAttributeValue)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -85,6 +85,10 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeCrlStatusDataPoint(ts, 1, AttributeCrlStatusGood)
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeDurationDataPoint(ts, 1, "client_profile-val", AttributePhaseConnect)
 
 			defaultMetricsCount++
@@ -101,11 +105,19 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeOcspStatusDataPoint(ts, 1, AttributeOcspStatusGood)
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeResultDataPoint(ts, 1, "client_profile-val", "reason-val")
 
 			defaultMetricsCount++
 			allMetricsCount++
 			mb.RecordTlsprobeSuccessDataPoint(ts, 1, "client_profile-val")
+
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, "client_profile-val", "tls_version-val", "tls_cipher-val", "tls_curve-val")
 
 			rb := mb.NewResourceBuilder()
 			rb.SetCertpulseCriticalityLow()
@@ -216,6 +228,21 @@ func TestMetricsBuilder(t *testing.T) {
 					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
 					assert.True(t, ok)
 					assert.Equal(t, "client_profile-val", attrVal.Str())
+				case "tlsprobe.crl.status":
+					assert.False(t, validatedMetrics["tlsprobe.crl.status"], "Found a duplicate in the metrics slice: tlsprobe.crl.status")
+					validatedMetrics["tlsprobe.crl.status"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "Always 1, labelled with what the leaf's CRL said at the latest probe.", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.crl.status")
+					assert.True(t, ok)
+					assert.Equal(t, "good", attrVal.Str())
 				case "tlsprobe.duration":
 					assert.False(t, validatedMetrics["tlsprobe.duration"], "Found a duplicate in the metrics slice: tlsprobe.duration")
 					validatedMetrics["tlsprobe.duration"] = true
@@ -278,6 +305,21 @@ func TestMetricsBuilder(t *testing.T) {
 					assert.Equal(t, ts, dp.Timestamp())
 					assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
 					assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+				case "tlsprobe.ocsp.status":
+					assert.False(t, validatedMetrics["tlsprobe.ocsp.status"], "Found a duplicate in the metrics slice: tlsprobe.ocsp.status")
+					validatedMetrics["tlsprobe.ocsp.status"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "Always 1, labelled with what OCSP said about the leaf at the latest probe.", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.ocsp.status")
+					assert.True(t, ok)
+					assert.Equal(t, "good", attrVal.Str())
 				case "tlsprobe.result":
 					assert.False(t, validatedMetrics["tlsprobe.result"], "Found a duplicate in the metrics slice: tlsprobe.result")
 					validatedMetrics["tlsprobe.result"] = true
@@ -311,6 +353,30 @@ func TestMetricsBuilder(t *testing.T) {
 					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
 					assert.True(t, ok)
 					assert.Equal(t, "client_profile-val", attrVal.Str())
+				case "tlsprobe.tls.info":
+					assert.False(t, validatedMetrics["tlsprobe.tls.info"], "Found a duplicate in the metrics slice: tlsprobe.tls.info")
+					validatedMetrics["tlsprobe.tls.info"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "Always 1, labelled with the negotiated TLS version, cipher suite and key exchange group of the latest probe per client profile (absent when no handshake completed).", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
+					assert.True(t, ok)
+					assert.Equal(t, "client_profile-val", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("tls.protocol.version")
+					assert.True(t, ok)
+					assert.Equal(t, "tls_version-val", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("tls.cipher")
+					assert.True(t, ok)
+					assert.Equal(t, "tls_cipher-val", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("tls.curve")
+					assert.True(t, ok)
+					assert.Equal(t, "tls_curve-val", attrVal.Str())
 				}
 			}
 		})
