@@ -214,6 +214,9 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	t.Logf("reason per endpoint:\n%s", table.String())
 
+	// The records as Loki would index them.
+	checkLokiContract(t, logsPath)
+
 	// Certificate files on the node, judged without a handshake.
 	fileReasons := map[string]string{}
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && len(fileReasons) < len(node.Files); time.Sleep(300 * time.Millisecond) {
