@@ -36,11 +36,14 @@ type otlpSink struct {
 	mu      sync.Mutex
 	logs    []plog.Logs
 	metrics int
+	// labels are the data point attribute keys of tlsprobe.cert.time_left:
+	// what Mimir turns into labels.
+	labels  map[string]bool
 	tenants map[string]bool
 }
 
 func newOTLPSink(t *testing.T) *otlpSink {
-	s := &otlpSink{tenants: map[string]bool{}}
+	s := &otlpSink{tenants: map[string]bool{}, labels: map[string]bool{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var rd io.Reader = r.Body
 		if r.Header.Get("Content-Encoding") == "gzip" { // otlphttp's default
@@ -77,6 +80,17 @@ func newOTLPSink(t *testing.T) *otlpSink {
 				return
 			}
 			s.metrics += req.Metrics().DataPointCount()
+			rms := req.Metrics().ResourceMetrics()
+			for i := 0; i < rms.Len(); i++ {
+				ms := rms.At(i).ScopeMetrics().At(0).Metrics()
+				for j := 0; j < ms.Len(); j++ {
+					if ms.At(j).Name() == "tlsprobe.cert.time_left" && ms.At(j).Gauge().DataPoints().Len() > 0 {
+						for k := range ms.At(j).Gauge().DataPoints().At(0).Attributes().All() {
+							s.labels[k] = true
+						}
+					}
+				}
+			}
 			out, _ := pmetricotlp.NewExportResponse().MarshalProto()
 			w.Header().Set("Content-Type", "application/x-protobuf")
 			_, _ = w.Write(out)
@@ -287,6 +301,13 @@ func TestImageRootFilesystem(t *testing.T) {
 	sink.mu.Lock()
 	if sink.metrics == 0 {
 		t.Errorf("no metrics reached the Mimir OTLP endpoint")
+	}
+	// The routing keys and the endpoint are data point attributes (Mimir
+	// labels without Mimir-side config).
+	for _, k := range []string{"service.name", "certpulse.vantage", "certpulse.criticality", "server.address", "server.port", "certpulse.client_profile", "certpulse.cert.role"} {
+		if !sink.labels[k] {
+			t.Errorf("data points lack %s (labels: %v)", k, sink.labels)
+		}
 	}
 	for _, want := range []string{"/loki/otlp/v1/logs tenant-l", "/mimir/otlp/v1/metrics tenant-m"} {
 		if !sink.tenants[want] {
