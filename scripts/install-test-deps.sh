@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: curl, openssl and jq
 # (the hook senders), prometheus-alertmanager (remediation alerts), chromium
-# (the approval page), podman (`make image`) and ca-certificates (the image's
-# trust store). kubectl (`kubectl kustomize`, offline) comes with the machine
-# image; Debian's kubernetes-client is too old for kustomize v5 files. Without them those tests skip locally; in CI
-# (CI=true) they fail. Needs root (or sudo) and apt.
+# (the approval page), prometheus (its promtool: the alert rules' unit tests),
+# podman (`make image`) and ca-certificates (the image's trust store).
+# kubectl (`kubectl kustomize`, offline) comes with the machine image;
+# Debian's kubernetes-client is too old for kustomize v5 files. Without them
+# those tests skip locally; in CI (CI=true) they fail. Needs root (or sudo)
+# and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
 declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus)
