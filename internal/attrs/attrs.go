@@ -53,6 +53,10 @@ const (
 	Pins           = "certpulse.pins"
 	ProbeEndpoint  = "certpulse.endpoint"
 	FilePath       = "certpulse.file.path"
+	// ProbeConfirmed is on failing probe results: false for the first
+	// failure after a healthy result (not confirmed yet; a one-off blip
+	// stays so), true when the previous result failed too.
+	ProbeConfirmed = "certpulse.probe.confirmed"
 	FileSource     = "certpulse.file.source"
 )
 

@@ -2,6 +2,7 @@ package certlifecyclereceiver // import "github.com/certpulse/certpulse/receiver
 
 import (
 	"github.com/certpulse/certpulse/internal/listen"
+	"go.opentelemetry.io/collector/component"
 
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ type Config struct {
 	DedupMaxEntries int `mapstructure:"dedup_max_entries"`
 	// RetryAfter is sent with 503 when the pipeline refuses events.
 	RetryAfter time.Duration `mapstructure:"retry_after"`
+	// Trigger names a certpulse_trigger extension: a delivered deployed,
+	// renewed or rotation_planned event makes this collector's tlsprobe
+	// receivers probe the service's targets at once.
+	Trigger *component.ID `mapstructure:"trigger"`
 
 	_ struct{}
 }

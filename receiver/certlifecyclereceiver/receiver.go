@@ -25,7 +25,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/signature"
+	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver/internal/metadata"
 )
 
@@ -41,6 +43,7 @@ type lifecycleReceiver struct {
 
 	server *http.Server
 	addr   string // the bound address, once started
+	hub    *trigger.Hub
 	wg     sync.WaitGroup
 }
 
@@ -63,6 +66,13 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*lifec
 
 // Start listens and serves.
 func (r *lifecycleReceiver) Start(ctx context.Context, host component.Host) error {
+	if r.cfg.Trigger != nil {
+		hub, err := trigger.Find(host.GetExtensions(), *r.cfg.Trigger)
+		if err != nil {
+			return fmt.Errorf("certlifecycle: %w", err)
+		}
+		r.hub = hub
+	}
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("certlifecycle: listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
@@ -185,6 +195,7 @@ func (r *lifecycleReceiver) serveEvents(w http.ResponseWriter, req *http.Request
 		writeJSON(w, http.StatusServiceUnavailable, &requestError{Message: "the pipeline is not accepting events now; retry after the Retry-After delay: " + err.Error()})
 		return
 	}
+	r.fireTriggers(events, dup)
 	// Only delivered ids count as seen: a retry after a 503 is no duplicate.
 	if replayKey != "" {
 		keys = append(keys, replayKey)
@@ -246,4 +257,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// triggerTypes are the lifecycle events after which a service's certificate
+// may have changed where it is served: probe it now.
+var triggerTypes = map[string]bool{attrs.LifecycleDeployed: true, attrs.LifecycleRenewed: true, attrs.LifecycleRotationPlanned: true, attrs.LifecycleRotated: true}
+
+// fireTriggers asks this collector's probes to look at the services of the
+// delivered (not duplicate) events now.
+func (r *lifecycleReceiver) fireTriggers(events []Event, dup []bool) {
+	if r.hub == nil {
+		return
+	}
+	for i := range events {
+		ev := &events[i]
+		if dup[i] || !triggerTypes[ev.Type] || ev.Data.Service == "" {
+			continue
+		}
+		r.hub.Fire(trigger.Event{Type: ev.Type, Service: ev.Data.Service, Endpoints: ev.Data.Endpoints})
+	}
 }

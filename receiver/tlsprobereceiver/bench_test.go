@@ -82,7 +82,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 	}
 	full := func() {
 		res := in.Inspect(ctx, target.target)
-		_ = em.logs(target, res)
+		_ = em.logs(target, res, nil)
 		_ = em.metrics(j, j.target, res)
 	}
 	b.ResetTimer()

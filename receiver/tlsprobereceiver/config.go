@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -53,6 +54,17 @@ type Config struct {
 	// TargetsFileCheckInterval is how often TargetsFile is checked for changes.
 	TargetsFileCheckInterval time.Duration `mapstructure:"targets_file_check_interval"`
 
+	// Trigger names a certpulse_trigger extension: a deployed, renewed or
+	// rotation_planned lifecycle event received by this collector probes
+	// the event's service at once, then at on_change.backoff.
+	Trigger  *component.ID  `mapstructure:"trigger"`
+	OnChange OnChangeConfig `mapstructure:"on_change"`
+	// Confirm re-probes a target that was healthy and fails, so that the
+	// correlator's corroboration is met in seconds or the blip is seen as one.
+	Confirm ConfirmConfig `mapstructure:"confirm"`
+	// ExtraProbes bounds the probes triggers and confirmations add.
+	ExtraProbes ExtraProbesConfig `mapstructure:"extra_probes"`
+
 	// Files are certificate files on this host (PEM bundles, DER,
 	// kubeconfigs), judged without a handshake every collection_interval.
 	// Every client profile's own cert_file is reported the same way.
@@ -65,6 +77,27 @@ type Config struct {
 	metadata.MetricsBuilderConfig `mapstructure:",squash"`
 
 	_ struct{}
+}
+
+// OnChangeConfig: probes after a lifecycle trigger.
+type OnChangeConfig struct {
+	// Backoff are the delays of the probes after the immediate one, while
+	// a rollout propagates.
+	Backoff []time.Duration `mapstructure:"backoff"`
+}
+
+// ConfirmConfig: re-probes after a healthy target fails.
+type ConfirmConfig struct {
+	// Attempts is how many re-probes (0 turns confirmation off).
+	Attempts int           `mapstructure:"attempts"`
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// ExtraProbesConfig is the budget (token bucket) of triggered and
+// confirmation probes; the regular schedule does not use it.
+type ExtraProbesConfig struct {
+	PerSecond float64 `mapstructure:"per_second"`
+	Burst     int     `mapstructure:"burst"`
 }
 
 // OCSPConfig configures OCSP checks.
@@ -137,6 +170,9 @@ func createDefaultConfig() *Config {
 		CRL:                      FetchConfig(d.CRL),
 		AIA:                      FetchConfig(d.AIA),
 		TargetsFileCheckInterval: 10 * time.Second,
+		OnChange:                 OnChangeConfig{Backoff: []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second}},
+		Confirm:                  ConfirmConfig{Attempts: 2, Interval: 2 * time.Second},
+		ExtraProbes:              ExtraProbesConfig{PerSecond: 20, Burst: 200},
 		MetricsBuilderConfig:     metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -182,6 +218,20 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.inspectOptions().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, d := range cfg.OnChange.Backoff {
+		if d <= 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("on_change.backoff: %s must be between 0 and 1h", d))
+		}
+	}
+	if len(cfg.OnChange.Backoff) > 8 {
+		errs = append(errs, errors.New("on_change.backoff: at most 8 delays"))
+	}
+	if cfg.Confirm.Attempts < 0 || cfg.Confirm.Attempts > 5 || (cfg.Confirm.Attempts > 0 && cfg.Confirm.Interval <= 0) {
+		errs = append(errs, errors.New("confirm: attempts 0-5 and a positive interval"))
+	}
+	if cfg.ExtraProbes.PerSecond <= 0 || cfg.ExtraProbes.Burst < 1 {
+		errs = append(errs, errors.New("extra_probes: per_second must be positive and burst at least 1"))
 	}
 	if cfg.TargetsFile != "" && cfg.TargetsFileCheckInterval <= 0 {
 		errs = append(errs, errors.New("targets_file_check_interval must be positive"))

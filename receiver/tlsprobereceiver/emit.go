@@ -29,7 +29,7 @@ func newEmitter(mb *metadata.MetricsBuilder, vantage string) *emitter {
 
 // logs builds one resource (the target's routing keys) with one record per
 // profile result.
-func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result) plog.Logs {
+func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result, unconfirmed map[string]bool) plog.Logs {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	ra := rl.Resource().Attributes()
@@ -46,7 +46,11 @@ func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result) plog.Logs {
 	sl.Scope().SetName(metadata.ScopeName)
 	observed := pcommon.NewTimestampFromTime(time.Now())
 	for i := range results {
-		fillRecord(sl.LogRecords().AppendEmpty(), t, &results[i], observed)
+		lr := sl.LogRecords().AppendEmpty()
+		fillRecord(lr, t, &results[i], observed)
+		if !results[i].Success() {
+			lr.Attributes().PutBool(attrs.ProbeConfirmed, !unconfirmed[results[i].Profile])
+		}
 	}
 	return ld
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 
@@ -55,6 +58,9 @@ type tlsProbeReceiver struct {
 	cancel       context.CancelFunc
 	wait         []func()
 	onShutdown   func()
+
+	budget *budget
+	unsub  func()
 
 	fileHash [sha256.Size]byte
 	fileMod  time.Time
@@ -96,12 +102,12 @@ func (r *tlsProbeReceiver) setMetrics(c consumer.Metrics) {
 
 // Start loads profiles and targets and starts probing. Start is called once
 // per pipeline; only the first call does the work.
-func (r *tlsProbeReceiver) Start(_ context.Context, _ component.Host) error {
-	r.startOnce.Do(func() { r.startErr = r.start() })
+func (r *tlsProbeReceiver) Start(_ context.Context, host component.Host) error {
+	r.startOnce.Do(func() { r.startErr = r.start(host) })
 	return r.startErr
 }
 
-func (r *tlsProbeReceiver) start() error {
+func (r *tlsProbeReceiver) start(host component.Host) error {
 	// Probes outlive Start's context: they run until Shutdown.
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -123,6 +129,14 @@ func (r *tlsProbeReceiver) start() error {
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	r.sched.set(dedupTargets(targets, r.logger))
+	r.budget = newBudget(r.cfg.ExtraProbes.PerSecond, r.cfg.ExtraProbes.Burst, time.Now)
+	if r.cfg.Trigger != nil {
+		hub, err := trigger.Find(host.GetExtensions(), *r.cfg.Trigger)
+		if err != nil {
+			return fmt.Errorf("tlsprobe: %w", err)
+		}
+		r.unsub = hub.Subscribe(r.onTrigger)
+	}
 	r.wait = append(r.wait, r.sched.start(ctx))
 	if entries := r.cfg.fileEntries(); len(entries) > 0 {
 		fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
@@ -205,6 +219,9 @@ func dedupTargets(ts []*probeTarget, logger *zap.Logger) []*probeTarget {
 // Shutdown stops probing and waits for in-flight probes.
 func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 	r.shutdownOnce.Do(func() {
+		if r.unsub != nil {
+			r.unsub()
+		}
 		if r.cancel != nil {
 			r.cancel()
 		}
@@ -231,8 +248,9 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}
+	unconfirmed := r.judgeHealth(j, t, results)
 	r.send(ctx, t.meta.cfg.Endpoint,
-		func() plog.Logs { return r.emitter.logs(t, results) },
+		func() plog.Logs { return r.emitter.logs(t, results, unconfirmed) },
 		func() pmetric.Metrics { return r.emitter.metrics(j, t, results) })
 }
 
@@ -269,4 +287,65 @@ func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func(
 			r.logger.Warn("probe metrics refused by the pipeline", zap.String("endpoint", what), zap.Int("data_points", n), zap.Error(err))
 		}
 	}
+}
+
+// onTrigger probes the event's service now and at on_change.backoff (a
+// deploy or renewal may have changed what its endpoints serve). Called on
+// the firing goroutine: it only schedules.
+func (r *tlsProbeReceiver) onTrigger(ev trigger.Event) {
+	delays := append([]time.Duration{0}, r.cfg.OnChange.Backoff...)
+	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) }, delays, r.budget.allow)
+	if added+refused > 0 {
+		r.logger.Info("lifecycle trigger: probing now", zap.String("service", ev.Service), zap.String("event", ev.Type),
+			zap.Int("probes_scheduled", added), zap.Int("refused_by_budget", refused))
+	}
+}
+
+// targetMatches: the event's service and, when it lists endpoints, one of
+// their hosts as the target's server name or dialed host (a deploy to
+// api.example.com refreshes every port of it).
+func targetMatches(t *probeTarget, ev trigger.Event) bool {
+	if t.meta.service != ev.Service {
+		return false
+	}
+	if len(ev.Endpoints) == 0 {
+		return true
+	}
+	dialed, _, _ := net.SplitHostPort(t.meta.cfg.Endpoint)
+	for _, e := range ev.Endpoints {
+		host := e
+		if h, _, err := net.SplitHostPort(e); err == nil {
+			host = h
+		}
+		if strings.EqualFold(host, t.meta.serverName) || strings.EqualFold(host, dialed) {
+			return true
+		}
+	}
+	return false
+}
+
+// judgeHealth remembers each profile's last outcome and returns the
+// profiles that failed right after a healthy result (not confirmed yet);
+// those are re-probed confirm.attempts times, confirm.interval apart.
+func (r *tlsProbeReceiver) judgeHealth(j *job, t *probeTarget, results []tlsinspect.Result) map[string]bool {
+	var unconfirmed map[string]bool
+	for i := range results {
+		p, ok := results[i].Profile, results[i].Success()
+		if wasOK, known := j.health[p]; known && wasOK && !ok {
+			if unconfirmed == nil {
+				unconfirmed = map[string]bool{}
+			}
+			unconfirmed[p] = true
+		}
+		j.health[p] = ok
+	}
+	if len(unconfirmed) > 0 && r.cfg.Confirm.Attempts > 0 {
+		delays := make([]time.Duration, r.cfg.Confirm.Attempts)
+		for i := range delays {
+			delays[i] = time.Duration(i+1) * r.cfg.Confirm.Interval
+		}
+		key := t.meta.cfg.key()
+		r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.allow)
+	}
+	return unconfirmed
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,11 +16,48 @@ type job struct {
 	next     time.Time
 	index    int // position in the heap, -1 when not queued
 	running  bool
-	removed  bool
-	target   *probeTarget
+	// ranRegular says the run in progress was the regular one.
+	ranRegular bool
+	removed    bool
+	target     *probeTarget
 	// failures counts results by profile and reason (tlsprobe.failures);
 	// only the worker running the job touches it.
 	failures map[[2]string]int64
+	// regular is the next run of the interval schedule; extra are runs
+	// asked for in between (a lifecycle trigger, a confirmation), sorted.
+	// next is the earlier of the two.
+	regular time.Time
+	extra   []time.Time
+	// health is the last result per profile: true ok, false failing (only
+	// the worker running the job touches it).
+	health map[string]bool
+}
+
+// maxExtraRuns bounds the runs waiting in one job's extra list.
+const maxExtraRuns = 16
+
+// addExtra inserts a run at t (runs within 100ms of each other
+// merge); it reports whether one was added.
+func (j *job) addExtra(t time.Time) bool {
+	for _, e := range j.extra {
+		if d := e.Sub(t); d > -100*time.Millisecond && d < 100*time.Millisecond {
+			return false
+		}
+	}
+	if len(j.extra) >= maxExtraRuns {
+		return false
+	}
+	j.extra = append(j.extra, t)
+	slices.SortFunc(j.extra, func(a, b time.Time) int { return a.Compare(b) })
+	return true
+}
+
+// nextRun is the earlier of the regular and the first extra run.
+func (j *job) nextRun() time.Time {
+	if len(j.extra) > 0 && j.extra[0].Before(j.regular) {
+		return j.extra[0]
+	}
+	return j.regular
 }
 
 type jobHeap []*job
@@ -79,15 +117,17 @@ func (s *scheduler) set(targets []*probeTarget) {
 			j.target = t
 			if j.interval != t.interval {
 				j.interval = t.interval
+				j.regular = now.Add(offset(k, t.interval))
 				if j.index >= 0 {
-					j.next = now.Add(offset(k, t.interval))
+					j.next = j.nextRun()
 					heap.Fix(&s.h, j.index)
 				}
 			}
 			keep[k] = j
 			continue
 		}
-		j := &job{key: k, interval: t.interval, next: now.Add(offset(k, t.interval)), index: -1, target: t, failures: map[[2]string]int64{}}
+		first := now.Add(offset(k, t.interval))
+		j := &job{key: k, interval: t.interval, next: first, regular: first, index: -1, target: t, failures: map[[2]string]int64{}, health: map[string]bool{}}
 		heap.Push(&s.h, j)
 		keep[k] = j
 	}
@@ -154,12 +194,17 @@ func (s *scheduler) dispatch(ctx context.Context, work chan<- dispatched) {
 		var due dispatched
 		wait := time.Hour
 		if len(s.h) > 0 {
-			if d := s.h[0].next.Sub(s.now()); d <= 0 {
+			if now := s.now(); !s.h[0].next.After(now) {
 				due.job = heap.Pop(&s.h).(*job)
 				due.job.running = true
 				due.target = due.job.target
+				due.job.ranRegular = !due.job.regular.After(now)
+				// Extra runs due now are served by this run.
+				for len(due.job.extra) > 0 && !due.job.extra[0].After(now) {
+					due.job.extra = due.job.extra[1:]
+				}
 			} else {
-				wait = d
+				wait = s.h[0].next.Sub(now)
 			}
 		}
 		s.mu.Unlock()
@@ -195,10 +240,44 @@ func (s *scheduler) done(j *job) {
 		return
 	}
 	now := s.now()
-	j.next = j.next.Add(j.interval)
-	if j.next.Before(now) {
-		j.next = now
+	if j.ranRegular {
+		j.regular = j.regular.Add(j.interval)
+		if j.regular.Before(now) {
+			j.regular = now
+		}
 	}
+	j.next = j.nextRun()
 	heap.Push(&s.h, j)
 	s.signal()
+}
+
+// runSoon adds extra runs of the jobs whose target match accepts, at each
+// delay from now; allow is asked once per run added (the probe budget).
+// It returns how many runs were added and how many the budget refused.
+func (s *scheduler) runSoon(match func(*probeTarget) bool, delays []time.Duration, allow func() bool) (added, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, j := range s.jobs {
+		if !match(j.target) {
+			continue
+		}
+		for _, d := range delays {
+			if !allow() {
+				refused++
+				continue
+			}
+			if j.addExtra(now.Add(d)) {
+				added++
+			}
+		}
+		if j.index >= 0 { // queued, not running: move it up
+			j.next = j.nextRun()
+			heap.Fix(&s.h, j.index)
+		}
+	}
+	if added > 0 {
+		s.signal()
+	}
+	return added, refused
 }

@@ -56,6 +56,7 @@ extensions:
     endpoint: 127.0.0.1:%d
   bearertokenauth:
     token: e2e-token
+  certpulse_trigger:
 receivers:
   certlifecycle:
     endpoint: 127.0.0.1:%d
@@ -63,6 +64,20 @@ receivers:
       authenticator: bearertokenauth
     hmac:
       secret: e2e-hmac-secret-0123456789
+    trigger: certpulse_trigger
+  # Probes only when a lifecycle event says so (its interval is a day).
+  tlsprobe/triggered:
+    collection_interval: 24h
+    vantage: e2e-triggered
+    allow_private_fetch_networks: [127.0.0.0/8]
+    trigger: certpulse_trigger
+    on_change:
+      backoff: [1s]
+    targets:
+      - endpoint: TRIGGERED_ENDPOINT
+        server_name: TRIGGERED_NAME
+        service: lab-healthy
+        ca_file: REMEDIATION_ROOTS
   tlsprobe:
     collection_interval: 5s
     timeout: 2s
@@ -107,13 +122,13 @@ exporters:
         Authorization: Bearer e2e-token
       hmac_secret: e2e-hmac-secret-0123456789
 service:
-  extensions: [health_check, bearertokenauth]
+  extensions: [health_check, bearertokenauth, certpulse_trigger]
   telemetry:
     metrics:
       level: none
   pipelines:
     logs:
-      receivers: [tlsprobe, certlifecycle]
+      receivers: [tlsprobe, tlsprobe/triggered, certlifecycle]
       processors: [tlscorrelator]
       exporters: [file/logs, remediation]
     metrics:
@@ -155,7 +170,8 @@ func TestDistributionAgainstLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = strings.NewReplacer("NODE_PKI", filepath.Join(node.Dir, "*"), "REMEDIATION_ROOTS", files.Roots, "REMEDIATION_HOOK", hook.URL, "REMEDIATION_AUDIT_PORT", fmt.Sprint(lcPort)).Replace(cfg)
+	healthyEP, _ := lab.Endpoint("healthy")
+	cfg = strings.NewReplacer("TRIGGERED_ENDPOINT", healthyEP.Address, "TRIGGERED_NAME", healthyEP.ServerName, "NODE_PKI", filepath.Join(node.Dir, "*"), "REMEDIATION_ROOTS", files.Roots, "REMEDIATION_HOOK", hook.URL, "REMEDIATION_AUDIT_PORT", fmt.Sprint(lcPort)).Replace(cfg)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +255,27 @@ func TestDistributionAgainstLab(t *testing.T) {
 	// A lifecycle event through the ready-made sender (bearer token + HMAC).
 	send := exec.Command("sh", "-c", `printf '%s' '{"type":"deployed","id":"e2e-1","service":"lab-healthy","endpoints":["healthy.lab.certpulse.test:443"],"job_id":"deploy-7"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
 	send.Env = append(os.Environ(), fmt.Sprintf("CERTPULSE_URL=http://127.0.0.1:%d/v1/lifecycle", lcPort), "CERTPULSE_TOKEN=e2e-token", "CERTPULSE_HMAC_SECRET=e2e-hmac-secret-0123456789")
+	deploySent := time.Now()
 	if out, err := send.CombinedOutput(); err != nil {
 		t.Fatalf("certpulse-send: %v: %s", err, out)
+	}
+	// The deploy event makes tlsprobe/triggered (interval a day) probe the
+	// service at once: event-driven probing through certpulse_trigger.
+	triggered := func() int {
+		n := 0
+		for _, r := range logtest.Named(logtest.ReadFile(logsPath), attrs.EventProbeResult) {
+			if v, _ := r.Resource.Attributes().Get(attrs.Vantage); v.Str() == "e2e-triggered" {
+				n++
+			}
+		}
+		return n
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && triggered() == 0; time.Sleep(50 * time.Millisecond) {
+	}
+	if triggered() == 0 {
+		t.Errorf("no triggered probe after the deploy event")
+	} else {
+		t.Logf("deploy event to triggered probe result on disk: %s", time.Since(deploySent).Round(time.Millisecond))
 	}
 	unauth := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--data", `{"type":"deployed","service":"x"}`, fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", lcPort))
 	if out, _ := unauth.Output(); string(out) != "401" {
