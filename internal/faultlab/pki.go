@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -117,4 +118,18 @@ func KeyPEM(k crypto.Signer) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// IssueLeaf issues a leaf for names under the lab intermediate, valid
+// notBefore..notAfter, with the lab's CRL and AIA URLs and its OCSP
+// responder (or, with stallOCSP, the responder's tarpit), known to the
+// responder as good. Testbeds build their own servers from it.
+func (l *Lab) IssueLeaf(names []string, notBefore, notAfter time.Time, stallOCSP bool) (*CA, error) {
+	base := strings.TrimSuffix(l.OCSPURL, "/ocsp")
+	s := l.leafSpec("x", base)
+	s.cn, s.dns, s.notBefore, s.notAfter = names[0], names, notBefore, notAfter
+	if stallOCSP {
+		s.ocsp = []string{base + "/ocsp-tarpit"}
+	}
+	return l.leaf(s)
 }
