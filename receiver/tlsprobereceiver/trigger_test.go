@@ -217,3 +217,29 @@ func TestFloodBoundedByBudget(t *testing.T) {
 	assert.LessOrEqual(t, added, 200+20, "burst plus one second of rate")
 	assert.Greater(t, refused, 90_000, "the rest is refused, counted")
 }
+
+// BenchmarkTriggerFlood: the cost of one lifecycle event against 1,000
+// targets of its service under a flood of 1,000 events a second, and the
+// runs the budget lets through (runs/s of event time).
+func BenchmarkTriggerFlood(b *testing.B) {
+	now := time.Unix(1_700_000_000, 0)
+	s := newScheduler(1, func(context.Context, *job, *probeTarget) {})
+	s.now = func() time.Time { return now }
+	var ts []*probeTarget
+	for i := 0; i < 1000; i++ {
+		c := TargetConfig{Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(1000+i)), Service: "pay"}
+		ts = append(ts, &probeTarget{meta: newTargetMeta(c), interval: time.Hour})
+	}
+	s.set(ts)
+	bud := newBudget(20, 200, func() time.Time { return now })
+	match := func(t *probeTarget) bool { return t.meta.service == "pay" }
+	delays := []time.Duration{0, 5 * time.Second, 15 * time.Second, 30 * time.Second}
+	added := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		now = now.Add(time.Millisecond) // 1,000 events per second
+		a, _ := s.runSoon(match, delays, bud.allow)
+		added += a
+	}
+	b.ReportMetric(float64(added)/(float64(b.N)/1000), "runs/s")
+}
