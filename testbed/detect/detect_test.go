@@ -218,6 +218,10 @@ func TestDetect(t *testing.T) {
 	}))
 	defer hook.Close()
 	amHooks := map[string]*firsts{"typical": newFirsts(), "aggressive": newFirsts()}
+	// Prometheus's "incident record": the alert firing in Prometheus (before
+	// Alertmanager groups and sends it), polled from its API.
+	promFiring := map[string]*firsts{"typical": newFirsts(), "aggressive": newFirsts()}
+	promPorts := map[string]int{}
 	amServer := func(f *firsts) *httptest.Server {
 		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var b struct {
@@ -314,6 +318,7 @@ service:
 		am := amServer(amHooks[name])
 		defer am.Close()
 		amPort, promPort := freePort(t), freePort(t)
+		promPorts[name] = promPort
 		write(t, filepath.Join(d, "alertmanager.yml"), fmt.Sprintf(`route:
   receiver: hook
   group_by: [instance]
@@ -379,7 +384,31 @@ scrape_configs:
 	// Wait for detection: certpulse incidents from the log file; until the
 	// typical pipeline has caught up or four minutes after the last fault.
 	deadline := start.Add(spread + 4*time.Minute)
+	pollProm := func() {
+		for name, port := range promPorts {
+			res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/alerts", port))
+			if err != nil {
+				continue
+			}
+			var b struct {
+				Data struct {
+					Alerts []struct {
+						State  string
+						Labels map[string]string
+					}
+				}
+			}
+			_ = json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&b)
+			res.Body.Close()
+			for _, a := range b.Data.Alerts {
+				if a.State == "firing" {
+					promFiring[name].see(a.Labels["instance"], time.Now())
+				}
+			}
+		}
+	}
 	for time.Now().Before(deadline) {
+		pollProm()
 		for _, r := range logtest.Named(logtest.ReadFile(logs), attrs.EventIncident) {
 			if v, _ := r.Resource.Attributes().Get(attrs.ServiceName); v.Str() != "" && r.Attr(attrs.IncidentState) != attrs.StateResolved {
 				cpIncident.see(v.Str(), time.Now())
@@ -415,7 +444,9 @@ scrape_configs:
 		}
 		add("certpulse: fault -> incident record", cpIncident, tg.service)
 		add("certpulse: fault -> webhook", cpHook, tg.service)
+		add("Prometheus typical: fault -> alert firing", promFiring["typical"], tg.addr)
 		add("Prometheus typical: fault -> webhook", amHooks["typical"], tg.addr)
+		add("Prometheus aggressive: fault -> alert firing", promFiring["aggressive"], tg.addr)
 		add("Prometheus aggressive: fault -> webhook", amHooks["aggressive"], tg.addr)
 	}
 	var out strings.Builder
