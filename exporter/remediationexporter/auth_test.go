@@ -2,6 +2,7 @@ package remediationexporter
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,15 +24,8 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 )
 
-type extHost struct {
-	component.Host
-	ext map[component.ID]component.Component
-}
-
-func (h extHost) GetExtensions() map[component.ID]component.Component { return h.ext }
-
 type bearer struct {
-	host  extHost
+	host  hosttest.Host
 	value string
 }
 
@@ -60,7 +54,7 @@ func withBearer(t *testing.T, cfg *Config) bearer {
 	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
 	a := cfg.Approval.Get()
 	a.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: id}})
-	return bearer{host: extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}, value: "operator-token"}
+	return bearer{host: hosttest.With(map[component.ID]component.Component{id: ext}), value: "operator-token"}
 }
 
 // TestApprovalRefusesCrossOriginPosts: a page on another origin cannot make

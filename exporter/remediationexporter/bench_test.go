@@ -3,6 +3,7 @@ package remediationexporter
 import (
 	"context"
 	"fmt"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -51,7 +52,7 @@ func BenchmarkIncidentToWebhook(b *testing.B) {
 				defer func() { _ = ext.Shutdown(context.Background()) }()
 				id := component.MustNewID("file_storage")
 				cfg.Storage = &id
-				host = extHost{Host: host, ext: map[component.ID]component.Component{id: ext}}
+				host = hosttest.Host{Host: host, Ext: map[component.ID]component.Component{id: ext}}
 			}
 			exp, err := NewFactory().CreateLogs(context.Background(), exportertestSettings(), cfg)
 			if err != nil {

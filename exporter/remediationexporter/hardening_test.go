@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -152,7 +153,7 @@ func TestPersistBeforeActFailsClosed(t *testing.T) {
 	audit := auditSink(t, cfg)
 	sid := component.MustNewID("file_storage")
 	cfg.Storage = &sid
-	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{sid: brokenStorage{}}}
+	host := hosttest.With(map[component.ID]component.Component{sid: brokenStorage{}})
 	e := startExporter(t, cfg, host)
 	e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
 	assert.Empty(t, hook.calls(), "nothing runs without its state persisted")

@@ -2,6 +2,7 @@ package remediationexporter
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"io"
 	"net/http"
 	"strconv"
@@ -35,7 +36,7 @@ func withBasicAuth(t *testing.T, cfg *Config) component.Host {
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
 	cfg.Approval.Get().Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: id}})
-	return extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}
+	return hosttest.With(map[component.ID]component.Component{id: ext})
 }
 
 // browser starts headless Chromium (Debian's chromium) through chromedp.

@@ -2,6 +2,7 @@ package remediationexporter
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"net/http"
 	"testing"
 	"time"
@@ -33,12 +34,12 @@ func startCollector(t *testing.T, cfg *Config, dir string, withAuth bool) (*coll
 	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), scfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
-	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{sid: ext}}
+	host := hosttest.With(map[component.ID]component.Component{sid: ext})
 	var tok bearer
 	if withAuth {
 		tok = withBearer(t, cfg)
-		for id, x := range tok.host.ext {
-			host.ext[id] = x
+		for id, x := range tok.host.Ext {
+			host.Ext[id] = x
 		}
 		tok.host = host
 	}

@@ -3,6 +3,7 @@ package tlscorrelator
 import (
 	"context"
 	"errors"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,7 +152,7 @@ func TestPersistFailureFailsBatch(t *testing.T) {
 	fail := &atomic.Bool{}
 	fail.Store(true)
 	id := component.MustNewID("file_storage")
-	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: &failingStorage{fail: fail}}}
+	host := hosttest.With(map[component.ID]component.Component{id: &failingStorage{fail: fail}})
 	cfg := createDefaultConfig()
 	cfg.Storage = &id
 	next := &flakyConsumer{}
@@ -180,7 +181,7 @@ func TestExpiredIncidentResolves(t *testing.T) {
 	next := &flakyConsumer{}
 	id := component.MustNewID("file_storage")
 	mem := &failingStorage{fail: &atomic.Bool{}}
-	host := storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: mem}}
+	host := hosttest.With(map[component.ID]component.Component{id: mem})
 	cfg.Storage = &id
 	p, err := NewFactory().CreateLogs(context.Background(), metadatatest.NewSettings(tt), cfg, next)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package tlscorrelator
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"testing"
 	"time"
 
@@ -15,13 +16,6 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 )
 
-type storageHost struct {
-	component.Host
-	ext map[component.ID]component.Component
-}
-
-func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.ext }
-
 // fileStorage starts a real file_storage extension on dir.
 func fileStorage(t *testing.T, dir string) (component.ID, component.Host) {
 	f := filestorage.NewFactory()
@@ -32,7 +26,7 @@ func fileStorage(t *testing.T, dir string) (component.ID, component.Host) {
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
-	return id, storageHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}
+	return id, hosttest.With(map[component.ID]component.Component{id: ext})
 }
 
 // TestRestartMidIncident: the collector restarts while an incident is open;

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"io"
 	"math/big"
 	"net/http"
@@ -25,7 +26,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
@@ -44,13 +44,6 @@ import (
 
 const testSecret = "0123456789abcdef-test-secret"
 
-type extHost struct {
-	component.Host
-	ext map[component.ID]component.Component
-}
-
-func (h extHost) GetExtensions() map[component.ID]component.Component { return h.ext }
-
 func testConfig() *Config {
 	cfg := createDefaultConfig()
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
@@ -62,7 +55,7 @@ func testConfig() *Config {
 func start(t testing.TB, cfg *Config, next consumer.Logs, token string) *lifecycleReceiver {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{}}
+	host := hosttest.With(map[component.ID]component.Component{})
 	if token != "" {
 		f := bearertokenauthextension.NewFactory()
 		ecfg := f.CreateDefaultConfig().(*bearertokenauthextension.Config)
@@ -72,7 +65,7 @@ func start(t testing.TB, cfg *Config, next consumer.Logs, token string) *lifecyc
 		require.NoError(t, err)
 		require.NoError(t, ext.Start(context.Background(), host))
 		t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
-		host.ext[id] = ext
+		host.Ext[id] = ext
 		cfg.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: id}})
 	}
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)

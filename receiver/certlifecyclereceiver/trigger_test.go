@@ -2,6 +2,7 @@ package certlifecyclereceiver
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"net/http"
 	"sync"
 	"testing"
@@ -9,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -34,7 +34,7 @@ func TestDeployFiresTrigger(t *testing.T) {
 
 	cfg := testConfig()
 	cfg.Trigger = &id
-	host := extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}
+	host := hosttest.With(map[component.ID]component.Component{id: ext})
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), new(consumertest.LogsSink))
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), host))

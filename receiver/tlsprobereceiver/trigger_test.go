@@ -2,6 +2,7 @@ package tlsprobereceiver
 
 import (
 	"context"
+	"github.com/certpulse/certpulse/internal/hosttest"
 	"io"
 	"net"
 	"strconv"
@@ -24,13 +25,6 @@ import (
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 
-type extHost struct {
-	component.Host
-	ext map[component.ID]component.Component
-}
-
-func (h extHost) GetExtensions() map[component.ID]component.Component { return h.ext }
-
 // triggerHost runs a real certpulse_trigger extension and returns its hub.
 func triggerHost(t *testing.T) (component.Host, *trigger.Hub, component.ID) {
 	f := triggerextension.NewFactory()
@@ -38,7 +32,7 @@ func triggerHost(t *testing.T) (component.Host, *trigger.Hub, component.ID) {
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	id := component.NewID(f.Type())
-	return extHost{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{id: ext}}, ext.(trigger.Provider).Hub(), id
+	return hosttest.With(map[component.ID]component.Component{id: ext}), ext.(trigger.Provider).Hub(), id
 }
 
 func startWithHost(t *testing.T, cfg *Config, host component.Host) *consumertest.LogsSink {
@@ -72,17 +66,7 @@ func TestTriggerProbesAtOnce(t *testing.T) {
 		{Endpoint: other.Address, ServerName: other.ServerName, Service: "blog", CAFile: f.files.Roots},
 	}
 	logs := startWithHost(t, cfg, host)
-	count := func(server string) int {
-		n := 0
-		for _, ld := range logs.AllLogs() {
-			for _, r := range logtest.Named(logtest.Records(ld), attrs.EventProbeResult) {
-				if r.Attr(attrs.ServerAddress) == server {
-					n++
-				}
-			}
-		}
-		return n
-	}
+	count := func(server string) int { return probeCount(logs, server) }
 	before := count(healthy.ServerName)
 	fired := time.Now()
 	require.Equal(t, 1, hub.Fire(trigger.Event{Type: "deployed", Service: "pay"}))
