@@ -19,7 +19,7 @@ VERSION := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
 IMAGE   ?= otelcol-certpulse:$(VERSION)
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy image testbed-detect fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -63,6 +63,10 @@ image: $(DIST)
 # receiver_creator + host_observer discovering the lab.
 deploy: build image
 	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) CERTPULSE_IMAGE=$(IMAGE) $(GO) test -count=1 -v -timeout 10m ./testbed/deploy/
+
+# The Grafana dashboards (JSON) from internal/dashboards.
+dashboards:
+	$(GO) run ./cmd/certpulse-dashboards -out distributions/grafana/dashboards
 
 # Time to detect and act, certpulse beside blackbox_exporter + Prometheus +
 # Alertmanager (Debian packages), about 8 minutes; not part of make test.
