@@ -13,6 +13,12 @@ declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
+# The LogQL grammar (@grafana/lezer-logql, pinned in tools/logql) for the
+# dashboards' LogQL check, from the npm registry.
+top=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null && [ ! -d "$top/tools/logql/node_modules/@grafana/lezer-logql" ]; then
+  npm ci --prefix "$top/tools/logql" --silent --no-audit --no-fund
+fi
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 sudo=""

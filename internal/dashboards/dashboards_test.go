@@ -127,3 +127,44 @@ func TestPromQLParses(t *testing.T) {
 	}
 	t.Logf("%d PromQL expressions parse", n)
 }
+
+// TestLogQLParses: every LogQL expression (Loki panels and the lifecycle
+// annotation), with Grafana's variables substituted, parses with
+// @grafana/lezer-logql, the grammar Grafana's own editor uses (Apache-2.0),
+// run with node from tools/logql (scripts/install-test-deps.sh installs it).
+func TestLogQLParses(t *testing.T) {
+	tool := "../../tools/logql"
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat(filepath.Join(tool, "node_modules", "@grafana", "lezer-logql")); err != nil || serr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node and tools/logql/node_modules are required (npm ci --prefix tools/logql)")
+		}
+		t.Skip("run `npm ci --prefix tools/logql` to check LogQL")
+	}
+	subst := strings.NewReplacer("$__auto", "5m", "$__interval", "1m", "$environment", ".*", "$service", ".*", "$endpoint", "api.example.com")
+	var exprs []string
+	for _, d := range All() {
+		for _, a := range d.Annotations.List {
+			if a.Expr != "" {
+				exprs = append(exprs, subst.Replace(a.Expr))
+			}
+		}
+		for _, p := range d.Panels {
+			if p.Datasource.UID != "${loki}" {
+				continue
+			}
+			for _, tg := range p.Targets {
+				exprs = append(exprs, subst.Replace(tg.Expr))
+			}
+		}
+	}
+	in, _ := json.Marshal(exprs)
+	cmd := exec.Command(node, "check.cjs")
+	cmd.Dir = tool
+	cmd.Stdin = strings.NewReader(string(in))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("LogQL of the dashboards does not parse: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
