@@ -3,9 +3,13 @@
 package rules
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const dir = "../../distributions/prometheus"
@@ -37,4 +41,50 @@ func TestRulesUnitTests(t *testing.T) {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestLokiRulesParse: the Loki ruler rules' LogQL parses with
+// @grafana/lezer-logql (tools/logql).
+func TestLokiRulesParse(t *testing.T) {
+	tool := "../../tools/logql"
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat(tool + "/node_modules/@grafana/lezer-logql"); err != nil || serr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node and tools/logql/node_modules are required")
+		}
+		t.Skip("run `npm ci --prefix tools/logql`")
+	}
+	data, err := os.ReadFile("../../distributions/loki/certpulse-rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Expr == "" || r.Alert == "" {
+				t.Errorf("rule without alert name or expr: %+v", r)
+			}
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	in, _ := json.Marshal(exprs)
+	cmd := exec.Command(node, "check.cjs")
+	cmd.Dir = tool
+	cmd.Stdin = strings.NewReader(string(in))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("Loki rules do not parse: %v\n%s", err, out)
+	} else {
+		t.Logf("%s", out)
+	}
 }
