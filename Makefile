@@ -17,9 +17,15 @@ FUZZTIME ?= 10s
 VERSION := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
 # The image `make image` builds; distributions/kubernetes references the same name and tag.
 IMAGE   ?= otelcol-certpulse:$(VERSION)
+# Apache-2.0 servers that speak Mimir's and Loki's protocols (`make backends`),
+# built from the module proxy and cached under .cache/bin by version.
+PROM3_VERSION  := v0.316.0
+VLOGS_VERSION  := v1.52.1
+PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
+VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -46,13 +52,25 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy fuzz
+test: unit e2e deploy backends fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
 
 e2e: build
 	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -run 'TestDistribution' ./testbed/e2e/
+
+# The built distribution with the shipped single-tier config against
+# Prometheus 3 (Mimir's stand-in) and VictoriaLogs (Loki's): names, labels,
+# dashboard queries with data, OTLP = remote write, every log record kind.
+$(PROM3):
+	GOBIN=$(dir $@) $(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/prometheus@$(PROM3_VERSION)
+
+$(VLOGS):
+	GOBIN=$(dir $@) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VLOGS_VERSION)
+
+backends: build $(PROM3) $(VLOGS)
+	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) VICTORIALOGS_BIN=$(VLOGS) $(GO) test -count=1 -v -timeout 10m ./testbed/backends/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)

@@ -1,0 +1,531 @@
+// Package backends runs the built distribution with the shipped single-tier
+// config against real servers that speak Mimir's and Loki's protocols:
+// Prometheus 3 (Mimir's stand-in: OTLP with Mimir's default naming, and
+// remote write) and VictoriaLogs (a real OTLP log sink). Grafana, Loki and
+// Mimir are AGPL and are not used. `make backends` builds both servers from
+// the module proxy, cached under .cache/bin by version.
+package backends
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certpulse/certpulse/internal/dashboards"
+	"github.com/certpulse/certpulse/internal/faultlab"
+)
+
+func need(t *testing.T, env string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		// `go test ./...` (make unit) skips; `make backends` sets it.
+		t.Skipf("%s not set: run `make backends`", env)
+	}
+	if _, err := os.Stat(v); err != nil {
+		t.Fatalf("%s=%s: %v", env, v, err)
+	}
+	return v
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs a server until the test ends and waits until ready answers 2xx.
+func start(t *testing.T, ctx context.Context, name, ready string, env []string, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s output (tail):\n%s", name, tail(out.String(), 3000))
+		}
+	})
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("%s exited: %v\n%s", name, err, tail(out.String(), 3000))
+		default:
+		}
+		if ready == "" {
+			return
+		}
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s not ready at %s within 60s\n%s", name, ready, tail(out.String(), 3000))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// prometheus3 starts Prometheus 3 with Mimir's default OTLP naming (no unit
+// or type suffixes, no resource attribute promoted) and the remote-write
+// receiver, and returns its base URL.
+func prometheus3(t *testing.T, ctx context.Context, bin string) string {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	start(t, ctx, "prometheus", base+"/-/ready", nil, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+strings.TrimPrefix(base, "http://"), "--web.enable-otlp-receiver", "--web.enable-remote-write-receiver")
+	return base
+}
+
+type promResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Data   struct {
+		ResultType string            `json:"resultType"`
+		Result     []json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+func promQuery(base, expr string) (int, error) {
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r promResult
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	if r.Status != "success" {
+		return 0, fmt.Errorf("%s", r.Error)
+	}
+	if r.Data.ResultType == "scalar" {
+		return 1, nil
+	}
+	return len(r.Data.Result), nil
+}
+
+// promSeries returns, per metric name matching the regexp, the sorted label
+// names of its series (job and instance aside).
+func promSeries(t *testing.T, base, nameRe string) map[string][]string {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/series?match[]=" + url.QueryEscape(`{__name__=~"`+nameRe+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data []map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string]map[string]bool{}
+	for _, s := range r.Data {
+		name := s["__name__"]
+		var keys []string
+		for k := range s {
+			if k != "__name__" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		if sets[name] == nil {
+			sets[name] = map[string]bool{}
+		}
+		sets[name][strings.Join(keys, ",")] = true
+	}
+	out := map[string][]string{}
+	for name, s := range sets {
+		for k := range s {
+			out[name] = append(out[name], k)
+		}
+		sort.Strings(out[name])
+	}
+	return out
+}
+
+// shipped reads one exporter's block from a shipped config.
+func shipped(t *testing.T, file, exporter string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "distributions", "otelcol-certpulse", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Exporters map[string]map[string]any `yaml:"exporters"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	e, ok := cfg.Exporters[exporter]
+	if !ok {
+		t.Fatalf("%s has no exporter %s", file, exporter)
+	}
+	return e
+}
+
+// TestDeliveryToBackends: the shipped single-tier config, with its URLs
+// pointed at Prometheus 3 and VictoriaLogs (and the lab's targets), lands
+// metrics with Mimir's names and labels (OTLP and the documented remote-write
+// alternative alike), answers every dashboard query with data where the lab
+// guarantees some, and delivers every record kind to the log store.
+func TestDeliveryToBackends(t *testing.T) {
+	bin := need(t, "CERTPULSE_BIN")
+	prom := need(t, "PROMETHEUS3_BIN")
+	vlogs := need(t, "VICTORIALOGS_BIN")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	otlpProm := prometheus3(t, ctx, prom)
+	prwProm := prometheus3(t, ctx, prom)
+	vlBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	start(t, ctx, "victoria-logs", vlBase+"/health", nil, vlogs, "-storageDataPath="+filepath.Join(t.TempDir(), "vl"),
+		"-httpListenAddr="+strings.TrimPrefix(vlBase, "http://"), "-loggerLevel=WARN")
+
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	dir := t.TempDir()
+	files, err := lab.WriteFiles(filepath.Join(dir, "lab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The overlay the collector merges over the shipped single-tier.yaml:
+	// URLs of the stand-in servers (whose paths differ from Mimir's and
+	// Loki's), the lab's targets at a short interval, loopback ports, and the
+	// shipped remote-write exporter from agent.yaml next to OTLP.
+	lcPort := freePort(t)
+	prw := shipped(t, "agent.yaml", "prometheusremotewrite/mimir")
+	prw["endpoint"] = prwProm + "/api/v1/write"
+	overlay := map[string]any{
+		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", freePort(t))}},
+		"receivers": map[string]any{
+			"tlsprobe": map[string]any{
+				"collection_interval":          "5s",
+				"timeout":                      "2s",
+				"allow_private_fetch_networks": []string{"127.0.0.0/8"},
+				"ocsp":                         map[string]any{"timeout": "500ms"},
+				"client_profiles":              map[string]any{faultlab.MTLSProfile: map[string]any{"cert_file": files.ClientCert, "key_file": files.ClientKey}},
+				"targets_file":                 files.TargetsFile,
+			},
+			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", lcPort)},
+		},
+		"exporters": map[string]any{
+			"otlphttp/mimir":              map[string]any{"endpoint": otlpProm + "/api/v1/otlp"},
+			"otlphttp/loki":               map[string]any{"endpoint": vlBase + "/insert/opentelemetry"},
+			"prometheusremotewrite/mimir": prw,
+		},
+		"service": map[string]any{
+			"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}},
+			"pipelines": map[string]any{"metrics": map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}}},
+		},
+	}
+	ov, err := yaml.Marshal(overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovPath := filepath.Join(dir, "overlay.yaml")
+	if err := os.WriteFile(ovPath, ov, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shippedCfg, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", "single-tier.yaml"))
+	start(t, ctx, "otelcol-certpulse", "", []string{"NODE_NAME=backends-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
+		"CERTPULSE_WEBHOOK_TOKEN=backends-token", "CERTPULSE_WEBHOOK_HMAC=backends-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
+		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}, bin, "--config", shippedCfg, "--config", ovPath)
+
+	// Wait for every endpoint's metrics and for the correlator's incidents.
+	want := len(lab.Endpoints)
+	var n int
+	for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		n, _ = promQuery(otlpProm, `count by (server_address) (tlsprobe_success)`)
+		m, _ := promQuery(prwProm, `count by (server_address) (tlsprobe_success)`)
+		if n >= want && m >= want {
+			break
+		}
+	}
+	if n < want {
+		t.Fatalf("tlsprobe_success for %d of %d endpoints within 90s", n, want)
+	}
+	// A lifecycle event through the shipped sender (bearer token + HMAC).
+	send := exec.CommandContext(ctx, "sh", "-c", `printf '%s' '{"type":"deployed","id":"backends-1","service":"lab-healthy","environment":"lab","job_id":"deploy-backends"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
+	send.Env = append(os.Environ(), fmt.Sprintf("CERTPULSE_URL=http://127.0.0.1:%d/v1/lifecycle", lcPort), "CERTPULSE_TOKEN=backends-token", "CERTPULSE_HMAC_SECRET=backends-hmac-0123456789")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("certpulse-send: %v: %s", err, out)
+	}
+	time.Sleep(12 * time.Second) // two more rounds: rates and incidents have data
+
+	checkSameSeries(t, otlpProm, prwProm)
+	checkDashboards(t, otlpProm)
+	checkRules(t, otlpProm)
+	checkSeriesCount(t, otlpProm)
+	checkLogs(t, vlBase)
+}
+
+// checkSameSeries: the OTLP path and the remote-write path give the same
+// series names, each with the same label names.
+func checkSameSeries(t *testing.T, otlpProm, prwProm string) {
+	a := promSeries(t, otlpProm, "tlsprobe_.*|target_info")
+	b := promSeries(t, prwProm, "tlsprobe_.*|target_info")
+	if len(a) == 0 {
+		t.Fatal("no tlsprobe series over OTLP")
+	}
+	for name, la := range a {
+		lb, ok := b[name]
+		if !ok {
+			t.Errorf("%s: over OTLP, missing over remote write", name)
+			continue
+		}
+		if strings.Join(la, " | ") != strings.Join(lb, " | ") {
+			t.Errorf("%s: label names differ\n  OTLP:         %v\n  remote write: %v", name, la, lb)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			t.Errorf("%s: over remote write, missing over OTLP", name)
+		}
+	}
+	if strings.HasSuffix(strings.Join(keys(a), " "), "_seconds") || a["tlsprobe_cert_time_left"] == nil {
+		t.Errorf("names are not Mimir's defaults (no unit suffixes): %v", keys(a))
+	}
+	for _, label := range []string{"service_name", "deployment_environment_name", "certpulse_owner", "certpulse_criticality", "certpulse_vantage", "server_address"} {
+		if !strings.Contains(strings.Join(a["tlsprobe_success"], ","), label) {
+			t.Errorf("tlsprobe_success has no %s label: %v", label, a["tlsprobe_success"])
+		}
+	}
+	for name, sets := range a {
+		for _, s := range sets {
+			for _, bad := range []string{"fingerprint", "subject", "serial", "san"} {
+				for _, l := range strings.Split(s, ",") {
+					if strings.Contains(l, bad) && name != "target_info" {
+						t.Errorf("%s has high-cardinality label %s", name, l)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d series names agree between OTLP and remote write", len(a))
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// mayBeEmpty lists dashboard queries the lab cannot fill: fed by sources the
+// single-tier lab run has none of.
+var mayBeEmpty = []string{
+	"absent", // probe absent: every lab target reports
+}
+
+// checkDashboards: every PromQL query of every dashboard panel and variable,
+// with Grafana's variables substituted, runs on Prometheus 3 and returns data.
+func checkDashboards(t *testing.T, base string) {
+	subst := strings.NewReplacer("$__auto", "5m", "$__interval", "1m", "$__rate_interval", "1m", "$__range", "1h", "$environment", ".*", "$service", ".*",
+		"$owner", ".*", "$region", ".*", "$vantage", ".*", "$profile", ".*", "$endpoint", "expired-leaf."+faultlab.Domain)
+	total, empty := 0, 0
+	for _, d := range dashboards.All() {
+		for _, p := range d.Panels {
+			if p.Datasource == nil || p.Datasource.UID != "${mimir}" {
+				continue
+			}
+			for _, tg := range p.Targets {
+				expr := subst.Replace(tg.Expr)
+				total++
+				n, err := promQuery(base, expr)
+				switch {
+				case err != nil:
+					t.Errorf("%s / %s: %v\n  %s", d.UID, p.Title, err, expr)
+				case n == 0 && !allowedEmpty(expr):
+					empty++
+					t.Errorf("%s / %s: no data\n  %s", d.UID, p.Title, expr)
+				}
+			}
+		}
+		for _, v := range d.Templating.List {
+			q, ok := v.Query.(string)
+			if v.Type != "query" || !ok {
+				continue
+			}
+			// label_values(<selector>, <label>)
+			inner := strings.TrimSuffix(strings.TrimPrefix(q, "label_values("), ")")
+			comma := strings.LastIndex(inner, ",")
+			if comma < 0 || inner == q {
+				t.Errorf("%s variable %s: %q is not label_values(selector, label)", d.UID, v.Name, q)
+				continue
+			}
+			metric, label := subst.Replace(strings.TrimSpace(inner[:comma])), strings.TrimSpace(inner[comma+1:])
+			if label == "cloud_region" {
+				continue // the lab's targets name no region
+			}
+			resp, err := http.Get(base + "/api/v1/label/" + label + "/values?match[]=" + url.QueryEscape(metric))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Data []string `json:"data"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if len(r.Data) == 0 {
+				t.Errorf("%s variable %s (%s): no values", d.UID, v.Name, q)
+			}
+		}
+	}
+	t.Logf("%d dashboard PromQL queries ran on Prometheus 3, %d empty", total, empty)
+}
+
+func allowedEmpty(expr string) bool {
+	for _, s := range mayBeEmpty {
+		if strings.Contains(expr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mustFire names the rules the lab guarantees data for: an expired leaf
+// (page tier), validation ratios, OCSP failures. The others need what one
+// lab run lacks (two vantages, a silent target) or read a recorded series
+// (the burn rate: promtool's unit tests evaluate it).
+var mustFire = map[string]bool{
+	"certpulse:validation_success:ratio_rate5m": true,
+	"certpulse:validation_success:ratio_rate1h": true,
+	"CertpulseCertificateExpiring/page":         true,
+	"CertpulseOCSPResponderFailing/alert":       true,
+}
+
+// checkRules: every expression of the shipped ruler rules runs on Prometheus
+// 3 against the lab's series, and the ones the lab guarantees return data.
+func checkRules(t *testing.T, base string) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "distributions", "prometheus", "certpulse-rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Record, Expr string
+				Labels              map[string]string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			name := r.Record
+			if r.Alert != "" {
+				name = r.Alert + "/" + r.Labels["severity"]
+			}
+			n, err := promQuery(base, r.Expr)
+			if err != nil {
+				t.Errorf("rule %s: %v", name, err)
+				continue
+			}
+			if n > 0 {
+				fired = append(fired, fmt.Sprintf("%s(%d)", name, n))
+			} else if mustFire[name] {
+				t.Errorf("rule %s: no data, the lab guarantees some", name)
+			}
+		}
+	}
+	t.Logf("rules with data on the lab: %v", fired)
+}
+
+// checkSeriesCount logs the series per target and client profile: the
+// numbers docs/performance.md reports.
+func checkSeriesCount(t *testing.T, base string) {
+	for _, ep := range []string{"healthy", "healthy-rsa-stapled", "expired-leaf"} {
+		addr := ep + "." + faultlab.Domain
+		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count by (certpulse_client_profile) ({__name__=~"tlsprobe_.*", server_address="`+addr+`"})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("series for %s by client profile: %s", addr, b)
+	}
+}
+
+// checkLogs: every record kind the single-tier pipeline sends is in the log
+// store, found by service and environment.
+func checkLogs(t *testing.T, base string) {
+	kinds := map[string]string{
+		"probe result": `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.probe.result" AND "certpulse.reason":"ok"`,
+		"lifecycle":    `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.lifecycle.deployed"`,
+		"incident":     `"service.name":"lab-expired-leaf" AND "deployment.environment.name":"lab" AND "certpulse.incident.state":"opened"`,
+	}
+	for kind, q := range kinds {
+		var body []byte
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+			resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {q}, "limit": {"1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(bytes.TrimSpace(body)) > 0 {
+				break
+			}
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			t.Errorf("%s: no record in VictoriaLogs for %s", kind, q)
+			continue
+		}
+		t.Logf("%s: %s", kind, tail(string(body), 600))
+	}
+}
