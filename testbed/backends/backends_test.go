@@ -489,15 +489,35 @@ func checkRules(t *testing.T, base string) {
 // checkSeriesCount logs the series per target and client profile: the
 // numbers docs/performance.md reports.
 func checkSeriesCount(t *testing.T, base string) {
-	for _, ep := range []string{"healthy", "healthy-rsa-stapled", "expired-leaf"} {
+	for _, ep := range []string{"healthy", "healthy-rsa-stapled", "healthy-mtls", "expired-leaf"} {
 		addr := ep + "." + faultlab.Domain
-		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count by (certpulse_client_profile) ({__name__=~"tlsprobe_.*", server_address="`+addr+`"})`))
+		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count by (__name__, certpulse_client_profile) ({__name__=~"tlsprobe_.*", server_address="`+addr+`"})`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		var r struct {
+			Data struct {
+				Result []struct {
+					Metric map[string]string `json:"metric"`
+					Value  []any             `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
 		resp.Body.Close()
-		t.Logf("series for %s by client profile: %s", addr, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		var parts []string
+		for _, s := range r.Data.Result {
+			var n int
+			fmt.Sscan(fmt.Sprint(s.Value[1]), &n)
+			total += n
+			parts = append(parts, fmt.Sprintf("%s{%s}=%d", s.Metric["__name__"], s.Metric["certpulse_client_profile"], n))
+		}
+		sort.Strings(parts)
+		t.Logf("series for %s: %d (%s)", ep, total, strings.Join(parts, " "))
 	}
 }
 
