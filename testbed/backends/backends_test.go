@@ -265,7 +265,10 @@ func TestDeliveryToBackends(t *testing.T) {
 		},
 		"service": map[string]any{
 			"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}},
-			"pipelines": map[string]any{"metrics": map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}}},
+			"pipelines": map[string]any{
+				"metrics":           map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}},
+				"metrics/incidents": map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}},
+			},
 		},
 	}
 	ov, err := yaml.Marshal(overlay)
@@ -303,17 +306,35 @@ func TestDeliveryToBackends(t *testing.T) {
 	time.Sleep(12 * time.Second) // two more rounds: rates and incidents have data
 
 	checkSameSeries(t, otlpProm, prwProm)
+	checkIncidentMetrics(t, otlpProm)
 	checkDashboards(t, otlpProm)
 	checkRules(t, otlpProm)
 	checkSeriesCount(t, otlpProm)
 	checkLogs(t, vlBase)
 }
 
+// checkIncidentMetrics: the correlator's output reaches Mimir as metrics
+// through the pipeline (signaltometrics + deltatocumulative), with the
+// routing labels.
+func checkIncidentMetrics(t *testing.T, base string) {
+	for _, q := range []string{
+		`certpulse_incident_transitions{certpulse_incident_state="opened", certpulse_reason="expired_leaf", service_name="lab-expired-leaf", deployment_environment_name="lab", certpulse_owner="team-lab", certpulse_severity=~".+"}`,
+		// Opened incidents of four lab services at least (expired leaf,
+		// hostname mismatch, revoked, ...).
+		`count(count by (service_name) (certpulse_incident_transitions{certpulse_incident_state="opened"})) >= 4`,
+	} {
+		n, err := promQuery(base, q)
+		if err != nil || n == 0 {
+			t.Errorf("incident metrics: %q: %d series, %v", q, n, err)
+		}
+	}
+}
+
 // checkSameSeries: the OTLP path and the remote-write path give the same
 // series names, each with the same label names.
 func checkSameSeries(t *testing.T, otlpProm, prwProm string) {
-	a := promSeries(t, otlpProm, "tlsprobe_.*|target_info")
-	b := promSeries(t, prwProm, "tlsprobe_.*|target_info")
+	a := promSeries(t, otlpProm, "tlsprobe_.*|certpulse_.*|target_info")
+	b := promSeries(t, prwProm, "tlsprobe_.*|certpulse_.*|target_info")
 	if len(a) == 0 {
 		t.Fatal("no tlsprobe series over OTLP")
 	}
