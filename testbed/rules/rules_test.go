@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/certpulse/certpulse/internal/dashboards"
 )
 
 const dir = "../../distributions/prometheus"
@@ -46,14 +48,6 @@ func TestRulesUnitTests(t *testing.T) {
 // TestLokiRulesParse: the Loki ruler rules' LogQL parses with
 // @grafana/lezer-logql (tools/logql).
 func TestLokiRulesParse(t *testing.T) {
-	tool := "../../tools/logql"
-	node, err := exec.LookPath("node")
-	if _, serr := os.Stat(tool + "/node_modules/@grafana/lezer-logql"); err != nil || serr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node and tools/logql/node_modules are required")
-		}
-		t.Skip("run `npm ci --prefix tools/logql`")
-	}
 	data, err := os.ReadFile("../../distributions/loki/certpulse-rules.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +69,19 @@ func TestLokiRulesParse(t *testing.T) {
 			if r.Expr == "" || r.Alert == "" {
 				t.Errorf("rule without alert name or expr: %+v", r)
 			}
+			if err := dashboards.CheckStreamSelectors(r.Expr); err != nil {
+				t.Errorf("Loki rule %s: %v", r.Alert, err)
+			}
 			exprs = append(exprs, r.Expr)
 		}
+	}
+	tool := "../../tools/logql"
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat(tool + "/node_modules/@grafana/lezer-logql"); err != nil || serr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node and tools/logql/node_modules are required")
+		}
+		t.Skip("run `npm ci --prefix tools/logql`")
 	}
 	in, _ := json.Marshal(exprs)
 	cmd := exec.Command(node, "check.cjs")
