@@ -52,12 +52,20 @@ type tlsProbeReceiver struct {
 	profiles  *profileSet
 	sched     *scheduler
 
-	startOnce    sync.Once
-	startErr     error
-	shutdownOnce sync.Once
-	cancel       context.CancelFunc
-	wait         []func()
-	onShutdown   func()
+	startOnce sync.Once
+	startErr  error
+	// created counts the pipelines (logs, metrics) the instance serves,
+	// started their Start calls: probing begins only when every pipeline
+	// has started, so no record reaches an exporter that is not started
+	// yet (the collector starts the two pipelines' receiver nodes
+	// separately, in no fixed order against the other pipeline's
+	// exporters).
+	created, started int
+	launch           func()
+	shutdownOnce     sync.Once
+	cancel           context.CancelFunc
+	wait             []func()
+	onShutdown       func()
 
 	budget *budget
 	unsub  func()
@@ -91,20 +99,47 @@ func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) 
 func (r *tlsProbeReceiver) setLogs(c consumer.Logs) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.logs == nil {
+		r.created++
+	}
 	r.logs = c
 }
 
 func (r *tlsProbeReceiver) setMetrics(c consumer.Metrics) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.metrics == nil {
+		r.created++
+	}
 	r.metrics = c
 }
 
-// Start loads profiles and targets and starts probing. Start is called once
-// per pipeline; only the first call does the work.
+// Start loads profiles and targets (the first call, so that a bad config
+// fails the first pipeline's start) and starts probing once every pipeline
+// the instance serves has called Start.
 func (r *tlsProbeReceiver) Start(_ context.Context, host component.Host) error {
 	r.startOnce.Do(func() { r.startErr = r.start(host) })
-	return r.startErr
+	if r.startErr != nil {
+		return r.startErr
+	}
+	if launch := r.readyToLaunch(); launch != nil {
+		launch()
+	}
+	return nil
+}
+
+// readyToLaunch counts a Start call and returns the launch function when it
+// was the last pipeline's (only once).
+func (r *tlsProbeReceiver) readyToLaunch() func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started++
+	if r.started < r.created || r.launch == nil {
+		return nil
+	}
+	l := r.launch
+	r.launch = nil
+	return l
 }
 
 func (r *tlsProbeReceiver) start(host component.Host) error {
@@ -130,32 +165,36 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	r.sched.set(dedupTargets(targets, r.logger))
 	r.budget = newBudget(r.cfg.ExtraProbes.PerSecond, r.cfg.ExtraProbes.Burst, time.Now)
+	var hub *trigger.Hub
 	if r.cfg.Trigger != nil {
-		hub, err := trigger.Find(host.GetExtensions(), *r.cfg.Trigger)
-		if err != nil {
+		if hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
 			return fmt.Errorf("tlsprobe: %w", err)
 		}
-		r.unsub = hub.Subscribe(r.onTrigger)
 	}
-	r.wait = append(r.wait, r.sched.start(ctx))
-	if entries := r.cfg.fileEntries(); len(entries) > 0 {
-		fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fw.run(ctx)
-		}()
-		r.wait = append(r.wait, wg.Wait)
-	}
-	if r.cfg.TargetsFile != "" {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.watchFile(ctx, inlineTargets(targets))
-		}()
-		r.wait = append(r.wait, wg.Wait)
+	r.launch = func() {
+		if hub != nil {
+			r.unsub = hub.Subscribe(r.onTrigger)
+		}
+		r.wait = append(r.wait, r.sched.start(ctx))
+		if entries := r.cfg.fileEntries(); len(entries) > 0 {
+			fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fw.run(ctx)
+			}()
+			r.wait = append(r.wait, wg.Wait)
+		}
+		if r.cfg.TargetsFile != "" {
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.watchFile(ctx, inlineTargets(targets))
+			}()
+			r.wait = append(r.wait, wg.Wait)
+		}
 	}
 	r.logger.Info("tlsprobe started", zap.Int("targets", r.sched.size()), zap.Int("file_targets", len(r.cfg.Files)), zap.String("vantage", r.vantage), zap.Duration("collection_interval", r.cfg.CollectionInterval))
 	return nil
