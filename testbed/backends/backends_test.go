@@ -262,10 +262,29 @@ func TestDeliveryToBackends(t *testing.T) {
 			"otlphttp/mimir":              map[string]any{"endpoint": otlpProm + "/api/v1/otlp"},
 			"otlphttp/loki":               map[string]any{"endpoint": vlBase + "/insert/opentelemetry"},
 			"prometheusremotewrite/mimir": prw,
+			// Not in single-tier.yaml: the remediation exporter in dry run,
+			// so that its audit records (and the decisions counter) exist.
+			"remediation": map[string]any{
+				"dry_run": true,
+				"verify": map[string]any{
+					"allow_private_fetch_networks": []string{"127.0.0.0/8"},
+					"tls":                          map[string]any{"ca_file": files.Roots},
+				},
+				"policies": []any{map[string]any{
+					"name": "reload-expired", "reasons": []string{"expired_leaf"},
+					"actions": []any{map[string]any{"name": "reload", "type": "webhook", "operation": "reload", "url": "http://127.0.0.1:9/never-called", "hmac_secret": "backends-action-0123456789"}},
+				}},
+				"audit": map[string]any{
+					"endpoint":    fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", lcPort),
+					"headers":     map[string]any{"Authorization": "Bearer backends-token"},
+					"hmac_secret": "backends-hmac-0123456789",
+				},
+			},
 		},
 		"service": map[string]any{
 			"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}},
 			"pipelines": map[string]any{
+				"logs":              map[string]any{"exporters": []string{"otlphttp/loki", "signaltometrics/incidents", "remediation"}},
 				"metrics":           map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}},
 				"metrics/incidents": map[string]any{"exporters": []string{"otlphttp/mimir", "prometheusremotewrite/mimir"}},
 			},
@@ -322,6 +341,8 @@ func checkIncidentMetrics(t *testing.T, base string) {
 		// Opened incidents of four lab services at least (expired leaf,
 		// hostname mismatch, revoked, ...).
 		`count(count by (service_name) (certpulse_incident_transitions{certpulse_incident_state="opened"})) >= 4`,
+		// The remediation exporter's decisions for the expired leaf (dry run).
+		`certpulse_remediation_decisions{service_name="lab-expired-leaf", certpulse_lifecycle_pipeline_stage=~"verified|dry_run"}`,
 	} {
 		n, err := promQuery(base, q)
 		if err != nil || n == 0 {
@@ -546,9 +567,10 @@ func checkSeriesCount(t *testing.T, base string) {
 // store, found by service and environment.
 func checkLogs(t *testing.T, base string) {
 	kinds := map[string]string{
-		"probe result": `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.probe.result" AND "certpulse.reason":"ok"`,
-		"lifecycle":    `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.lifecycle.deployed"`,
-		"incident":     `"service.name":"lab-expired-leaf" AND "deployment.environment.name":"lab" AND "certpulse.incident.state":"opened"`,
+		"probe result":      `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.probe.result" AND "certpulse.reason":"ok"`,
+		"remediation audit": `"service.name":"lab-expired-leaf" AND "deployment.environment.name":"lab" AND event_name:"certpulse.lifecycle.remediation"`,
+		"lifecycle":         `"service.name":"lab-healthy" AND "deployment.environment.name":"lab" AND event_name:"certpulse.lifecycle.deployed"`,
+		"incident":          `"service.name":"lab-expired-leaf" AND "deployment.environment.name":"lab" AND "certpulse.incident.state":"opened"`,
 	}
 	for kind, q := range kinds {
 		var body []byte
