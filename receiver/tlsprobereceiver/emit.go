@@ -32,16 +32,7 @@ func newEmitter(mb *metadata.MetricsBuilder, vantage string) *emitter {
 func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result, unconfirmed map[string]bool) plog.Logs {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
-	ra := rl.Resource().Attributes()
-	ra.PutStr(attrs.ServiceName, t.meta.service)
-	if t.meta.cfg.Environment != "" {
-		ra.PutStr(attrs.DeploymentEnv, t.meta.cfg.Environment)
-	}
-	if t.meta.cfg.Owner != "" {
-		ra.PutStr(attrs.Owner, t.meta.cfg.Owner)
-	}
-	ra.PutStr(attrs.Criticality, t.meta.criticality)
-	ra.PutStr(attrs.Vantage, e.vantage)
+	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).putAttrs(rl.Resource().Attributes())
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(metadata.ScopeName)
 	observed := pcommon.NewTimestampFromTime(time.Now())
@@ -61,15 +52,7 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 	lr.SetEventName(attrs.EventProbeResult)
 	primary := r.Primary()
 	info, _ := attrs.Info(primary)
-	switch {
-	case primary == attrs.ReasonOK:
-		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-	case info.Failing:
-		lr.SetSeverityNumber(plog.SeverityNumberError)
-	default:
-		lr.SetSeverityNumber(plog.SeverityNumberWarn)
-	}
-	lr.SetSeverityText(lr.SeverityNumber().String())
+	setSeverity(lr, primary, info.Failing)
 	lr.Body().SetStr(message(t, r))
 
 	a := lr.Attributes()
@@ -100,15 +83,7 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 		a.PutBool(attrs.TLSResumed, r.Resumed)
 	}
 	if leaf := r.Leaf(); leaf != nil {
-		a.PutStr(attrs.TLSServerSubject, leaf.Subject.String())
-		a.PutStr(attrs.TLSServerIssuer, leaf.Issuer.String())
-		a.PutStr(attrs.TLSServerNotBefore, leaf.NotBefore.UTC().Format(time.RFC3339))
-		a.PutStr(attrs.TLSServerNotAfter, leaf.NotAfter.UTC().Format(time.RFC3339))
-		a.PutStr(attrs.TLSServerHash, tlsinspect.CertSHA256(leaf))
-		a.PutStr(attrs.ChainSHA256, tlsinspect.ChainSHA256(r.Chain))
-		a.PutInt(attrs.ChainLength, int64(len(r.Chain)))
-		a.PutStr(attrs.SPKISHA256, tlsinspect.SPKIPin(leaf))
-		a.PutStr(attrs.SANSHA256, tlsinspect.SANSHA256(leaf))
+		putCertAttrs(a, r.Chain)
 		sans := a.PutEmptySlice(attrs.SANs)
 		for _, s := range tlsinspect.SANs(leaf) {
 			sans.AppendEmpty().SetStr(s)
@@ -222,16 +197,71 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 	rb := mb.NewResourceBuilder()
 	rb.SetServerAddress(t.meta.serverName)
 	rb.SetServerPort(t.meta.port)
-	rb.SetServiceName(t.meta.service)
-	if t.meta.cfg.Environment != "" {
-		rb.SetDeploymentEnvironmentName(t.meta.cfg.Environment)
-	}
-	if t.meta.cfg.Owner != "" {
-		rb.SetCertpulseOwner(t.meta.cfg.Owner)
-	}
-	setCriticality(rb, t.meta.criticality)
-	rb.SetCertpulseVantage(e.vantage)
+	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).setResource(rb)
 	return mb.Emit(metadata.WithResource(rb.Emit()))
+}
+
+// routingKeys are the resource attributes every record and series of a
+// target (or certificate file) carries.
+type routingKeys struct {
+	service, environment, owner, criticality, vantage string
+}
+
+func (e *emitter) routing(service, environment, owner, criticality string) routingKeys {
+	return routingKeys{service: service, environment: environment, owner: owner, criticality: criticality, vantage: e.vantage}
+}
+
+// putAttrs sets the keys on a log resource.
+func (k routingKeys) putAttrs(ra pcommon.Map) {
+	ra.PutStr(attrs.ServiceName, k.service)
+	if k.environment != "" {
+		ra.PutStr(attrs.DeploymentEnv, k.environment)
+	}
+	if k.owner != "" {
+		ra.PutStr(attrs.Owner, k.owner)
+	}
+	ra.PutStr(attrs.Criticality, k.criticality)
+	ra.PutStr(attrs.Vantage, k.vantage)
+}
+
+// setResource sets the keys on a metrics resource.
+func (k routingKeys) setResource(rb *metadata.ResourceBuilder) {
+	rb.SetServiceName(k.service)
+	if k.environment != "" {
+		rb.SetDeploymentEnvironmentName(k.environment)
+	}
+	if k.owner != "" {
+		rb.SetCertpulseOwner(k.owner)
+	}
+	setCriticality(rb, k.criticality)
+	rb.SetCertpulseVantage(k.vantage)
+}
+
+// putCertAttrs describes chain[0] and the chain it heads.
+func putCertAttrs(a pcommon.Map, chain []*x509.Certificate) {
+	c := chain[0]
+	a.PutStr(attrs.TLSServerSubject, c.Subject.String())
+	a.PutStr(attrs.TLSServerIssuer, c.Issuer.String())
+	a.PutStr(attrs.TLSServerNotBefore, c.NotBefore.UTC().Format(time.RFC3339))
+	a.PutStr(attrs.TLSServerNotAfter, c.NotAfter.UTC().Format(time.RFC3339))
+	a.PutStr(attrs.TLSServerHash, tlsinspect.CertSHA256(c))
+	a.PutStr(attrs.ChainSHA256, tlsinspect.ChainSHA256(chain))
+	a.PutInt(attrs.ChainLength, int64(len(chain)))
+	a.PutStr(attrs.SPKISHA256, tlsinspect.SPKIPin(c))
+	a.PutStr(attrs.SANSHA256, tlsinspect.SANSHA256(c))
+}
+
+// setSeverity: info when ok, error when failing, warn otherwise.
+func setSeverity(lr plog.LogRecord, primary attrs.Reason, failing bool) {
+	switch {
+	case primary == attrs.ReasonOK:
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	case failing:
+		lr.SetSeverityNumber(plog.SeverityNumberError)
+	default:
+		lr.SetSeverityNumber(plog.SeverityNumberWarn)
+	}
+	lr.SetSeverityText(lr.SeverityNumber().String())
 }
 
 func setCriticality(rb *metadata.ResourceBuilder, crit string) {

@@ -15,16 +15,16 @@ import (
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 
-// fileMeta resolves a file entry's routing keys and defaults.
-func fileMeta(e *fileEntry) (service, criticality string) {
-	service, criticality = e.cfg.Service, e.cfg.Criticality
+// fileRouting resolves a file entry's routing keys and defaults.
+func (e *emitter) fileRouting(fe *fileEntry) routingKeys {
+	service, criticality := fe.cfg.Service, fe.cfg.Criticality
 	if service == "" {
 		service = "node-certificates"
 	}
 	if criticality == "" {
 		criticality = attrs.CriticalityMedium
 	}
-	return service, criticality
+	return e.routing(service, fe.cfg.Environment, fe.cfg.Owner, criticality)
 }
 
 // fileLogs builds one resource per file with one record per certificate
@@ -35,18 +35,8 @@ func (e *emitter) fileLogs(results []fileResult) plog.Logs {
 	observed := pcommon.NewTimestampFromTime(time.Now())
 	for i := range results {
 		fr := &results[i]
-		service, crit := fileMeta(fr.entry)
 		rl := ld.ResourceLogs().AppendEmpty()
-		ra := rl.Resource().Attributes()
-		ra.PutStr(attrs.ServiceName, service)
-		if fr.entry.cfg.Environment != "" {
-			ra.PutStr(attrs.DeploymentEnv, fr.entry.cfg.Environment)
-		}
-		if fr.entry.cfg.Owner != "" {
-			ra.PutStr(attrs.Owner, fr.entry.cfg.Owner)
-		}
-		ra.PutStr(attrs.Criticality, crit)
-		ra.PutStr(attrs.Vantage, e.vantage)
+		e.fileRouting(fr.entry).putAttrs(rl.Resource().Attributes())
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(metadata.ScopeName)
 		if fr.err != nil {
@@ -81,15 +71,8 @@ func fillFileRecord(lr plog.LogRecord, fr *fileResult, g *fileGroup, observed pc
 		primary = findings[0].Reason
 	}
 	info, _ := attrs.Info(primary)
-	switch {
-	case primary == attrs.ReasonOK:
-		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-	case info.Failing, primary == attrs.ReasonFileError:
-		lr.SetSeverityNumber(plog.SeverityNumberError)
-	default:
-		lr.SetSeverityNumber(plog.SeverityNumberWarn)
-	}
-	lr.SetSeverityText(lr.SeverityNumber().String())
+	// An unreadable file is an error, though no client fails because of it.
+	setSeverity(lr, primary, info.Failing || primary == attrs.ReasonFileError)
 	a.PutStr(attrs.ReasonKey, string(primary))
 	reasons := a.PutEmptySlice(attrs.ReasonsKey)
 	for _, f := range findings {
@@ -107,16 +90,7 @@ func fillFileRecord(lr plog.LogRecord, fr *fileResult, g *fileGroup, observed pc
 	}
 	a.PutInt(attrs.CertPosition, int64(g.pos))
 	a.PutStr(attrs.CertRole, tlsinspect.StoredRole(g.certs[0]))
-	c := g.certs[0]
-	a.PutStr(attrs.TLSServerSubject, c.Subject.String())
-	a.PutStr(attrs.TLSServerIssuer, c.Issuer.String())
-	a.PutStr(attrs.TLSServerNotBefore, c.NotBefore.UTC().Format(time.RFC3339))
-	a.PutStr(attrs.TLSServerNotAfter, c.NotAfter.UTC().Format(time.RFC3339))
-	a.PutStr(attrs.TLSServerHash, tlsinspect.CertSHA256(c))
-	a.PutStr(attrs.ChainSHA256, tlsinspect.ChainSHA256(g.certs))
-	a.PutInt(attrs.ChainLength, int64(len(g.certs)))
-	a.PutStr(attrs.SPKISHA256, tlsinspect.SPKIPin(c))
-	a.PutStr(attrs.SANSHA256, tlsinspect.SANSHA256(c))
+	putCertAttrs(a, g.certs)
 }
 
 // fileMessage is the record body: the file, the certificate and what is wrong.
@@ -169,18 +143,9 @@ func (e *emitter) fileMetrics(results []fileResult) pmetric.Metrics {
 		if fr.err == nil {
 			e.mb.RecordTlsprobeSuccessDataPoint(ts, b2i(fr.success()), p)
 		}
-		service, crit := fileMeta(fr.entry)
 		rb := e.mb.NewResourceBuilder()
-		rb.SetServiceName(service)
 		rb.SetCertpulseFilePath(fr.path)
-		if fr.entry.cfg.Environment != "" {
-			rb.SetDeploymentEnvironmentName(fr.entry.cfg.Environment)
-		}
-		if fr.entry.cfg.Owner != "" {
-			rb.SetCertpulseOwner(fr.entry.cfg.Owner)
-		}
-		setCriticality(rb, crit)
-		rb.SetCertpulseVantage(e.vantage)
+		e.fileRouting(fr.entry).setResource(rb)
 		e.mb.Emit(metadata.WithResource(rb.Emit())).ResourceMetrics().MoveAndAppendTo(out.ResourceMetrics())
 	}
 	return out
