@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/dashboards"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 func need(t *testing.T, env string) string {
@@ -40,16 +40,6 @@ func need(t *testing.T, env string) string {
 		t.Fatalf("%s=%s: %v", env, v, err)
 	}
 	return v
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // start runs a server until the test ends and waits until ready answers 2xx.
@@ -115,7 +105,7 @@ func prometheus3(t *testing.T, ctx context.Context, bin string) string {
 	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	base := fmt.Sprintf("http://127.0.0.1:%d", tb.FreePort(t))
 	start(t, ctx, "prometheus", base+"/-/ready", nil, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+strings.TrimPrefix(base, "http://"), "--web.enable-otlp-receiver", "--web.enable-remote-write-receiver")
 	return base
@@ -223,7 +213,7 @@ func TestDeliveryToBackends(t *testing.T) {
 
 	otlpProm := prometheus3(t, ctx, prom)
 	prwProm := prometheus3(t, ctx, prom)
-	vlBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	vlBase := fmt.Sprintf("http://127.0.0.1:%d", tb.FreePort(t))
 	start(t, ctx, "victoria-logs", vlBase+"/health", nil, vlogs, "-storageDataPath="+filepath.Join(t.TempDir(), "vl"),
 		"-httpListenAddr="+strings.TrimPrefix(vlBase, "http://"), "-loggerLevel=WARN")
 
@@ -242,11 +232,11 @@ func TestDeliveryToBackends(t *testing.T) {
 	// URLs of the stand-in servers (whose paths differ from Mimir's and
 	// Loki's), the lab's targets at a short interval, loopback ports, and the
 	// shipped remote-write exporter from agent.yaml next to OTLP.
-	lcPort := freePort(t)
+	lcPort := tb.FreePort(t)
 	prw := shipped(t, "agent.yaml", "prometheusremotewrite/mimir")
 	prw["endpoint"] = prwProm + "/api/v1/write"
 	overlay := map[string]any{
-		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", freePort(t))}},
+		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
 		"receivers": map[string]any{
 			"tlsprobe": map[string]any{
 				"collection_interval":          "5s",

@@ -29,6 +29,7 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 // Fault kinds: what the endpoint starts doing at its injection instant.
@@ -100,15 +101,6 @@ func need(t *testing.T, name string) string {
 		t.Fatalf("%s is required (Debian package: see scripts/install-test-deps.sh): %v", name, err)
 	}
 	return p
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func run(t *testing.T, ctx context.Context, name string, args ...string) {
@@ -243,7 +235,7 @@ func TestDetect(t *testing.T) {
 	defer cancel()
 
 	// certpulse: probe interval 30 s, corroboration from one vantage.
-	lcPort := freePort(t)
+	lcPort := tb.FreePort(t)
 	logs := filepath.Join(dir, "logs.jsonl")
 	cfg := fmt.Sprintf(`
 extensions:
@@ -290,13 +282,13 @@ service:
       receivers: [tlsprobe, certlifecycle]
       processors: [tlscorrelator]
       exporters: [file/logs, remediation]
-`, freePort(t), filepath.Join(dir, "targets.yaml"), lcPort, logs, hook.URL)
+`, tb.FreePort(t), filepath.Join(dir, "targets.yaml"), lcPort, logs, hook.URL)
 	write(t, filepath.Join(dir, "certpulse.yaml"), cfg)
 	run(t, ctx, bin, "--config", filepath.Join(dir, "certpulse.yaml"))
 
 	// The Prometheus pipeline: one blackbox_exporter, and per setting a
 	// Prometheus and an Alertmanager.
-	bbPort := freePort(t)
+	bbPort := tb.FreePort(t)
 	write(t, filepath.Join(dir, "blackbox.yml"), fmt.Sprintf(`modules:
   tls:
     prober: tcp
@@ -317,7 +309,7 @@ service:
 		_ = os.MkdirAll(d, 0o755)
 		am := amServer(amHooks[name])
 		defer am.Close()
-		amPort, promPort := freePort(t), freePort(t)
+		amPort, promPort := tb.FreePort(t), tb.FreePort(t)
 		promPorts[name] = promPort
 		write(t, filepath.Join(d, "alertmanager.yml"), fmt.Sprintf(`route:
   receiver: hook

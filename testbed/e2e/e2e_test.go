@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/signature"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 func binary(t *testing.T) string {
@@ -39,15 +39,6 @@ func binary(t *testing.T) string {
 		t.Fatalf("CERTPULSE_BIN=%s: %v", bin, err)
 	}
 	return bin
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 const configTmpl = `
@@ -163,8 +154,8 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	logsPath, metricsPath := filepath.Join(dir, "logs.jsonl"), filepath.Join(dir, "metrics.jsonl")
 	cfgPath := filepath.Join(dir, "config.yaml")
-	lcPort := freePort(t)
-	cfg := fmt.Sprintf(configTmpl, freePort(t), lcPort, files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
+	lcPort := tb.FreePort(t)
+	cfg := fmt.Sprintf(configTmpl, tb.FreePort(t), lcPort, files.ClientCert, files.ClientKey, files.TargetsFile, logsPath, metricsPath)
 	hook := newWebhook(t)
 	node, err := faultlab.WriteNodeFiles(filepath.Join(dir, "node"))
 	if err != nil {

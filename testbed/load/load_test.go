@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 const cfgTmpl = `
@@ -119,9 +119,7 @@ func TestLoad10k(t *testing.T) {
 	if err := os.WriteFile(tfPath, []byte(tf.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := tb.FreePort(t)
 	out := filepath.Join(dir, "out.jsonl")
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(cfgTmpl, port, tfPath, out)), 0o600); err != nil {
