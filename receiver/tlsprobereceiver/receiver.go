@@ -178,26 +178,25 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 		r.wait = append(r.wait, r.sched.start(ctx))
 		if entries := r.cfg.fileEntries(); len(entries) > 0 {
 			fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				fw.run(ctx)
-			}()
-			r.wait = append(r.wait, wg.Wait)
+			r.spawn(func() { fw.run(ctx) })
 		}
 		if r.cfg.TargetsFile != "" {
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.watchFile(ctx, inlineTargets(targets))
-			}()
-			r.wait = append(r.wait, wg.Wait)
+			r.spawn(func() { r.watchFile(ctx, inlineTargets(targets)) })
 		}
 	}
 	r.logger.Info("tlsprobe started", zap.Int("targets", r.sched.size()), zap.Int("file_targets", len(r.cfg.Files)), zap.String("vantage", r.vantage), zap.Duration("collection_interval", r.cfg.CollectionInterval))
 	return nil
+}
+
+// spawn runs fn in a goroutine Shutdown waits for.
+func (r *tlsProbeReceiver) spawn(fn func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
+	r.wait = append(r.wait, wg.Wait)
 }
 
 // inlineTargets returns the targets that did not come from the targets file.
