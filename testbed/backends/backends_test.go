@@ -46,34 +46,12 @@ func need(t *testing.T, env string) string {
 func start(t *testing.T, ctx context.Context, name, ready string, env []string, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", name, tail(out.String(), 3000))
-		}
-	})
+	exited, out := tb.Start(t, cmd)
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		select {
 		case err := <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, err, tail(out.String(), 3000))
+			t.Fatalf("%s exited: %v\n%s", name, err, tb.Tail(out.String(), 3000))
 		default:
 		}
 		if ready == "" {
@@ -86,14 +64,7 @@ func start(t *testing.T, ctx context.Context, name, ready string, env []string, 
 			}
 		}
 	}
-	t.Fatalf("%s not ready at %s within 60s\n%s", name, ready, tail(out.String(), 3000))
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	t.Fatalf("%s not ready at %s within 60s\n%s", name, ready, tb.Tail(out.String(), 3000))
 }
 
 // prometheus3 starts Prometheus 3 with Mimir's default OTLP naming (no unit
@@ -579,6 +550,6 @@ func checkLogs(t *testing.T, base string) {
 			t.Errorf("%s: no record in VictoriaLogs for %s", kind, q)
 			continue
 		}
-		t.Logf("%s: %s", kind, tail(string(body), 600))
+		t.Logf("%s: %s", kind, tb.Tail(string(body), 600))
 	}
 }

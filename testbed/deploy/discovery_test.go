@@ -16,6 +16,7 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 // startLabProcess runs bin/certpulse-lab (a process of its own, so that
@@ -113,7 +114,7 @@ service:
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath)
-	exited, stderr := startProcess(t, cmd)
+	exited, stderr := tb.Start(t, cmd)
 
 	// Endpoints that need more than a name (STARTTLS, the mTLS profile,
 	// pins) are probed too but judged without those settings.

@@ -6,7 +6,6 @@
 package deploy
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,30 +73,3 @@ type validateError struct {
 }
 
 func (e *validateError) Error() string { return e.err.Error() + ": " + e.out }
-
-// startProcess starts cmd with its stderr captured; the process is killed at
-// the end of the test if it is still running. exited yields Wait's result.
-func startProcess(t *testing.T, cmd *exec.Cmd) (exited <-chan error, stderr *bytes.Buffer) {
-	t.Helper()
-	stderr = new(bytes.Buffer)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		ch <- err
-		close(done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	return ch, stderr
-}

@@ -27,6 +27,7 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 // otlpSink is a real OTLP/HTTP receiver (protobuf) standing in for Mimir's
@@ -252,7 +253,7 @@ func TestImageRootFilesystem(t *testing.T) {
 			cmd.Env = append(cmd.Env, e)
 		}
 	}
-	exited, stderr := startProcess(t, cmd)
+	exited, stderr := tb.Start(t, cmd)
 
 	var probes map[string]string
 	deadline := time.Now().Add(45 * time.Second)

@@ -6,7 +6,6 @@
 package detect
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -104,19 +103,7 @@ func need(t *testing.T, name string) string {
 }
 
 func run(t *testing.T, ctx context.Context, name string, args ...string) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s:\n%s", filepath.Base(name), stderr.String())
-		}
-	})
+	tb.Start(t, exec.CommandContext(ctx, name, args...))
 }
 
 func write(t *testing.T, path, content string) {

@@ -2,7 +2,10 @@
 package tb
 
 import (
+	"bytes"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -15,4 +18,42 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts cmd with its stderr captured. At cleanup it kills the
+// process if it still runs and, when the test failed, logs the stderr tail.
+// exited yields cmd.Wait's result once.
+func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan error, stderr *bytes.Buffer) {
+	t.Helper()
+	stderr = new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", filepath.Base(cmd.Path), err)
+	}
+	ch := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		ch <- cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s stderr (tail):\n%s", filepath.Base(cmd.Path), Tail(stderr.String(), 3000))
+		}
+	})
+	return ch, stderr
+}
+
+// Tail returns the last n bytes of s.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
