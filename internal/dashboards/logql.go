@@ -33,3 +33,28 @@ func CheckStreamSelectors(expr string) error {
 	}
 	return nil
 }
+
+// LogQLExpr is one LogQL expression of a dashboard and where it is.
+type LogQLExpr struct {
+	Where, Expr string
+}
+
+// LogQL returns the dashboard's LogQL: its annotations' and its Loki panels'
+// targets.
+func (d *Dashboard) LogQL() []LogQLExpr {
+	var out []LogQLExpr
+	for _, a := range d.Annotations.List {
+		if a.Expr != "" {
+			out = append(out, LogQLExpr{"annotation " + a.Name, a.Expr})
+		}
+	}
+	for _, p := range d.Panels {
+		if p.Datasource.UID != "${loki}" {
+			continue
+		}
+		for _, tg := range p.Targets {
+			out = append(out, LogQLExpr{p.Title, tg.Expr})
+		}
+	}
+	return out
+}

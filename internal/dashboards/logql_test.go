@@ -31,23 +31,10 @@ func TestCheckStreamSelectors(t *testing.T) {
 func TestLogQLSelectorsMatchStreams(t *testing.T) {
 	n := 0
 	for _, d := range All() {
-		for _, a := range d.Annotations.List {
-			if a.Expr != "" {
-				n++
-				if err := CheckStreamSelectors(a.Expr); err != nil {
-					t.Errorf("%s annotation %s: %v", d.UID, a.Name, err)
-				}
-			}
-		}
-		for _, p := range d.Panels {
-			if p.Datasource.UID != "${loki}" {
-				continue
-			}
-			for _, tg := range p.Targets {
-				n++
-				if err := CheckStreamSelectors(tg.Expr); err != nil {
-					t.Errorf("%s / %s: %v", d.UID, p.Title, err)
-				}
+		for _, e := range d.LogQL() {
+			n++
+			if err := CheckStreamSelectors(e.Expr); err != nil {
+				t.Errorf("%s / %s: %v", d.UID, e.Where, err)
 			}
 		}
 	}
