@@ -18,6 +18,9 @@ const (
 	TLSServerNotBefore = "tls.server.not_before"
 	TLSServerNotAfter  = "tls.server.not_after"
 	TLSServerHash      = "tls.server.hash.sha256"
+	// TLSCurve is the negotiated key exchange group (semconv tls.curve):
+	// X25519, X25519MLKEM768, P256... (the names of curve_preferences), "none" for RSA key exchange.
+	TLSCurve = "tls.curve"
 	ServiceName        = "service.name"
 	ServiceNamespace   = "service.namespace"
 	DeploymentEnv      = "deployment.environment.name"
@@ -58,6 +61,9 @@ const (
 	// stays so), true when the previous result failed too.
 	ProbeConfirmed = "certpulse.probe.confirmed"
 	FileSource     = "certpulse.file.source"
+	// HelloRetry: the server answered with a HelloRetryRequest (the
+	// client's key share was not one it accepts: one more round trip).
+	HelloRetry = "certpulse.tls.hello_retry"
 )
 
 // Event names of the log records certpulse emits.

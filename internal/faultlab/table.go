@@ -56,6 +56,13 @@ var endpointTable = []endpointSpec{
 			return nil
 		},
 		target: func(e *Endpoint) error { e.ServerName = "probe.wild." + Domain; return nil }},
+	// Healthy, but only P-384 for key exchange: a client that sends a key
+	// share for X25519 (Go, browsers) gets a HelloRetryRequest, one more
+	// round trip; a post-quantum-only client finds no group in common.
+	{name: "hello-retry", want: attrs.ReasonOK, server: func(_ *Lab, cfg *tls.Config, _ *CA) error {
+		cfg.CurvePreferences = []tls.CurveID{tls.CurveP384}
+		return nil
+	}},
 	// Cross-signed: the lab root also signed by the expired root, sent in
 	// the chain (as Let's Encrypt sent ISRG Root X1 signed by DST Root CA
 	// X3). A path to the current root exists: healthy.

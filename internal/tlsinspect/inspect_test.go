@@ -148,3 +148,42 @@ func TestContextCancelStopsProbe(t *testing.T) {
 		t.Fatal("probe ignored context cancellation")
 	}
 }
+
+// TestKeyExchangeAndHelloRetry: the negotiated group and whether the server
+// asked for another key share, under Go's default groups and under a
+// post-quantum-only profile (Go sends a key share for its first group only).
+func TestKeyExchangeAndHelloRetry(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	in := tlsinspect.New(testOptions())
+	defer in.Close()
+	pq := []tls.CurveID{tls.X25519MLKEM768}
+	for _, tc := range []struct {
+		endpoint   string
+		curves     []tls.CurveID
+		want       attrs.Reason
+		curve      tls.CurveID
+		helloRetry bool
+		detail     string
+	}{
+		{"healthy", nil, attrs.ReasonOK, tls.X25519MLKEM768, false, ""},
+		{"hello-retry", nil, attrs.ReasonOK, tls.CurveP384, true, ""},
+		{"healthy", pq, attrs.ReasonOK, tls.X25519MLKEM768, false, ""},
+		{"hello-retry", pq, attrs.ReasonCipherMismatch, 0, false, "no key exchange group in common: the server picks P384, this client profile offers only X25519MLKEM768"},
+		{"hello-retry", []tls.CurveID{tls.X25519, tls.CurveP384}, attrs.ReasonOK, tls.CurveP384, true, ""},
+	} {
+		ep, _ := lab.Endpoint(tc.endpoint)
+		target := labTarget(lab, ep)
+		target.Profiles[0].TLS.CurvePreferences = tc.curves
+		r := in.Inspect(context.Background(), target)[0]
+		if r.Primary() != tc.want || (tc.want == attrs.ReasonOK && (r.Curve != tc.curve || r.HelloRetry != tc.helloRetry)) {
+			t.Errorf("%s with groups %v: reason %s, curve %v, hello retry %v; want %s, %v, %v (findings %+v)", tc.endpoint, tc.curves, r.Primary(), r.Curve, r.HelloRetry, tc.want, tc.curve, tc.helloRetry, r.Findings)
+		}
+		if tc.detail != "" && (len(r.Findings) == 0 || r.Findings[0].Detail != tc.detail) {
+			t.Errorf("%s with groups %v: detail %+v, want %q", tc.endpoint, tc.curves, r.Findings, tc.detail)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func (in *Inspector) Inspect(ctx context.Context, t Target) []Result {
 	// Profiles with identical handshake parameters share one handshake.
 	byKey := map[string]*shared{}
 	for i, p := range profiles {
-		key := handshakeKey(p.TLS)
+		key := handshakeKey(p)
 		sh, ok := byKey[key]
 		if !ok {
 			sh = in.runShared(ctx, &t, serverName, p.TLS)
@@ -125,13 +125,24 @@ func (in *Inspector) Inspect(ctx context.Context, t Target) []Result {
 	return results
 }
 
-func handshakeKey(c *tls.Config) string {
+func handshakeKey(p Profile) string {
+	c := p.TLS
 	if c == nil {
 		return ""
 	}
-	k := strconv.Itoa(int(c.MinVersion)) + "/" + strconv.Itoa(int(c.MaxVersion)) + "/"
+	k := ""
+	if c.GetClientCertificate != nil {
+		// A callback (configtls's reloading client certificate) cannot be
+		// compared: such a profile shares its handshake with none.
+		k = "profile:" + p.Name + "/"
+	}
+	k += strconv.Itoa(int(c.MinVersion)) + "/" + strconv.Itoa(int(c.MaxVersion)) + "/"
 	for _, cs := range c.CipherSuites {
 		k += strconv.Itoa(int(cs)) + ","
+	}
+	k += "/"
+	for _, g := range c.CurvePreferences {
+		k += strconv.Itoa(int(g)) + ","
 	}
 	k += "/"
 	for _, cert := range c.Certificates {
@@ -235,6 +246,15 @@ func (in *Inspector) refineMismatch(ctx context.Context, t *Target, serverName s
 	if f.Reason != attrs.ReasonHandshakeFailure {
 		return
 	}
+	// A profile limited to some key exchange groups (a post-quantum-only
+	// profile): does the server agree with Go's default groups?
+	if len(cfg.CurvePreferences) > 0 {
+		probe := &tls.Config{MinVersion: cfg.MinVersion, MaxVersion: cfg.MaxVersion, CipherSuites: cfg.CipherSuites, Certificates: cfg.Certificates, GetClientCertificate: cfg.GetClientCertificate}
+		if out := in.handshake(ctx, t, serverName, probe); out.err == nil {
+			*f = Finding{attrs.ReasonCipherMismatch, fmt.Sprintf("no key exchange group in common: the server picks %s, this client profile offers only %s", curveName(out.state.CurveID), curveNames(cfg.CurvePreferences))}
+			return
+		}
+	}
 	// Same versions as the profile, every cipher: does the server agree
 	// now? The profile's effective suites are its own list, or Go's
 	// defaults when it names none.
@@ -249,6 +269,34 @@ func (in *Inspector) refineMismatch(ctx context.Context, t *Target, serverName s
 	} else if cfg.MaxVersion != 0 && st.Version > cfg.MaxVersion {
 		*f = Finding{attrs.ReasonProtocolMismatch, fmt.Sprintf("server needs TLS %s; this client profile allows up to %s", versionName(st.Version), versionName(cfg.MaxVersion))}
 	}
+}
+
+// curveName names a key exchange group with the names configtls's
+// curve_preferences takes (P256, X25519, X25519MLKEM768); "none" for RSA
+// key exchange.
+func curveName(c tls.CurveID) string {
+	switch c {
+	case 0:
+		return "none"
+	case tls.CurveP256:
+		return "P256"
+	case tls.CurveP384:
+		return "P384"
+	case tls.CurveP521:
+		return "P521"
+	}
+	return c.String()
+}
+
+// CurveName is the tls.curve value for c.
+func CurveName(c tls.CurveID) string { return curveName(c) }
+
+func curveNames(cs []tls.CurveID) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = curveName(c)
+	}
+	return strings.Join(names, ", ")
 }
 
 func orDefault(s, d string) string {
@@ -286,6 +334,7 @@ func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Targe
 		r.Established = true
 		r.Resumed = sh.hs.state.DidResume
 		r.Version, r.CipherSuite, r.Curve = sh.hs.state.Version, sh.hs.state.CipherSuite, sh.hs.state.CurveID
+		r.HelloRetry = sh.hs.state.HelloRetryRequest
 	} else if sh.capture != nil {
 		r.Version, r.CipherSuite, r.Curve = sh.capture.Version, sh.capture.CipherSuite, sh.capture.CurveID
 	}

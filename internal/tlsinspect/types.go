@@ -80,6 +80,10 @@ type Result struct {
 	// Curve is the negotiated key exchange group (0 when none, or RSA key
 	// exchange).
 	Curve tls.CurveID
+	// HelloRetry is true when the server answered the first ClientHello
+	// with a HelloRetryRequest (TLS 1.3: no key share it accepts was sent,
+	// one extra round trip for every such client).
+	HelloRetry bool
 
 	// Chain is the chain the server presented, in order (capped).
 	Chain []*x509.Certificate

@@ -81,6 +81,8 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 		a.PutStr(attrs.TLSProtocolVersion, tlsinspect.VersionName(r.Version))
 		a.PutStr(attrs.TLSCipher, tls.CipherSuiteName(r.CipherSuite))
 		a.PutBool(attrs.TLSResumed, r.Resumed)
+		a.PutStr(attrs.TLSCurve, tlsinspect.CurveName(r.Curve))
+		a.PutBool(attrs.HelloRetry, r.HelloRetry)
 	}
 	if leaf := r.Leaf(); leaf != nil {
 		putCertAttrs(a, r.Chain)
@@ -167,7 +169,8 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
 		}
 		if r.Established {
-			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, p, tlsinspect.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite), curveName(r.Curve))
+			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, p, tlsinspect.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite), tlsinspect.CurveName(r.Curve))
+			mb.RecordTlsprobeTLSHelloRetryDataPoint(ts, b2i(r.HelloRetry), p)
 		}
 		for pos, c := range r.Chain {
 			e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
@@ -292,13 +295,4 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-// curveName names a key exchange group as Go does ("X25519",
-// "X25519MLKEM768", "P-256"); "none" for RSA key exchange.
-func curveName(c tls.CurveID) string {
-	if c == 0 {
-		return "none"
-	}
-	return c.String()
 }

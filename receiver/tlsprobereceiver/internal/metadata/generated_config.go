@@ -41,6 +41,7 @@ type MetricsConfig struct {
 	TlsprobeOcspStatus            MetricConfig `mapstructure:"tlsprobe.ocsp.status"`
 	TlsprobeResult                MetricConfig `mapstructure:"tlsprobe.result"`
 	TlsprobeSuccess               MetricConfig `mapstructure:"tlsprobe.success"`
+	TlsprobeTLSHelloRetry         MetricConfig `mapstructure:"tlsprobe.tls.hello_retry"`
 	TlsprobeTLSInfo               MetricConfig `mapstructure:"tlsprobe.tls.info"`
 }
 
@@ -80,6 +81,9 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled: true,
 		},
 		TlsprobeSuccess: MetricConfig{
+			Enabled: true,
+		},
+		TlsprobeTLSHelloRetry: MetricConfig{
 			Enabled: true,
 		},
 		TlsprobeTLSInfo: MetricConfig{

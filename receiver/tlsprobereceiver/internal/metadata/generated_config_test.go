@@ -39,6 +39,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					TlsprobeOcspStatus:            MetricConfig{Enabled: true},
 					TlsprobeResult:                MetricConfig{Enabled: true},
 					TlsprobeSuccess:               MetricConfig{Enabled: true},
+					TlsprobeTLSHelloRetry:         MetricConfig{Enabled: true},
 					TlsprobeTLSInfo:               MetricConfig{Enabled: true},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
@@ -69,6 +70,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					TlsprobeOcspStatus:            MetricConfig{Enabled: false},
 					TlsprobeResult:                MetricConfig{Enabled: false},
 					TlsprobeSuccess:               MetricConfig{Enabled: false},
+					TlsprobeTLSHelloRetry:         MetricConfig{Enabled: false},
 					TlsprobeTLSInfo:               MetricConfig{Enabled: false},
 				},
 				ResourceAttributes: ResourceAttributesConfig{

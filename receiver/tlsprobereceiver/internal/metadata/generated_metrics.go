@@ -189,6 +189,9 @@ var MetricsInfo = metricsInfo{
 	TlsprobeSuccess: metricInfo{
 		Name: "tlsprobe.success",
 	},
+	TlsprobeTLSHelloRetry: metricInfo{
+		Name: "tlsprobe.tls.hello_retry",
+	},
 	TlsprobeTLSInfo: metricInfo{
 		Name: "tlsprobe.tls.info",
 	},
@@ -207,6 +210,7 @@ type metricsInfo struct {
 	TlsprobeOcspStatus            metricInfo
 	TlsprobeResult                metricInfo
 	TlsprobeSuccess               metricInfo
+	TlsprobeTLSHelloRetry         metricInfo
 	TlsprobeTLSInfo               metricInfo
 }
 
@@ -845,6 +849,58 @@ func newMetricTlsprobeSuccess(cfg MetricConfig) metricTlsprobeSuccess {
 	return m
 }
 
+type metricTlsprobeTLSHelloRetry struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.tls.hello_retry metric with initial data.
+func (m *metricTlsprobeTLSHelloRetry) init() {
+	m.data.SetName("tlsprobe.tls.hello_retry")
+	m.data.SetDescription("1 when the server answered the profile's first ClientHello with a HelloRetryRequest (no acceptable key share, one more round trip), else 0; absent when no handshake completed. avg_over_time gives the exact HRR share of probes.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeTLSHelloRetry) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, clientProfileAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.client_profile", clientProfileAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeTLSHelloRetry) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeTLSHelloRetry) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeTLSHelloRetry(cfg MetricConfig) metricTlsprobeTLSHelloRetry {
+	m := metricTlsprobeTLSHelloRetry{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricTlsprobeTLSInfo struct {
 	data     pmetric.Metric // data buffer for generated metric.
 	config   MetricConfig   // metric config provided by user.
@@ -922,6 +978,7 @@ type MetricsBuilder struct {
 	metricTlsprobeOcspStatus            metricTlsprobeOcspStatus
 	metricTlsprobeResult                metricTlsprobeResult
 	metricTlsprobeSuccess               metricTlsprobeSuccess
+	metricTlsprobeTLSHelloRetry         metricTlsprobeTLSHelloRetry
 	metricTlsprobeTLSInfo               metricTlsprobeTLSInfo
 }
 
@@ -960,6 +1017,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricTlsprobeOcspStatus:            newMetricTlsprobeOcspStatus(mbc.Metrics.TlsprobeOcspStatus),
 		metricTlsprobeResult:                newMetricTlsprobeResult(mbc.Metrics.TlsprobeResult),
 		metricTlsprobeSuccess:               newMetricTlsprobeSuccess(mbc.Metrics.TlsprobeSuccess),
+		metricTlsprobeTLSHelloRetry:         newMetricTlsprobeTLSHelloRetry(mbc.Metrics.TlsprobeTLSHelloRetry),
 		metricTlsprobeTLSInfo:               newMetricTlsprobeTLSInfo(mbc.Metrics.TlsprobeTLSInfo),
 		resourceAttributeIncludeFilter:      make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter:      make(map[string]filter.Filter),
@@ -1093,6 +1151,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricTlsprobeOcspStatus.emit(ils.Metrics())
 	mb.metricTlsprobeResult.emit(ils.Metrics())
 	mb.metricTlsprobeSuccess.emit(ils.Metrics())
+	mb.metricTlsprobeTLSHelloRetry.emit(ils.Metrics())
 	mb.metricTlsprobeTLSInfo.emit(ils.Metrics())
 
 	for _, op := range options {
@@ -1183,6 +1242,11 @@ func (mb *MetricsBuilder) RecordTlsprobeResultDataPoint(ts pcommon.Timestamp, va
 // RecordTlsprobeSuccessDataPoint adds a data point to tlsprobe.success metric.
 func (mb *MetricsBuilder) RecordTlsprobeSuccessDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string) {
 	mb.metricTlsprobeSuccess.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue)
+}
+
+// RecordTlsprobeTLSHelloRetryDataPoint adds a data point to tlsprobe.tls.hello_retry metric.
+func (mb *MetricsBuilder) RecordTlsprobeTLSHelloRetryDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string) {
+	mb.metricTlsprobeTLSHelloRetry.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue)
 }
 
 // RecordTlsprobeTLSInfoDataPoint adds a data point to tlsprobe.tls.info metric.

@@ -117,6 +117,10 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeTLSHelloRetryDataPoint(ts, 1, "client_profile-val")
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, "client_profile-val", "tls_version-val", "tls_cipher-val", "tls_curve-val")
 
 			rb := mb.NewResourceBuilder()
@@ -344,6 +348,21 @@ func TestMetricsBuilder(t *testing.T) {
 					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
 					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
 					assert.Equal(t, "1 when clients of the profile complete a validated handshake (the handshake completed and no failing reason; warnings such as expiring_soon still count as success), else 0.", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.client_profile")
+					assert.True(t, ok)
+					assert.Equal(t, "client_profile-val", attrVal.Str())
+				case "tlsprobe.tls.hello_retry":
+					assert.False(t, validatedMetrics["tlsprobe.tls.hello_retry"], "Found a duplicate in the metrics slice: tlsprobe.tls.hello_retry")
+					validatedMetrics["tlsprobe.tls.hello_retry"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "1 when the server answered the profile's first ClientHello with a HelloRetryRequest (no acceptable key share, one more round trip), else 0; absent when no handshake completed. avg_over_time gives the exact HRR share of probes.", ms.At(i).Description())
 					assert.Equal(t, "1", ms.At(i).Unit())
 					dp := ms.At(i).Gauge().DataPoints().At(0)
 					assert.Equal(t, start, dp.StartTimestamp())
