@@ -20,11 +20,11 @@ const (
 	TLSServerHash      = "tls.server.hash.sha256"
 	// TLSCurve is the negotiated key exchange group (semconv tls.curve):
 	// X25519, X25519MLKEM768, P256... (the names of curve_preferences), "none" for RSA key exchange.
-	TLSCurve = "tls.curve"
-	ServiceName        = "service.name"
-	ServiceNamespace   = "service.namespace"
-	DeploymentEnv      = "deployment.environment.name"
-	CloudRegion        = "cloud.region"
+	TLSCurve         = "tls.curve"
+	ServiceName      = "service.name"
+	ServiceNamespace = "service.namespace"
+	DeploymentEnv    = "deployment.environment.name"
+	CloudRegion      = "cloud.region"
 )
 
 // certpulse's own attributes.
