@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -150,6 +151,59 @@ type TargetConfig struct {
 	// CollectionInterval overrides the receiver's interval for this target.
 	// (In the single-endpoint form it is the receiver's own key.)
 	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+
+	// Nodes probes every edge node behind the name: `all` (every A/AAAA
+	// address the endpoint's host resolves to, re-resolved every
+	// interval, at most max_nodes) or a list of ip:port. Each node's
+	// result is its own record; the nodes are compared (chain, protocol,
+	// cipher, OCSP staple) and, every resumption.every-th probe, checked
+	// for session resumption across neighbours.
+	Nodes []string `mapstructure:"nodes"`
+	// MaxNodes bounds the addresses `nodes: all` probes (default 16); the
+	// first max_nodes in address order are probed, the rest are counted.
+	MaxNodes int `mapstructure:"max_nodes"`
+	// Resumption configures the cross-node session resumption check.
+	Resumption ResumptionConfig `mapstructure:"resumption"`
+	// ExpectResumption: a name where no node resumes sessions at all is
+	// resumption_failed rather than resumption_unsupported (info).
+	ExpectResumption bool `mapstructure:"expect_resumption"`
+}
+
+// ResumptionConfig: the cross-node session resumption check of a `nodes`
+// target. Each node resumes a session its neighbour issued (a ring: N
+// checks per version, not N^2), for TLS 1.3 and TLS 1.2 tickets.
+type ResumptionConfig struct {
+	// Every runs the check on every Nth probe of the target (default 5;
+	// 0 turns it off).
+	Every *int `mapstructure:"every"`
+}
+
+// nodesAll is the `nodes: all` form.
+const nodesAll = "all"
+
+// defaultMaxNodes bounds `nodes: all` unless max_nodes says otherwise.
+const defaultMaxNodes = 16
+
+// maxMaxNodes is the largest max_nodes accepted.
+const maxMaxNodes = 256
+
+// defaultResumptionEvery: the resumption check runs on every 5th probe.
+const defaultResumptionEvery = 5
+
+// resumptionEvery is the effective resumption.every (0: off).
+func (t TargetConfig) resumptionEvery() int {
+	if t.Resumption.Every == nil {
+		return defaultResumptionEvery
+	}
+	return *t.Resumption.Every
+}
+
+// maxNodes is the effective max_nodes.
+func (t TargetConfig) maxNodes() int {
+	if t.MaxNodes == 0 {
+		return defaultMaxNodes
+	}
+	return t.MaxNodes
 }
 
 func createDefaultConfig() *Config {
@@ -271,7 +325,8 @@ func (cfg *Config) Validate() error {
 // with the receiver's own key.
 func (t TargetConfig) isZero() bool {
 	return t.Endpoint == "" && t.ServerName == "" && t.Service == "" && t.Owner == "" && t.Environment == "" &&
-		t.Criticality == "" && t.CAFile == "" && len(t.Pins) == 0 && len(t.Profiles) == 0 && t.StartTLS == ""
+		t.Criticality == "" && t.CAFile == "" && len(t.Pins) == 0 && len(t.Profiles) == 0 && t.StartTLS == "" &&
+		len(t.Nodes) == 0 && t.MaxNodes == 0 && t.Resumption.Every == nil && !t.ExpectResumption
 }
 
 func (cfg *Config) profileNames() map[string]bool {
@@ -329,10 +384,55 @@ func (t TargetConfig) validate(profiles map[string]bool) error {
 	if t.CollectionInterval < 0 {
 		errs = append(errs, errors.New("collection_interval must not be negative"))
 	}
+	errs = append(errs, t.validateNodes())
 	for _, s := range []struct{ name, v string }{{"server_name", t.ServerName}, {"service", t.Service}, {"owner", t.Owner}, {"environment", t.Environment}} {
 		if len(s.v) > 253 {
 			errs = append(errs, fmt.Errorf("%s is longer than 253 characters", s.name))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateNodes checks nodes, max_nodes and resumption.
+func (t TargetConfig) validateNodes() error {
+	var errs []error
+	if t.MaxNodes < 0 || t.MaxNodes > maxMaxNodes {
+		errs = append(errs, fmt.Errorf("max_nodes must be between 1 and %d (0: %d)", maxMaxNodes, defaultMaxNodes))
+	}
+	if e := t.Resumption.Every; e != nil && (*e < 0 || *e > 1000) {
+		errs = append(errs, errors.New("resumption.every must be between 0 (off) and 1000"))
+	}
+	if len(t.Nodes) == 0 {
+		if t.MaxNodes != 0 || t.Resumption.Every != nil || t.ExpectResumption {
+			errs = append(errs, errors.New("max_nodes, resumption and expect_resumption need nodes"))
+		}
+		return errors.Join(errs...)
+	}
+	if t.StartTLS != "" {
+		errs = append(errs, errors.New("nodes cannot be combined with starttls"))
+	}
+	if len(t.Nodes) == 1 && t.Nodes[0] == nodesAll {
+		if host, _, err := net.SplitHostPort(t.Endpoint); err == nil {
+			if _, err := netip.ParseAddr(host); err == nil {
+				errs = append(errs, fmt.Errorf("nodes: all needs a host name to resolve; endpoint %q is an address", t.Endpoint))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if len(t.Nodes) > maxMaxNodes {
+		errs = append(errs, fmt.Errorf("nodes: at most %d", maxMaxNodes))
+	}
+	seen := map[string]bool{}
+	for _, n := range t.Nodes {
+		ap, err := netip.ParseAddrPort(n)
+		if err != nil || ap.Port() == 0 {
+			errs = append(errs, fmt.Errorf("nodes: %q must be ip:port (or the single value %q)", n, nodesAll))
+			continue
+		}
+		if seen[ap.String()] {
+			errs = append(errs, fmt.Errorf("nodes: %q is listed twice", n))
+		}
+		seen[ap.String()] = true
 	}
 	return errors.Join(errs...)
 }
