@@ -61,6 +61,26 @@ const (
 	// stays so), true when the previous result failed too.
 	ProbeConfirmed = "certpulse.probe.confirmed"
 	FileSource     = "certpulse.file.source"
+	// EdgeNode is the node (ip:port) of a `nodes` target a record or
+	// series describes.
+	EdgeNode = "certpulse.edge.node"
+	// NodesCount, NodesConsistent: how many nodes the round probed and
+	// whether they all served the same chain (on every node's record).
+	NodesCount      = "certpulse.nodes.count"
+	NodesConsistent = "certpulse.nodes.consistent"
+	// NodesDiffers lists what this node serves differently from the
+	// others: chain, protocol, cipher, ocsp_staple.
+	NodesDiffers = "certpulse.nodes.differs"
+	// NodesLagging: this node serves an older chain than the reference
+	// chain (NodesReferenceChain) the other nodes serve: a renewal that has
+	// not reached it. The correlator derives propagation_lag from it.
+	NodesLagging        = "certpulse.nodes.lagging"
+	NodesReferenceChain = "certpulse.nodes.reference_chain.sha256"
+	// ResumptionResult is the node's latest cross-node resumption check:
+	// ok, resumption_failed, resumption_unsupported (info: no node resumes
+	// at all) or not_checked; ResumptionCheckedAt is when it ran.
+	ResumptionResult    = "certpulse.resumption.result"
+	ResumptionCheckedAt = "certpulse.resumption.checked_at"
 	// HelloRetry: the server answered with a HelloRetryRequest (the
 	// client's key share was not one it accepts: one more round trip).
 	HelloRetry = "certpulse.tls.hello_retry"

@@ -23,6 +23,11 @@ const (
 	ReasonWeakKey             Reason = "weak_key"
 	ReasonExpiringSoon        Reason = "expiring_soon"
 	ReasonOCSPStaleStaple     Reason = "ocsp_stale_staple"
+	// ReasonResumptionFailed: a node of a `nodes` target refuses sessions
+	// its neighbours issued while they resume each other's (session ticket
+	// keys out of sync; full handshakes cost clients a round trip and the
+	// server CPU). A warning: clients still connect.
+	ReasonResumptionFailed Reason = "resumption_failed"
 
 	// Client or policy side.
 	ReasonUnknownCA        Reason = "unknown_ca"
@@ -107,6 +112,7 @@ var ProbePrecedence = []ReasonInfo{
 	{ReasonOCSPStaleStaple, SideServer, false},
 	{ReasonOCSPTimeout, SideNetwork, false},
 	{ReasonOCSPError, SideNetwork, false},
+	{ReasonResumptionFailed, SideServer, false},
 	{ReasonExpiringSoon, SideServer, false},
 }
 

@@ -66,7 +66,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 		target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
 	}
 	em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "bench")
-	j := &job{target: target, failures: map[[2]string]int64{}}
+	j := &job{target: target, failures: map[[3]string]int64{}}
 	ctx := context.Background()
 	// Warm the OCSP/CRL/AIA caches and the connection pools.
 	if r := in.Inspect(ctx, target.target); r[0].Primary() != "ok" {

@@ -3,6 +3,8 @@ package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsp
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,20 +32,77 @@ func newEmitter(mb *metadata.MetricsBuilder, vantage string) *emitter {
 // logs builds one resource (the target's routing keys) with one record per
 // profile result.
 func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result, unconfirmed map[string]bool) plog.Logs {
+	ld, sl := e.newLogs(t)
+	observed := pcommon.NewTimestampFromTime(time.Now())
+	for i := range results {
+		appendRecord(sl, t, &results[i], unconfirmed, observed)
+	}
+	return ld
+}
+
+// nodeLogs builds a `nodes` round: one record per node and profile, each
+// with the node, what it serves differently, and its resumption verdict.
+func (e *emitter) nodeLogs(t *probeTarget, outs []nodeOutcome, round *nodesRound) plog.Logs {
+	ld, sl := e.newLogs(t)
+	observed := pcommon.NewTimestampFromTime(time.Now())
+	for i := range outs {
+		o := &outs[i]
+		for k := range o.results {
+			lr := appendRecord(sl, t, &o.results[k], o.unconfirmed, observed)
+			putNodeAttrs(lr, o, round)
+		}
+	}
+	return ld
+}
+
+func (e *emitter) newLogs(t *probeTarget) (plog.Logs, plog.ScopeLogs) {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).putAttrs(rl.Resource().Attributes())
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(metadata.ScopeName)
-	observed := pcommon.NewTimestampFromTime(time.Now())
-	for i := range results {
-		lr := sl.LogRecords().AppendEmpty()
-		fillRecord(lr, t, &results[i], observed)
-		if !results[i].Success() {
-			lr.Attributes().PutBool(attrs.ProbeConfirmed, !unconfirmed[results[i].Profile])
+	return ld, sl
+}
+
+func appendRecord(sl plog.ScopeLogs, t *probeTarget, r *tlsinspect.Result, unconfirmed map[string]bool, observed pcommon.Timestamp) plog.LogRecord {
+	lr := sl.LogRecords().AppendEmpty()
+	fillRecord(lr, t, r, observed)
+	if !r.Success() {
+		lr.Attributes().PutBool(attrs.ProbeConfirmed, !unconfirmed[r.Profile])
+	}
+	return lr
+}
+
+// putNodeAttrs adds what the round showed about the node and the name.
+func putNodeAttrs(lr plog.LogRecord, o *nodeOutcome, round *nodesRound) {
+	a := lr.Attributes()
+	a.PutStr(attrs.EdgeNode, o.node)
+	a.PutInt(attrs.NodesCount, int64(round.count))
+	a.PutBool(attrs.NodesConsistent, round.cmp.consistent)
+	body := lr.Body().Str()
+	if len(o.verdict.differs) > 0 {
+		d := a.PutEmptySlice(attrs.NodesDiffers)
+		for _, x := range o.verdict.differs {
+			d.AppendEmpty().SetStr(x)
+		}
+		body += "; " + o.verdict.detail
+	} else if round.cmp.odd != "" {
+		body += "; " + round.cmp.odd
+	}
+	if o.verdict.lagging {
+		a.PutBool(attrs.NodesLagging, true)
+		a.PutStr(attrs.NodesReferenceChain, round.cmp.reference)
+	}
+	res := resumptionNotChecked
+	if o.resumption != nil {
+		res = o.resumption.result
+		a.PutStr(attrs.ResumptionCheckedAt, round.checkedAt.UTC().Format(time.RFC3339))
+		if res == resumptionUnsupported {
+			body += "; session resumption: " + o.resumption.detail
 		}
 	}
-	return ld
+	a.PutStr(attrs.ResumptionResult, res)
+	lr.Body().SetStr(body)
 }
 
 func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observed pcommon.Timestamp) {
@@ -60,7 +119,7 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 	a.PutStr(attrs.ServerAddress, r.ServerName)
 	a.PutInt(attrs.ServerPort, int64(r.Port))
 	if r.Host != r.ServerName {
-		a.PutStr(attrs.ProbeEndpoint, t.meta.cfg.Endpoint)
+		a.PutStr(attrs.ProbeEndpoint, net.JoinHostPort(r.Host, strconv.Itoa(r.Port)))
 	}
 	if r.PeerAddress != "" {
 		a.PutStr(attrs.NetworkPeerAddress, r.PeerAddress)
@@ -115,8 +174,8 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 func message(t *probeTarget, r *tlsinspect.Result) string {
 	var b strings.Builder
 	b.WriteString(r.ServerName)
-	if t.meta.cfg.Endpoint != "" && r.Host != r.ServerName {
-		b.WriteString(" via " + t.meta.cfg.Endpoint)
+	if r.Host != r.ServerName {
+		b.WriteString(" via " + net.JoinHostPort(r.Host, strconv.Itoa(r.Port)))
 	}
 	b.WriteString(" [" + r.Profile + "]: ")
 	if len(r.Findings) == 0 {
@@ -145,7 +204,52 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
+	e.recordResults(pcommon.NewTimestampFromTime(now), now, j, "", results)
+	return e.mb.Emit(metadata.WithResource(e.targetResource(t, "")))
+}
+
+// nodeMetrics records a `nodes` round: each node's series under its own
+// resource (certpulse.edge.node), then the name's node count and
+// consistency under the target's.
+func (e *emitter) nodeMetrics(j *job, t *probeTarget, outs []nodeOutcome, round *nodesRound) pmetric.Metrics {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
 	ts := pcommon.NewTimestampFromTime(now)
+	mb := e.mb
+	for i := range outs {
+		o := &outs[i]
+		e.recordResults(ts, now, j, o.node, o.results)
+		for _, s := range o.samples {
+			kind := metadata.AttributeResumptionKindNeighbour
+			if s.kind == "same_node" {
+				kind = metadata.AttributeResumptionKindSameNode
+			}
+			mb.RecordTlsprobeResumptionSuccessDataPoint(ts, b2i(s.resumed), kind, s.version)
+		}
+		mb.EmitForResource(metadata.WithResource(e.targetResource(t, o.node)))
+	}
+	mb.RecordTlsprobeNodesCountDataPoint(ts, int64(round.count))
+	mb.RecordTlsprobeNodesConsistentDataPoint(ts, b2i(round.cmp.consistent))
+	return mb.Emit(metadata.WithResource(e.targetResource(t, "")))
+}
+
+// targetResource is the resource of a target's series, or of one of its
+// nodes'.
+func (e *emitter) targetResource(t *probeTarget, node string) pcommon.Resource {
+	rb := e.mb.NewResourceBuilder()
+	rb.SetServerAddress(t.meta.serverName)
+	rb.SetServerPort(t.meta.port)
+	if node != "" {
+		rb.SetCertpulseEdgeNode(node)
+	}
+	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).setResource(rb)
+	return rb.Emit()
+}
+
+// recordResults records one endpoint's (or node's) results; the caller
+// emits them under its resource. e.mu is held.
+func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, j *job, node string, results []tlsinspect.Result) {
 	mb := e.mb
 	for i := range results {
 		r := &results[i]
@@ -154,11 +258,11 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 		primary := string(r.Primary())
 		mb.RecordTlsprobeResultDataPoint(ts, 1, p, primary)
 		if primary != string(attrs.ReasonOK) {
-			j.failures[[2]string{p, primary}]++
+			j.failures[[3]string{node, p, primary}]++
 		}
 		for k, n := range j.failures {
-			if k[0] == p {
-				mb.RecordTlsprobeFailuresDataPoint(ts, n, p, k[1])
+			if k[0] == node && k[1] == p {
+				mb.RecordTlsprobeFailuresDataPoint(ts, n, p, k[2])
 			}
 		}
 		mb.RecordTlsprobeDurationDataPoint(ts, r.Connect.Seconds(), p, metadata.AttributePhaseConnect)
@@ -197,11 +301,6 @@ func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) p
 			break
 		}
 	}
-	rb := mb.NewResourceBuilder()
-	rb.SetServerAddress(t.meta.serverName)
-	rb.SetServerPort(t.meta.port)
-	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).setResource(rb)
-	return mb.Emit(metadata.WithResource(rb.Emit()))
 }
 
 // routingKeys are the resource attributes every record and series of a

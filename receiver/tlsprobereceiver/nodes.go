@@ -205,6 +205,13 @@ func judgeResumption(members []string, edges []edge, self []edge, expect bool) m
 	if n == 0 {
 		return out
 	}
+	if n == 1 {
+		if edges[0].resumed {
+			out[members[0]] = resumeVerdict{resumptionOK, "resumes its own sessions (the only node)"}
+			return out
+		}
+		self = edges // the only node: its check was of its own session
+	}
 	unsupported := func(why string) {
 		res := resumptionUnsupported
 		if expect {

@@ -89,7 +89,9 @@ func TestJudgeResumption(t *testing.T) {
 			map[string]string{"a": resumptionFailed, "b": resumptionFailed}},
 		{"no two nodes share keys", []string{"a", "b"}, []edge{refused, refused}, []edge{ok, ok}, false,
 			map[string]string{"a": resumptionFailed, "b": resumptionFailed}},
-		{"single node", []string{"a"}, []edge{refused}, []edge{ok}, false, map[string]string{"a": resumptionOK}},
+		// One node: its only check is of its own session.
+		{"single node", []string{"a"}, []edge{ok}, nil, false, map[string]string{"a": resumptionOK}},
+		{"single node, no resumption", []string{"a"}, []edge{refused}, nil, false, map[string]string{"a": resumptionUnsupported}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := judgeResumption(tc.members, tc.edges, tc.self, tc.expect)

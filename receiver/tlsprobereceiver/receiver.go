@@ -49,6 +49,7 @@ type tlsProbeReceiver struct {
 	emitter    *emitter
 
 	inspector *tlsinspect.Inspector
+	resolver  *net.Resolver // resolves `nodes: all`
 	profiles  *profileSet
 	sched     *scheduler
 
@@ -90,7 +91,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) 
 	}
 	r := &tlsProbeReceiver{
 		cfg: cfg, settings: set, logger: set.Logger, vantage: vantage,
-		obsLogs: obsLogs, obsMetrics: obsMetrics,
+		obsLogs: obsLogs, obsMetrics: obsMetrics, resolver: net.DefaultResolver,
 	}
 	r.emitter = newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set), vantage)
 	return r, nil
@@ -282,11 +283,23 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if ctx.Err() != nil {
 		return
 	}
+	if len(t.meta.cfg.Nodes) > 0 {
+		r.probeNodes(ctx, j, t)
+		return
+	}
+	r.probeOne(ctx, j, t)
+}
+
+// probeOne probes the target's endpoint once under every profile.
+func (r *tlsProbeReceiver) probeOne(ctx context.Context, j *job, t *probeTarget) {
 	results := r.inspector.Inspect(ctx, t.target)
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}
-	unconfirmed := r.judgeHealth(j, t, results)
+	unconfirmed := unconfirmedFailures(j, "", results)
+	if len(unconfirmed) > 0 {
+		r.confirm(t)
+	}
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return r.emitter.logs(t, results, unconfirmed) },
 		func() pmetric.Metrics { return r.emitter.metrics(j, t, results) })
@@ -362,28 +375,34 @@ func targetMatches(t *probeTarget, ev trigger.Event) bool {
 	return false
 }
 
-// judgeHealth remembers each profile's last outcome and returns the
-// profiles that failed right after a healthy result (not confirmed yet);
-// those are re-probed confirm.attempts times, confirm.interval apart.
-func (r *tlsProbeReceiver) judgeHealth(j *job, t *probeTarget, results []tlsinspect.Result) map[string]bool {
+// unconfirmedFailures remembers each profile's (and node's) last outcome
+// and returns the profiles that failed right after a healthy result (not
+// confirmed yet).
+func unconfirmedFailures(j *job, node string, results []tlsinspect.Result) map[string]bool {
 	var unconfirmed map[string]bool
 	for i := range results {
 		p, ok := results[i].Profile, results[i].Success()
-		if wasOK, known := j.health[p]; known && wasOK && !ok {
+		k := node + "|" + p
+		if wasOK, known := j.health[k]; known && wasOK && !ok {
 			if unconfirmed == nil {
 				unconfirmed = map[string]bool{}
 			}
 			unconfirmed[p] = true
 		}
-		j.health[p] = ok
-	}
-	if len(unconfirmed) > 0 && r.cfg.Confirm.Attempts > 0 {
-		delays := make([]time.Duration, r.cfg.Confirm.Attempts)
-		for i := range delays {
-			delays[i] = time.Duration(i+1) * r.cfg.Confirm.Interval
-		}
-		key := t.meta.cfg.key()
-		r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.allow)
+		j.health[k] = ok
 	}
 	return unconfirmed
+}
+
+// confirm re-probes t confirm.attempts times, confirm.interval apart.
+func (r *tlsProbeReceiver) confirm(t *probeTarget) {
+	if r.cfg.Confirm.Attempts <= 0 {
+		return
+	}
+	delays := make([]time.Duration, r.cfg.Confirm.Attempts)
+	for i := range delays {
+		delays[i] = time.Duration(i+1) * r.cfg.Confirm.Interval
+	}
+	key := t.meta.cfg.key()
+	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.allow)
 }

@@ -36,10 +36,13 @@ type MetricsConfig struct {
 	TlsprobeCrlStatus             MetricConfig `mapstructure:"tlsprobe.crl.status"`
 	TlsprobeDuration              MetricConfig `mapstructure:"tlsprobe.duration"`
 	TlsprobeFailures              MetricConfig `mapstructure:"tlsprobe.failures"`
+	TlsprobeNodesConsistent       MetricConfig `mapstructure:"tlsprobe.nodes.consistent"`
+	TlsprobeNodesCount            MetricConfig `mapstructure:"tlsprobe.nodes.count"`
 	TlsprobeOcspResponderDuration MetricConfig `mapstructure:"tlsprobe.ocsp.responder.duration"`
 	TlsprobeOcspStapleAge         MetricConfig `mapstructure:"tlsprobe.ocsp.staple.age"`
 	TlsprobeOcspStatus            MetricConfig `mapstructure:"tlsprobe.ocsp.status"`
 	TlsprobeResult                MetricConfig `mapstructure:"tlsprobe.result"`
+	TlsprobeResumptionSuccess     MetricConfig `mapstructure:"tlsprobe.resumption.success"`
 	TlsprobeSuccess               MetricConfig `mapstructure:"tlsprobe.success"`
 	TlsprobeTLSHelloRetry         MetricConfig `mapstructure:"tlsprobe.tls.hello_retry"`
 	TlsprobeTLSInfo               MetricConfig `mapstructure:"tlsprobe.tls.info"`
@@ -68,6 +71,12 @@ func DefaultMetricsConfig() MetricsConfig {
 		TlsprobeFailures: MetricConfig{
 			Enabled: true,
 		},
+		TlsprobeNodesConsistent: MetricConfig{
+			Enabled: true,
+		},
+		TlsprobeNodesCount: MetricConfig{
+			Enabled: true,
+		},
 		TlsprobeOcspResponderDuration: MetricConfig{
 			Enabled: true,
 		},
@@ -78,6 +87,9 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled: true,
 		},
 		TlsprobeResult: MetricConfig{
+			Enabled: true,
+		},
+		TlsprobeResumptionSuccess: MetricConfig{
 			Enabled: true,
 		},
 		TlsprobeSuccess: MetricConfig{
@@ -121,6 +133,7 @@ func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
 // ResourceAttributesConfig provides config for tlsprobe resource attributes.
 type ResourceAttributesConfig struct {
 	CertpulseCriticality      ResourceAttributeConfig `mapstructure:"certpulse.criticality"`
+	CertpulseEdgeNode         ResourceAttributeConfig `mapstructure:"certpulse.edge.node"`
 	CertpulseFilePath         ResourceAttributeConfig `mapstructure:"certpulse.file.path"`
 	CertpulseOwner            ResourceAttributeConfig `mapstructure:"certpulse.owner"`
 	CertpulseVantage          ResourceAttributeConfig `mapstructure:"certpulse.vantage"`
@@ -133,6 +146,9 @@ type ResourceAttributesConfig struct {
 func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 	return ResourceAttributesConfig{
 		CertpulseCriticality: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		CertpulseEdgeNode: ResourceAttributeConfig{
 			Enabled: true,
 		},
 		CertpulseFilePath: ResourceAttributeConfig{

@@ -21,6 +21,7 @@ func TestLogsBuilderAppendLogRecord(t *testing.T) {
 
 	rb := lb.NewResourceBuilder()
 	rb.SetCertpulseCriticalityLow()
+	rb.SetCertpulseEdgeNode("certpulse.edge.node-val")
 	rb.SetCertpulseFilePath("certpulse.file.path-val")
 	rb.SetCertpulseOwner("certpulse.owner-val")
 	rb.SetCertpulseVantage("certpulse.vantage-val")

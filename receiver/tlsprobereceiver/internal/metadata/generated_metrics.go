@@ -152,6 +152,32 @@ var MapAttributePhase = map[string]AttributePhase{
 	"total":     AttributePhaseTotal,
 }
 
+// AttributeResumptionKind specifies the value resumption_kind attribute.
+type AttributeResumptionKind int
+
+const (
+	_ AttributeResumptionKind = iota
+	AttributeResumptionKindNeighbour
+	AttributeResumptionKindSameNode
+)
+
+// String returns the string representation of the AttributeResumptionKind.
+func (av AttributeResumptionKind) String() string {
+	switch av {
+	case AttributeResumptionKindNeighbour:
+		return "neighbour"
+	case AttributeResumptionKindSameNode:
+		return "same_node"
+	}
+	return ""
+}
+
+// MapAttributeResumptionKind is a helper map of string to AttributeResumptionKind attribute value.
+var MapAttributeResumptionKind = map[string]AttributeResumptionKind{
+	"neighbour": AttributeResumptionKindNeighbour,
+	"same_node": AttributeResumptionKindSameNode,
+}
+
 var MetricsInfo = metricsInfo{
 	TlsprobeCertLifetimeUsed: metricInfo{
 		Name: "tlsprobe.cert.lifetime_used",
@@ -174,6 +200,12 @@ var MetricsInfo = metricsInfo{
 	TlsprobeFailures: metricInfo{
 		Name: "tlsprobe.failures",
 	},
+	TlsprobeNodesConsistent: metricInfo{
+		Name: "tlsprobe.nodes.consistent",
+	},
+	TlsprobeNodesCount: metricInfo{
+		Name: "tlsprobe.nodes.count",
+	},
 	TlsprobeOcspResponderDuration: metricInfo{
 		Name: "tlsprobe.ocsp.responder.duration",
 	},
@@ -185,6 +217,9 @@ var MetricsInfo = metricsInfo{
 	},
 	TlsprobeResult: metricInfo{
 		Name: "tlsprobe.result",
+	},
+	TlsprobeResumptionSuccess: metricInfo{
+		Name: "tlsprobe.resumption.success",
 	},
 	TlsprobeSuccess: metricInfo{
 		Name: "tlsprobe.success",
@@ -205,10 +240,13 @@ type metricsInfo struct {
 	TlsprobeCrlStatus             metricInfo
 	TlsprobeDuration              metricInfo
 	TlsprobeFailures              metricInfo
+	TlsprobeNodesConsistent       metricInfo
+	TlsprobeNodesCount            metricInfo
 	TlsprobeOcspResponderDuration metricInfo
 	TlsprobeOcspStapleAge         metricInfo
 	TlsprobeOcspStatus            metricInfo
 	TlsprobeResult                metricInfo
+	TlsprobeResumptionSuccess     metricInfo
 	TlsprobeSuccess               metricInfo
 	TlsprobeTLSHelloRetry         metricInfo
 	TlsprobeTLSInfo               metricInfo
@@ -592,6 +630,106 @@ func newMetricTlsprobeFailures(cfg MetricConfig) metricTlsprobeFailures {
 	return m
 }
 
+type metricTlsprobeNodesConsistent struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.nodes.consistent metric with initial data.
+func (m *metricTlsprobeNodesConsistent) init() {
+	m.data.SetName("tlsprobe.nodes.consistent")
+	m.data.SetDescription("For a `nodes` target, 1 when every node that answered served the same certificate chain, else 0 (a renewal that has not reached every node, or a node serving something else).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricTlsprobeNodesConsistent) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeNodesConsistent) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeNodesConsistent) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeNodesConsistent(cfg MetricConfig) metricTlsprobeNodesConsistent {
+	m := metricTlsprobeNodesConsistent{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricTlsprobeNodesCount struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.nodes.count metric with initial data.
+func (m *metricTlsprobeNodesCount) init() {
+	m.data.SetName("tlsprobe.nodes.count")
+	m.data.SetDescription("For a `nodes` target, the nodes probed in the latest round (addresses of `nodes=all` beyond max_nodes are not probed and not counted).")
+	m.data.SetUnit("{node}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricTlsprobeNodesCount) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeNodesCount) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeNodesCount) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeNodesCount(cfg MetricConfig) metricTlsprobeNodesCount {
+	m := metricTlsprobeNodesCount{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricTlsprobeOcspResponderDuration struct {
 	data     pmetric.Metric // data buffer for generated metric.
 	config   MetricConfig   // metric config provided by user.
@@ -797,6 +935,59 @@ func newMetricTlsprobeResult(cfg MetricConfig) metricTlsprobeResult {
 	return m
 }
 
+type metricTlsprobeResumptionSuccess struct {
+	data     pmetric.Metric // data buffer for generated metric.
+	config   MetricConfig   // metric config provided by user.
+	capacity int            // max observed number of data points added to the metric.
+}
+
+// init fills tlsprobe.resumption.success metric with initial data.
+func (m *metricTlsprobeResumptionSuccess) init() {
+	m.data.SetName("tlsprobe.resumption.success")
+	m.data.SetDescription("For a `nodes` target, per node, 1 when the node resumed the session it was offered at the latest resumption check (another node's for kind neighbour, its own for same_node), else 0, by TLS version.")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricTlsprobeResumptionSuccess) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, resumptionKindAttributeValue string, tlsVersionAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("certpulse.resumption.kind", resumptionKindAttributeValue)
+	dp.Attributes().PutStr("tls.protocol.version", tlsVersionAttributeValue)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTlsprobeResumptionSuccess) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTlsprobeResumptionSuccess) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTlsprobeResumptionSuccess(cfg MetricConfig) metricTlsprobeResumptionSuccess {
+	m := metricTlsprobeResumptionSuccess{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricTlsprobeSuccess struct {
 	data     pmetric.Metric // data buffer for generated metric.
 	config   MetricConfig   // metric config provided by user.
@@ -973,10 +1164,13 @@ type MetricsBuilder struct {
 	metricTlsprobeCrlStatus             metricTlsprobeCrlStatus
 	metricTlsprobeDuration              metricTlsprobeDuration
 	metricTlsprobeFailures              metricTlsprobeFailures
+	metricTlsprobeNodesConsistent       metricTlsprobeNodesConsistent
+	metricTlsprobeNodesCount            metricTlsprobeNodesCount
 	metricTlsprobeOcspResponderDuration metricTlsprobeOcspResponderDuration
 	metricTlsprobeOcspStapleAge         metricTlsprobeOcspStapleAge
 	metricTlsprobeOcspStatus            metricTlsprobeOcspStatus
 	metricTlsprobeResult                metricTlsprobeResult
+	metricTlsprobeResumptionSuccess     metricTlsprobeResumptionSuccess
 	metricTlsprobeSuccess               metricTlsprobeSuccess
 	metricTlsprobeTLSHelloRetry         metricTlsprobeTLSHelloRetry
 	metricTlsprobeTLSInfo               metricTlsprobeTLSInfo
@@ -1012,10 +1206,13 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricTlsprobeCrlStatus:             newMetricTlsprobeCrlStatus(mbc.Metrics.TlsprobeCrlStatus),
 		metricTlsprobeDuration:              newMetricTlsprobeDuration(mbc.Metrics.TlsprobeDuration),
 		metricTlsprobeFailures:              newMetricTlsprobeFailures(mbc.Metrics.TlsprobeFailures),
+		metricTlsprobeNodesConsistent:       newMetricTlsprobeNodesConsistent(mbc.Metrics.TlsprobeNodesConsistent),
+		metricTlsprobeNodesCount:            newMetricTlsprobeNodesCount(mbc.Metrics.TlsprobeNodesCount),
 		metricTlsprobeOcspResponderDuration: newMetricTlsprobeOcspResponderDuration(mbc.Metrics.TlsprobeOcspResponderDuration),
 		metricTlsprobeOcspStapleAge:         newMetricTlsprobeOcspStapleAge(mbc.Metrics.TlsprobeOcspStapleAge),
 		metricTlsprobeOcspStatus:            newMetricTlsprobeOcspStatus(mbc.Metrics.TlsprobeOcspStatus),
 		metricTlsprobeResult:                newMetricTlsprobeResult(mbc.Metrics.TlsprobeResult),
+		metricTlsprobeResumptionSuccess:     newMetricTlsprobeResumptionSuccess(mbc.Metrics.TlsprobeResumptionSuccess),
 		metricTlsprobeSuccess:               newMetricTlsprobeSuccess(mbc.Metrics.TlsprobeSuccess),
 		metricTlsprobeTLSHelloRetry:         newMetricTlsprobeTLSHelloRetry(mbc.Metrics.TlsprobeTLSHelloRetry),
 		metricTlsprobeTLSInfo:               newMetricTlsprobeTLSInfo(mbc.Metrics.TlsprobeTLSInfo),
@@ -1027,6 +1224,12 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 	}
 	if mbc.ResourceAttributes.CertpulseCriticality.MetricsExclude != nil {
 		mb.resourceAttributeExcludeFilter["certpulse.criticality"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseCriticality.MetricsExclude)
+	}
+	if mbc.ResourceAttributes.CertpulseEdgeNode.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["certpulse.edge.node"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseEdgeNode.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.CertpulseEdgeNode.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["certpulse.edge.node"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseEdgeNode.MetricsExclude)
 	}
 	if mbc.ResourceAttributes.CertpulseFilePath.MetricsInclude != nil {
 		mb.resourceAttributeIncludeFilter["certpulse.file.path"] = filter.CreateFilter(mbc.ResourceAttributes.CertpulseFilePath.MetricsInclude)
@@ -1146,10 +1349,13 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricTlsprobeCrlStatus.emit(ils.Metrics())
 	mb.metricTlsprobeDuration.emit(ils.Metrics())
 	mb.metricTlsprobeFailures.emit(ils.Metrics())
+	mb.metricTlsprobeNodesConsistent.emit(ils.Metrics())
+	mb.metricTlsprobeNodesCount.emit(ils.Metrics())
 	mb.metricTlsprobeOcspResponderDuration.emit(ils.Metrics())
 	mb.metricTlsprobeOcspStapleAge.emit(ils.Metrics())
 	mb.metricTlsprobeOcspStatus.emit(ils.Metrics())
 	mb.metricTlsprobeResult.emit(ils.Metrics())
+	mb.metricTlsprobeResumptionSuccess.emit(ils.Metrics())
 	mb.metricTlsprobeSuccess.emit(ils.Metrics())
 	mb.metricTlsprobeTLSHelloRetry.emit(ils.Metrics())
 	mb.metricTlsprobeTLSInfo.emit(ils.Metrics())
@@ -1219,6 +1425,16 @@ func (mb *MetricsBuilder) RecordTlsprobeFailuresDataPoint(ts pcommon.Timestamp, 
 	mb.metricTlsprobeFailures.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, reasonAttributeValue)
 }
 
+// RecordTlsprobeNodesConsistentDataPoint adds a data point to tlsprobe.nodes.consistent metric.
+func (mb *MetricsBuilder) RecordTlsprobeNodesConsistentDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricTlsprobeNodesConsistent.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordTlsprobeNodesCountDataPoint adds a data point to tlsprobe.nodes.count metric.
+func (mb *MetricsBuilder) RecordTlsprobeNodesCountDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricTlsprobeNodesCount.recordDataPoint(mb.startTime, ts, val)
+}
+
 // RecordTlsprobeOcspResponderDurationDataPoint adds a data point to tlsprobe.ocsp.responder.duration metric.
 func (mb *MetricsBuilder) RecordTlsprobeOcspResponderDurationDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricTlsprobeOcspResponderDuration.recordDataPoint(mb.startTime, ts, val)
@@ -1237,6 +1453,11 @@ func (mb *MetricsBuilder) RecordTlsprobeOcspStatusDataPoint(ts pcommon.Timestamp
 // RecordTlsprobeResultDataPoint adds a data point to tlsprobe.result metric.
 func (mb *MetricsBuilder) RecordTlsprobeResultDataPoint(ts pcommon.Timestamp, val int64, clientProfileAttributeValue string, reasonAttributeValue string) {
 	mb.metricTlsprobeResult.recordDataPoint(mb.startTime, ts, val, clientProfileAttributeValue, reasonAttributeValue)
+}
+
+// RecordTlsprobeResumptionSuccessDataPoint adds a data point to tlsprobe.resumption.success metric.
+func (mb *MetricsBuilder) RecordTlsprobeResumptionSuccessDataPoint(ts pcommon.Timestamp, val int64, resumptionKindAttributeValue AttributeResumptionKind, tlsVersionAttributeValue string) {
+	mb.metricTlsprobeResumptionSuccess.recordDataPoint(mb.startTime, ts, val, resumptionKindAttributeValue.String(), tlsVersionAttributeValue)
 }
 
 // RecordTlsprobeSuccessDataPoint adds a data point to tlsprobe.success metric.

@@ -97,6 +97,14 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeNodesConsistentDataPoint(ts, 1)
+
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordTlsprobeNodesCountDataPoint(ts, 1)
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeOcspResponderDurationDataPoint(ts, 1)
 
 			defaultMetricsCount++
@@ -113,6 +121,10 @@ func TestMetricsBuilder(t *testing.T) {
 
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordTlsprobeResumptionSuccessDataPoint(ts, 1, AttributeResumptionKindNeighbour, "tls_version-val")
+
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordTlsprobeSuccessDataPoint(ts, 1, "client_profile-val")
 
 			defaultMetricsCount++
@@ -125,6 +137,7 @@ func TestMetricsBuilder(t *testing.T) {
 
 			rb := mb.NewResourceBuilder()
 			rb.SetCertpulseCriticalityLow()
+			rb.SetCertpulseEdgeNode("certpulse.edge.node-val")
 			rb.SetCertpulseFilePath("certpulse.file.path-val")
 			rb.SetCertpulseOwner("certpulse.owner-val")
 			rb.SetCertpulseVantage("certpulse.vantage-val")
@@ -285,6 +298,30 @@ func TestMetricsBuilder(t *testing.T) {
 					attrVal, ok = dp.Attributes().Get("certpulse.reason")
 					assert.True(t, ok)
 					assert.Equal(t, "reason-val", attrVal.Str())
+				case "tlsprobe.nodes.consistent":
+					assert.False(t, validatedMetrics["tlsprobe.nodes.consistent"], "Found a duplicate in the metrics slice: tlsprobe.nodes.consistent")
+					validatedMetrics["tlsprobe.nodes.consistent"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "For a `nodes` target, 1 when every node that answered served the same certificate chain, else 0 (a renewal that has not reached every node, or a node serving something else).", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "tlsprobe.nodes.count":
+					assert.False(t, validatedMetrics["tlsprobe.nodes.count"], "Found a duplicate in the metrics slice: tlsprobe.nodes.count")
+					validatedMetrics["tlsprobe.nodes.count"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "For a `nodes` target, the nodes probed in the latest round (addresses of `nodes=all` beyond max_nodes are not probed and not counted).", ms.At(i).Description())
+					assert.Equal(t, "{node}", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "tlsprobe.ocsp.responder.duration":
 					assert.False(t, validatedMetrics["tlsprobe.ocsp.responder.duration"], "Found a duplicate in the metrics slice: tlsprobe.ocsp.responder.duration")
 					validatedMetrics["tlsprobe.ocsp.responder.duration"] = true
@@ -342,6 +379,24 @@ func TestMetricsBuilder(t *testing.T) {
 					attrVal, ok = dp.Attributes().Get("certpulse.reason")
 					assert.True(t, ok)
 					assert.Equal(t, "reason-val", attrVal.Str())
+				case "tlsprobe.resumption.success":
+					assert.False(t, validatedMetrics["tlsprobe.resumption.success"], "Found a duplicate in the metrics slice: tlsprobe.resumption.success")
+					validatedMetrics["tlsprobe.resumption.success"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, ms.At(i).Type())
+					assert.Equal(t, 1, ms.At(i).Gauge().DataPoints().Len())
+					assert.Equal(t, "For a `nodes` target, per node, 1 when the node resumed the session it was offered at the latest resumption check (another node's for kind neighbour, its own for same_node), else 0, by TLS version.", ms.At(i).Description())
+					assert.Equal(t, "1", ms.At(i).Unit())
+					dp := ms.At(i).Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+					attrVal, ok := dp.Attributes().Get("certpulse.resumption.kind")
+					assert.True(t, ok)
+					assert.Equal(t, "neighbour", attrVal.Str())
+					attrVal, ok = dp.Attributes().Get("tls.protocol.version")
+					assert.True(t, ok)
+					assert.Equal(t, "tls_version-val", attrVal.Str())
 				case "tlsprobe.success":
 					assert.False(t, validatedMetrics["tlsprobe.success"], "Found a duplicate in the metrics slice: tlsprobe.success")
 					validatedMetrics["tlsprobe.success"] = true

@@ -49,6 +49,13 @@ func (rb *ResourceBuilder) SetCertpulseCriticalityCritical() {
 	}
 }
 
+// SetCertpulseEdgeNode sets provided value as "certpulse.edge.node" attribute.
+func (rb *ResourceBuilder) SetCertpulseEdgeNode(val string) {
+	if rb.config.CertpulseEdgeNode.Enabled {
+		rb.res.Attributes().PutStr("certpulse.edge.node", val)
+	}
+}
+
 // SetCertpulseFilePath sets provided value as "certpulse.file.path" attribute.
 func (rb *ResourceBuilder) SetCertpulseFilePath(val string) {
 	if rb.config.CertpulseFilePath.Enabled {

@@ -14,6 +14,7 @@ func TestResourceBuilder(t *testing.T) {
 			cfg := loadResourceAttributesConfig(t, tt)
 			rb := NewResourceBuilder(cfg)
 			rb.SetCertpulseCriticalityLow()
+			rb.SetCertpulseEdgeNode("certpulse.edge.node-val")
 			rb.SetCertpulseFilePath("certpulse.file.path-val")
 			rb.SetCertpulseOwner("certpulse.owner-val")
 			rb.SetCertpulseVantage("certpulse.vantage-val")
@@ -27,9 +28,9 @@ func TestResourceBuilder(t *testing.T) {
 
 			switch tt {
 			case "default":
-				assert.Equal(t, 8, res.Attributes().Len())
+				assert.Equal(t, 9, res.Attributes().Len())
 			case "all_set":
-				assert.Equal(t, 8, res.Attributes().Len())
+				assert.Equal(t, 9, res.Attributes().Len())
 			case "none_set":
 				assert.Equal(t, 0, res.Attributes().Len())
 				return
@@ -41,6 +42,11 @@ func TestResourceBuilder(t *testing.T) {
 			assert.True(t, ok)
 			if ok {
 				assert.Equal(t, "low", val.Str())
+			}
+			val, ok = res.Attributes().Get("certpulse.edge.node")
+			assert.True(t, ok)
+			if ok {
+				assert.Equal(t, "certpulse.edge.node-val", val.Str())
 			}
 			val, ok = res.Attributes().Get("certpulse.file.path")
 			assert.True(t, ok)
