@@ -2,14 +2,15 @@
 # Installs the Debian packages the tests drive for real: curl, openssl and jq
 # (the hook senders), prometheus-alertmanager (remediation alerts), chromium
 # (the approval page), prometheus (its promtool: the alert rules' unit tests),
-# podman (`make image`) and ca-certificates (the image's trust store).
+# podman (`make image`), nginx (edge nodes for tlsprobe's `nodes` tests) and
+# ca-certificates (the image's trust store).
 # kubectl (`kubectl kustomize`, offline) comes with the machine image;
 # Debian's kubernetes-client is too old for kustomize v5 files. Without them
 # those tests skip locally; in CI (CI=true) they fail. Needs root (or sudo)
 # and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus)
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx)
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"

@@ -55,6 +55,20 @@ func labConfig(f labFixture) *Config {
 
 func startReceiver(t *testing.T, cfg *Config) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
+	return startReceiverWith(t, cfg, nil)
+}
+
+// labProfile trusts the lab's roots.
+func labProfile(f labFixture) configtls.ClientConfig {
+	c := configtls.NewDefaultClientConfig()
+	c.CAFile = f.files.Roots
+	return c
+}
+
+// startReceiverWith lets the test change the receiver before it starts
+// (prep may be nil).
+func startReceiverWith(t *testing.T, cfg *Config, prep func(*tlsProbeReceiver)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
 	f := NewFactory()
@@ -64,6 +78,9 @@ func startReceiver(t *testing.T, cfg *Config) (*consumertest.LogsSink, *consumer
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "logs and metrics share one prober")
+	if prep != nil {
+		prep(lr.(*tlsProbeReceiver))
+	}
 	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
 	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
 	stop := func() {

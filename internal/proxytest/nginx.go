@@ -1,0 +1,124 @@
+// Package proxytest runs real proxies (Debian's nginx) and a tiny DNS
+// server on 127.0.0.0/8 for tests.
+package proxytest // import "github.com/certpulse/certpulse/internal/proxytest"
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Need returns the path of a proxy binary, or skips the test when it is
+// missing; in CI (CI=true), whose script installs it, a missing binary
+// fails instead.
+func Need(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not installed (scripts/install-test-deps.sh installs it)", name)
+	}
+	t.Skipf("%s not installed", name)
+	return ""
+}
+
+// Nginx is a running nginx.
+type Nginx struct {
+	Dir      string // prefix: config, logs, temp files
+	ErrorLog string
+	cmd      *exec.Cmd
+	stderr   *bytes.Buffer
+	done     chan struct{}
+	once     sync.Once
+}
+
+// StartNginx runs nginx in the foreground (daemon off, one process) with
+// the http{} block given, in a fresh prefix directory, and waits until
+// every address in listen accepts connections. It is stopped at cleanup.
+func StartNginx(t testing.TB, httpBlock string, listen ...string) *Nginx {
+	t.Helper()
+	bin := Need(t, "nginx")
+	dir := t.TempDir()
+	n := &Nginx{Dir: dir, ErrorLog: filepath.Join(dir, "error.log"), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/client_body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, httpBlock)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = exec.Command(bin, "-p", dir, "-c", path, "-e", n.ErrorLog)
+	n.cmd.Stdout, n.cmd.Stderr = n.stderr, n.stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = n.cmd.Wait(); close(n.done) }()
+	t.Cleanup(n.Stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, addr := range listen {
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				_ = c.Close()
+				break
+			}
+			select {
+			case <-n.done:
+				log, _ := os.ReadFile(n.ErrorLog)
+				t.Fatalf("nginx exited: %s\n%s", n.stderr, tail(string(log), 2000))
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx does not listen on %s: %s", addr, n.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return n
+}
+
+// Stop stops nginx (SIGTERM, then SIGKILL after 5 s).
+func (n *Nginx) Stop() {
+	n.once.Do(func() {
+		_ = n.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-n.done:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[strings.LastIndex(s[:len(s)-n], "\n")+1:]
+}
