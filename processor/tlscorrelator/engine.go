@@ -127,11 +127,18 @@ func fingerprint(reason attrs.Reason, service, identity string) string {
 }
 
 func epKey(r *record) string {
-	return r.service + "|" + r.server + ":" + strconv.FormatInt(r.port, 10) + "|" + r.profile + "|" + r.vantage
+	return r.service + "|" + endpointName(r) + "|" + r.profile + "|" + r.vantage
 }
 
-// endpointName is the host:port shown in incidents.
-func endpointName(r *record) string { return r.server + ":" + strconv.FormatInt(r.port, 10) }
+// endpointName is the host:port shown in incidents; a node of a `nodes`
+// target is host:port@node.
+func endpointName(r *record) string {
+	n := r.server + ":" + strconv.FormatInt(r.port, 10)
+	if r.node != "" {
+		n += "@" + r.node
+	}
+	return n
+}
 
 // timeliness of a record against the watermark and the wall clock.
 type timeliness uint8
@@ -215,8 +222,13 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	}
 	healthy := r.reason == attrs.ReasonOK
 
+	// A node that catches up with the chain its neighbours served is the
+	// end of a propagation lag, not an unexpected change.
+	caughtUp := ep.LagRef != "" && r.chainSHA == ep.LagRef
+	e.nodeLag(r, ep, key, t)
+
 	// Derived from the certificate served, whatever the probe's reason.
-	if r.chainSHA != "" && ep.GoodChain != "" && r.chainSHA != ep.GoodChain && r.chainSHA != prevChain && !e.explained(svc, r, t) {
+	if r.chainSHA != "" && ep.GoodChain != "" && r.chainSHA != ep.GoodChain && r.chainSHA != prevChain && !caughtUp && !e.explained(svc, r, t) {
 		e.observe(&obs{reason: attrs.ReasonUnexpectedCertChange, rec: r, identity: r.chainSHA, derived: false, sticky: true,
 			detail: "the certificate chain of " + endpointName(r) + " changed (" + short(ep.GoodChain) + " -> " + short(r.chainSHA) + ") and no lifecycle event explains it"})
 	}
@@ -288,6 +300,31 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		ep.LastPassed = t.Unix()
 	}
 	return pass, en
+}
+
+// nodeLag derives propagation_lag from one vantage's comparison of the
+// nodes behind a name: a node that has served an older chain than its
+// neighbours for propagation_grace is lagging. The incident's identity is
+// the chain the neighbours serve, so every lagging node of the service
+// joins one incident; it resolves as the nodes catch up.
+func (e *engine) nodeLag(r *record, ep *endpointState, key string, t time.Time) {
+	if r.lagging && r.refChain != "" {
+		if ep.LagSince == 0 || ep.LagRef != r.refChain {
+			ep.LagSince, ep.LagRef = t.Unix(), r.refChain
+		}
+		if t.Sub(time.Unix(ep.LagSince, 0)) >= e.cfg.PropagationGrace {
+			ep.LagIncident = e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: r.refChain,
+				detail: "node " + r.node + " of " + r.server + ":" + strconv.FormatInt(r.port, 10) + " still serves chain " + short(r.chainSHA) + " while its neighbours serve " + short(r.refChain) + " (for " + humanAgo(t.Sub(time.Unix(ep.LagSince, 0))) + ")"})
+		}
+		return
+	}
+	ep.LagSince = 0
+	if r.chainSHA != "" && r.chainSHA != ep.LagRef {
+		ep.LagRef = ""
+	}
+	if ep.LagIncident != "" && e.healthyFor(ep.LagIncident, key, t) {
+		ep.LagIncident = ""
+	}
 }
 
 func (e *engine) healthyMode(sc ServiceConfig) string {

@@ -33,6 +33,12 @@ type record struct {
 	server   string
 	port     int64
 	dial     string // what the probe dialed (host:port)
+	// node is the edge node of a `nodes` target (certpulse.edge.node);
+	// lagging says it serves an older chain than refChain, which its
+	// neighbours serve.
+	node     string
+	lagging  bool
+	refChain string
 	profile  string
 	reason   attrs.Reason
 	chainSHA string
@@ -110,6 +116,11 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 			r.port = v.Int()
 		}
 		r.dial = str(a, attrs.ProbeEndpoint)
+		r.node = str(a, attrs.EdgeNode)
+		if v, ok := a.Get(attrs.NodesLagging); ok && v.Type() == pcommon.ValueTypeBool {
+			r.lagging = v.Bool()
+		}
+		r.refChain = str(a, attrs.NodesReferenceChain)
 		r.profile = str(a, attrs.ClientProfile)
 		r.reason = attrs.Reason(str(a, attrs.ReasonKey))
 		if r.reason == "" {

@@ -21,6 +21,12 @@ type endpointState struct {
 	CurChain     string       `json:"cc,omitempty"`
 	LastPassed   int64        `json:"p,omitempty"` // last ok result passed on (volume control)
 	Incident     string       `json:"i,omitempty"`
+	// LagSince and LagRef: since when a node of a `nodes` target has
+	// served an older chain than its neighbours, and their chain;
+	// LagIncident is the propagation_lag incident it is part of.
+	LagSince    int64  `json:"ls,omitempty"`
+	LagRef      string `json:"lr,omitempty"`
+	LagIncident string `json:"li,omitempty"`
 }
 
 // lcEvent is a remembered lifecycle event.

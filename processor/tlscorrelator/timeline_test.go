@@ -46,6 +46,10 @@ type probe struct {
 	notAfter time.Time
 	crit     string
 	pins     []string
+	// node, lagging, ref: a node of a `nodes` target
+	node    string
+	lagging bool
+	ref     string
 }
 
 func (p probe) appendTo(ld plog.Logs) {
@@ -78,6 +82,14 @@ func (p probe) appendTo(ld plog.Logs) {
 		for _, x := range p.pins {
 			s.AppendEmpty().SetStr("sha256/" + x)
 		}
+	}
+	if p.node != "" {
+		a.PutStr(attrs.EdgeNode, p.node)
+		a.PutStr(attrs.ProbeEndpoint, p.node)
+	}
+	if p.lagging {
+		a.PutBool(attrs.NodesLagging, true)
+		a.PutStr(attrs.NodesReferenceChain, p.ref)
 	}
 	lr.Body().SetStr(fmt.Sprintf("%s: %s", p.server, cmp.Or(string(p.reason), "ok")))
 }
