@@ -30,9 +30,9 @@ type record struct {
 	region  string
 
 	// probe result
-	server   string
-	port     int64
-	dial     string // what the probe dialed (host:port)
+	server string
+	port   int64
+	dial   string // what the probe dialed (host:port)
 	// node is the edge node of a `nodes` target (certpulse.edge.node);
 	// lagging says it serves an older chain than refChain, which its
 	// neighbours serve.
