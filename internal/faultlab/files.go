@@ -76,6 +76,11 @@ func (l *Lab) TargetsYAML(rootsFile string) string {
 			fmt.Fprintf(&b, "    profiles: [%s]\n", e.Profile)
 		}
 	}
+	for _, g := range l.NodeGroups {
+		fmt.Fprintf(&b, "  # every node behind one name: expect %v (lagging %v)\n", g.Want, g.Lagging)
+		fmt.Fprintf(&b, "  - endpoint: %s:443\n    server_name: %s\n    service: lab-%s\n    owner: team-lab\n    environment: lab\n    criticality: medium\n    ca_file: %q\n    nodes: [%s]\n    resumption: {every: 1}\n",
+			g.ServerName, g.ServerName, g.Name, rootsFile, strings.Join(g.Nodes, ", "))
+	}
 	return b.String()
 }
 

@@ -30,6 +30,8 @@ type Lab struct {
 	ClientCA    *CA
 	ClientCert  *CA
 	Endpoints   []Endpoint
+	// NodeGroups are the edge nodes of a name (tlsprobe `nodes` targets).
+	NodeGroups []NodeGroup
 
 	// OCSPURL, CRLURL and AIAURL are served by the lab's HTTP server.
 	OCSPURL, CRLURL, AIAURL string
@@ -110,6 +112,9 @@ func Start() (l *Lab, err error) {
 			return nil, err
 		}
 		l.Endpoints = append(l.Endpoints, servers[i].ep)
+	}
+	if err := l.startNodeGroups(); err != nil {
+		return nil, err
 	}
 	return l, nil
 }

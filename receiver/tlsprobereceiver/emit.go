@@ -117,7 +117,7 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 	a := lr.Attributes()
 	a.EnsureCapacity(32)
 	a.PutStr(attrs.ServerAddress, r.ServerName)
-	a.PutInt(attrs.ServerPort, int64(r.Port))
+	a.PutInt(attrs.ServerPort, t.meta.port) // the name's port; a node's own is network.peer.port
 	if r.Host != r.ServerName {
 		a.PutStr(attrs.ProbeEndpoint, net.JoinHostPort(r.Host, strconv.Itoa(r.Port)))
 	}

@@ -110,8 +110,10 @@ func nodeRecords(sink *consumertest.LogsSink, port int) map[string]plog.LogRecor
 }
 
 func attr(lr plog.LogRecord, k string) string {
-	v, _ := lr.Attributes().Get(k)
-	return v.AsString()
+	if v, ok := lr.Attributes().Get(k); ok {
+		return v.AsString()
+	}
+	return ""
 }
 
 // TestNodesAgainstNginx: every node behind a name, against real nginx.
@@ -202,5 +204,28 @@ func TestNodesAllResolves(t *testing.T) {
 		require.True(t, ok, "%v", recs)
 		require.Equal(t, "2", attr(lr, attrs.NodesCount))
 		require.Equal(t, resumptionNotChecked, attr(lr, attrs.ResumptionResult))
+	}
+}
+
+// TestLabNodeGroups: the fault lab's node groups (Go servers sharing, or
+// not, session ticket keys; one node on the previous certificate), as
+// `make run` shows them.
+func TestLabNodeGroups(t *testing.T) {
+	f := startLab(t)
+	logs, _, stop := startReceiver(t, labConfig(f))
+	defer stop()
+	byNode := func() map[string]plog.LogRecord { return nodeRecords(logs, 443) }
+	total := 0
+	for _, g := range f.lab.NodeGroups {
+		total += len(g.Nodes)
+	}
+	require.Eventually(t, func() bool { return len(byNode()) == total }, 15*time.Second, 50*time.Millisecond)
+	recs := byNode()
+	for _, g := range f.lab.NodeGroups {
+		for i, n := range g.Nodes {
+			lr := recs[n]
+			require.Equal(t, string(g.Want[i]), attr(lr, attrs.ReasonKey), "%s node %d: %s", g.Name, i, lr.Body().Str())
+			require.Equal(t, g.Lagging[i], attr(lr, attrs.NodesLagging) == "true", "%s node %d: %s", g.Name, i, lr.Body().Str())
+		}
 	}
 }

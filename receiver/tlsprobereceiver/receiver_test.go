@@ -104,6 +104,9 @@ func latestByServer(sink *consumertest.LogsSink) map[string]plog.LogRecord {
 					if lr.EventName() != attrs.EventProbeResult {
 						continue // file results (the mTLS profile's own certificate)
 					}
+					if _, node := lr.Attributes().Get(attrs.EdgeNode); node {
+						continue // the lab's node groups (TestLabNodeGroups)
+					}
 					addr, _ := lr.Attributes().Get(attrs.ServerAddress)
 					out[addr.Str()] = lr
 				}
