@@ -47,6 +47,15 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 5*time.Minute, cfg.Targets[1].CollectionInterval)
 	assert.Equal(t, "1.3", cfg.ClientProfiles["strict"].MinVersion)
 
+	cfg, err = loadConfig(t, "nodes")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"all"}, cfg.Targets[0].Nodes)
+	assert.Equal(t, 8, cfg.Targets[0].maxNodes())
+	assert.Equal(t, 3, cfg.Targets[0].resumptionEvery())
+	assert.Equal(t, 5, cfg.Targets[1].resumptionEvery(), "default: every 5th probe")
+	assert.Equal(t, 16, cfg.Targets[1].maxNodes())
+	assert.Equal(t, []string{"X25519MLKEM768"}, cfg.ClientProfiles["pq-only"].CurvePreferences)
+
 	cfg, err = loadConfig(t, "single")
 	require.NoError(t, err)
 	assert.Equal(t, "10.1.2.3:8443", cfg.Endpoint)
@@ -55,17 +64,21 @@ func TestLoadConfig(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for name, want := range map[string]string{
-		"bad_criticality":          `criticality "urgent" must be one of low, medium, high, critical`,
-		"bad_endpoint":             `endpoint "a.example.com" must be host:port`,
-		"bad_pin":                  `is not sha256/<base64 of 32 bytes>`,
-		"unknown_profile":          `unknown client profile "nosuch"`,
-		"duplicate":                `duplicate of targets[0]`,
-		"no_targets":               `no targets: set endpoint, targets, targets_file or files`,
-		"timeout_exceeds_interval": `timeout (10s) must not exceed collection_interval (5s)`,
-		"bad_starttls":             `starttls "imap" is not supported`,
-		"insecure_profile":         `insecure and insecure_skip_verify make no sense`,
-		"bad_networks":             `allow_private_fetch_networks: "10.0.0.0/33" is not a CIDR (10.0.0.0/8) or an address`,
-		"bad_files":                "files[0]: path \"/etc/kubernetes/pki/[*.crt\" is not a valid glob pattern",
+		"bad_criticality":             `criticality "urgent" must be one of low, medium, high, critical`,
+		"bad_endpoint":                `endpoint "a.example.com" must be host:port`,
+		"bad_pin":                     `is not sha256/<base64 of 32 bytes>`,
+		"unknown_profile":             `unknown client profile "nosuch"`,
+		"duplicate":                   `duplicate of targets[0]`,
+		"no_targets":                  `no targets: set endpoint, targets, targets_file or files`,
+		"timeout_exceeds_interval":    `timeout (10s) must not exceed collection_interval (5s)`,
+		"bad_starttls":                `starttls "imap" is not supported`,
+		"insecure_profile":            `insecure and insecure_skip_verify make no sense`,
+		"bad_networks":                `allow_private_fetch_networks: "10.0.0.0/33" is not a CIDR (10.0.0.0/8) or an address`,
+		"bad_files":                   "files[0]: path \"/etc/kubernetes/pki/[*.crt\" is not a valid glob pattern",
+		"bad_nodes":                   `nodes: "10.0.0.1" must be ip:port (or the single value "all")`,
+		"nodes_all_needs_name":        `nodes: all needs a host name to resolve; endpoint "10.0.0.1:443" is an address`,
+		"nodes_options_without_nodes": "max_nodes, resumption and expect_resumption need nodes",
+		"bad_max_nodes":               "max_nodes must be between 1 and 256",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)
