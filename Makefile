@@ -109,6 +109,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Ingest -benchtime 3s -cpu 1 ./receiver/certlifecyclereceiver/
 	$(GO) test -run '^$$' -bench IncidentToWebhook -benchtime 2000x -cpu 1 ./exporter/remediationexporter/
 	CERTPULSE_LAB_BIN=$(LAB) $(GO) test -run '^$$' -bench ProbeVsFloor -benchtime 2000x -count 3 ./receiver/tlsprobereceiver/
+	CERTPULSE_LAB_BIN=$(LAB) $(GO) test -run '^$$' -bench NodesVsFloor -benchtime 1000x -count 3 ./receiver/tlsprobereceiver/
 	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) $(GO) test -count=1 -v -run 'TestLoad10k' -timeout 20m ./testbed/load/
 
 # mdatagen for all four components (after editing a metadata.yaml).

@@ -16,6 +16,7 @@ type Files struct {
 	ClientKey   string
 	TargetsFile string // tlsprobe targets_file with one target per endpoint
 	Endpoints   string // JSON list of the endpoints (name, address, server name, expected reason)
+	NodeGroups  string // JSON list of the node groups
 }
 
 // WriteFiles writes the lab root, the client certificate and a tlsprobe
@@ -28,6 +29,7 @@ func (l *Lab) WriteFiles(dir string) (Files, error) {
 		ClientKey:   filepath.Join(dir, "client-key.pem"),
 		TargetsFile: filepath.Join(dir, "targets.yaml"),
 		Endpoints:   filepath.Join(dir, "endpoints.json"),
+		NodeGroups:  filepath.Join(dir, "nodes.json"),
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return f, err
@@ -40,11 +42,16 @@ func (l *Lab) WriteFiles(dir string) (Files, error) {
 	if err != nil {
 		return f, err
 	}
+	groups, err := json.MarshalIndent(l.NodeGroups, "", "  ")
+	if err != nil {
+		return f, err
+	}
 	for path, data := range map[string][]byte{
 		f.Roots:      PEM(l.Root.Cert, l.ExpiredRoot.Cert),
 		f.ClientCert: PEM(l.ClientCert.Cert),
 		f.ClientKey:  key,
 		f.Endpoints:  eps,
+		f.NodeGroups: groups,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return f, err

@@ -2,6 +2,7 @@ package faultlab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +15,10 @@ import (
 type Process struct {
 	Files     Files
 	Endpoints []Endpoint
-	cmd       *exec.Cmd
-	done      chan error
+	// NodeGroups are the lab's node groups (from nodes.json).
+	NodeGroups []NodeGroup
+	cmd        *exec.Cmd
+	done       chan error
 }
 
 // StartProcess runs the certpulse-lab binary at bin with its files in dir.
@@ -46,6 +49,7 @@ func StartProcess(bin, dir string) (*Process, error) {
 	p.Files = Files{
 		Dir: dir, Roots: filepath.Join(dir, "roots.pem"), ClientCert: filepath.Join(dir, "client.pem"),
 		ClientKey: filepath.Join(dir, "client-key.pem"), TargetsFile: targets, Endpoints: filepath.Join(dir, "endpoints.json"),
+		NodeGroups: filepath.Join(dir, "nodes.json"),
 	}
 	eps, err := ReadEndpoints(p.Files.Endpoints)
 	if err != nil {
@@ -53,6 +57,14 @@ func StartProcess(bin, dir string) (*Process, error) {
 		return nil, err
 	}
 	p.Endpoints = eps
+	data, err := os.ReadFile(p.Files.NodeGroups)
+	if err == nil {
+		err = json.Unmarshal(data, &p.NodeGroups)
+	}
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
 	return p, nil
 }
 
