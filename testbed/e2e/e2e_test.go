@@ -221,6 +221,9 @@ func TestDistributionAgainstLab(t *testing.T) {
 	}
 	t.Logf("reason per endpoint:\n%s", table.String())
 
+	// The node groups: every node behind a name, as `make run` shows them.
+	checkNodeGroups(t, lab, logsPath)
+
 	// The records as Loki would index them.
 	checkLokiContract(t, logsPath)
 
@@ -497,4 +500,38 @@ func (h *webhook) get() ([]string, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.keys...), h.badSig
+}
+
+// checkNodeGroups: each node of the lab's node groups reports its expected
+// reason (resumption_failed for the node whose ticket keys differ) and the
+// node on the previous certificate is lagging.
+func checkNodeGroups(t *testing.T, lab *faultlab.Lab, logsPath string) {
+	t.Helper()
+	want := 0
+	for _, g := range lab.NodeGroups {
+		want += len(g.Nodes)
+	}
+	nodes := map[string]logtest.Record{}
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && len(nodes) < want; time.Sleep(300 * time.Millisecond) {
+		for _, r := range logtest.Named(logtest.ReadFile(logsPath), attrs.EventProbeResult) {
+			if n := r.Attr(attrs.EdgeNode); n != "" && r.Attr(attrs.ResumptionResult) != "not_checked" || r.Attr(attrs.NodesLagging) == "true" {
+				nodes[r.Attr(attrs.EdgeNode)] = r
+			}
+		}
+	}
+	for _, g := range lab.NodeGroups {
+		for i, n := range g.Nodes {
+			r, ok := nodes[n]
+			if !ok {
+				t.Errorf("node group %s: no result for node %s", g.Name, n)
+				continue
+			}
+			if got := r.Attr(attrs.ReasonKey); got != string(g.Want[i]) {
+				t.Errorf("node group %s node %d: certpulse.reason=%q, want %q (%s)", g.Name, i+1, got, g.Want[i], r.Body().Str())
+			}
+			if lag := r.Attr(attrs.NodesLagging) == "true"; lag != g.Lagging[i] {
+				t.Errorf("node group %s node %d: lagging %v, want %v (%s)", g.Name, i+1, lag, g.Lagging[i], r.Body().Str())
+			}
+		}
+	}
 }
