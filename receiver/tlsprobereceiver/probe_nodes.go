@@ -127,6 +127,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarge
 	ns.probes++
 	if every := t.meta.cfg.resumptionEvery(); every > 0 && (ns.probes-1)%every == 0 {
 		ns.resumption, ns.samples = r.checkResumption(ctx, t, views, round.cmp)
+		// (members of a check cut short have no verdict: not_checked)
 		ns.checkedAt = time.Now()
 		if ctx.Err() != nil {
 			return
@@ -196,6 +197,10 @@ func (r *tlsProbeReceiver) checkResumption(ctx context.Context, t *probeTarget, 
 	if len(members) == 0 {
 		return verdicts, samples
 	}
+	// The whole check is bounded; one cut short judges nobody (a check
+	// that did not finish is not a refusal).
+	ctx, cancel := context.WithTimeout(ctx, 3*r.cfg.Timeout)
+	defer cancel()
 	p := t.target.Profiles[0]
 	byVersion := map[string]map[string]resumeVerdict{}
 	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
@@ -247,7 +252,7 @@ func (r *tlsProbeReceiver) checkResumption(ctx context.Context, t *probeTarget, 
 			wg.Wait()
 		}
 		if ctx.Err() != nil {
-			return verdicts, samples
+			return verdicts, map[string][]resumeSample{}
 		}
 		for i, m := range members {
 			if n > 1 {
