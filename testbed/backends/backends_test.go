@@ -268,8 +268,8 @@ func TestDeliveryToBackends(t *testing.T) {
 	want := len(lab.Endpoints)
 	var n int
 	for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
-		n, _ = promQuery(otlpProm, `count by (server_address) (tlsprobe_success)`)
-		m, _ := promQuery(prwProm, `count by (server_address) (tlsprobe_success)`)
+		n, _ = promQuery(otlpProm, `count by (server_address) (tlsprobe_success{certpulse_edge_node=""})`)
+		m, _ := promQuery(prwProm, `count by (server_address) (tlsprobe_success{certpulse_edge_node=""})`)
 		if n >= want && m >= want {
 			break
 		}
