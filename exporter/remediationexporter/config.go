@@ -45,6 +45,14 @@ type Config struct {
 	// Storage keeps cooldowns, attempts, pending approvals and the brake
 	// across restarts.
 	Storage *component.ID `mapstructure:"storage"`
+	// HandoverHold: an incident this instance has never seen before is
+	// acted on no sooner than this after it first arrived, so that the
+	// audit trail of another instance that acted on it (a gateway that
+	// died, whose Kafka partitions this one took over) arrives first: the
+	// attempts recorded there count here (cooldown, attempt cap, next
+	// idempotency key). 0 (the default) for a single collector; the
+	// gateway tier sets it.
+	HandoverHold time.Duration `mapstructure:"handover_hold"`
 
 	_ struct{}
 }
@@ -183,6 +191,9 @@ func (p *PolicyConfig) verify() bool { return p.Verify == nil || *p.Verify }
 // Validate checks the configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
+	if cfg.HandoverHold < 0 || cfg.HandoverHold > 10*time.Minute {
+		errs = append(errs, errors.New("handover_hold must be between 0 and 10m"))
+	}
 	g := cfg.Guardrails
 	if g.Cooldown < 0 || g.MaxAttempts < 1 || g.Budget < 1 || g.BudgetWindow <= 0 || g.MaxConcurrency < 1 {
 		errs = append(errs, errors.New("guardrails: cooldown >= 0, max_attempts >= 1, budget >= 1, budget_window > 0, max_concurrency >= 1"))

@@ -1,6 +1,8 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -84,6 +86,52 @@ func incidents(ld plog.Logs) []Incident {
 				if inc.ID != "" && inc.State != "" {
 					out = append(out, inc)
 				}
+			}
+		}
+	}
+	return out
+}
+
+// actedOn is an attempt another instance (or this one) made on an incident,
+// read back from the audit trail: a `remediation` lifecycle event whose
+// job_id is the idempotency key (incident:action:attempt).
+type actedOn struct {
+	incidentID string
+	attempt    int
+	at         time.Time
+}
+
+// actedOutcomes are the audit outcomes that mean an attempt was spent.
+var actedOutcomes = map[string]bool{"sent": true, "failed": true, "awaiting_approval": true, "dry_run": true, "approved": true}
+
+// auditTrail extracts the spent attempts from the remediation audit events
+// in ld.
+func auditTrail(ld plog.Logs) []actedOn {
+	var out []actedOn
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				if lr.EventName() != attrs.EventLifecyclePrefix+attrs.LifecycleRemediation {
+					continue
+				}
+				a := lr.Attributes()
+				if !actedOutcomes[get(a, attrs.LifecyclePipelineStage)] {
+					continue
+				}
+				id, key := get(a, attrs.LifecycleIncidentID), get(a, attrs.LifecycleJobID)
+				at := strings.LastIndexByte(key, ':')
+				if id == "" || at < 0 || !strings.HasPrefix(key, id+":") {
+					continue
+				}
+				n, err := strconv.Atoi(key[at+1:])
+				if err != nil || n < 1 || n > 1000 {
+					continue
+				}
+				out = append(out, actedOn{incidentID: id, attempt: n, at: lr.Timestamp().AsTime()})
 			}
 		}
 	}

@@ -213,12 +213,40 @@ func (r *remediator) shutdown(ctx context.Context) error {
 	return err
 }
 
-// push handles a batch: incident records are decided on, the rest ignored.
+// push handles a batch: the attempts in remediation audit events are
+// counted (another instance's, after a handover), incident records are
+// decided on, the rest ignored.
 func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
+	if trail := auditTrail(ld); len(trail) > 0 {
+		r.learn(ctx, trail)
+	}
 	for _, inc := range incidents(ld) {
-		r.handle(ctx, &inc)
+		r.handle(ctx, &inc, false)
 	}
 	return nil
+}
+
+// learn counts attempts read from the audit trail: an incident whose
+// attempt n was spent (here or by another instance) continues at n+1,
+// with its cooldown from then.
+func (r *remediator) learn(ctx context.Context, trail []actedOn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for _, a := range trail {
+		st := r.st.incident(a.incidentID)
+		if a.attempt > st.Attempts {
+			st.Attempts = a.attempt
+			changed = true
+		}
+		if a.at.After(st.LastAction) && !a.at.After(r.now()) {
+			st.LastAction = a.at
+			changed = true
+		}
+	}
+	if changed {
+		r.saveLocked(ctx)
+	}
 }
 
 // saveLocked persists the state; an error is logged and returned, and a
@@ -256,13 +284,25 @@ func (r *remediator) matchAll(inc *Incident) []*PolicyConfig {
 	return out
 }
 
-func (r *remediator) handle(ctx context.Context, inc *Incident) {
+// handle decides on one incident transition; deferred is a decision held
+// by handover_hold, run again.
+func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
 	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
 	st := r.st.incident(inc.ID)
-	st.Incident = *inc
+	if st.FirstSeen.IsZero() {
+		st.FirstSeen = now
+	}
+	if deferred {
+		// The incident may have moved on during the hold.
+		if s := st.Incident.State; s == attrs.StateResolved || s == attrs.StateSuppressed {
+			return
+		}
+	} else {
+		st.Incident = *inc
+	}
 	// One write per decision (file_storage fsyncs each): at the end, or
 	// before acting, after which only held approvals change state again.
 	persisted := false
@@ -310,6 +350,10 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 		return // updates (flaps included) never start a remediation
 	}
 	if pol == nil {
+		return
+	}
+	if wait := r.cfg.HandoverHold - now.Sub(st.FirstSeen); wait > 0 {
+		r.deferLocked(inc, wait)
 		return
 	}
 	dry := r.cfg.DryRun || pol.DryRun
@@ -384,6 +428,24 @@ func (r *remediator) handle(ctx context.Context, inc *Incident) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.runActionsLocked(r.execCtx, pol, &run, attempt, evidence, 0, dry)
+	}()
+}
+
+// deferLocked decides on inc again once handover_hold has passed since the
+// incident was first seen here.
+func (r *remediator) deferLocked(inc *Incident, wait time.Duration) {
+	if r.execCtx == nil || r.execCtx.Err() != nil {
+		return
+	}
+	run := *inc
+	r.execWG.Add(1)
+	go func() {
+		defer r.execWG.Done()
+		select {
+		case <-time.After(wait):
+			r.handle(r.execCtx, &run, true)
+		case <-r.execCtx.Done():
+		}
 	}()
 }
 
