@@ -16,7 +16,7 @@ type incState struct {
 	LastAction time.Time `json:"last_action,omitzero"`
 	// FirstSeen is when this instance first saw the incident (handover_hold).
 	FirstSeen time.Time `json:"first_seen,omitzero"`
-	Firing     bool      `json:"firing,omitempty"` // an Alertmanager alert is firing
+	Firing    bool      `json:"firing,omitempty"` // an Alertmanager alert is firing
 	// FiredSeverity is the severity label of the firing alert: when the
 	// incident changes tier, that alert is resolved and a new one fires.
 	FiredSeverity string `json:"fired_severity,omitempty"`
