@@ -52,7 +52,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy backends fuzz
+test: unit e2e deploy backends gateway fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -71,6 +71,12 @@ $(VLOGS):
 
 backends: build $(PROM3) $(VLOGS)
 	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) VICTORIALOGS_BIN=$(VLOGS) $(GO) test -count=1 -v -timeout 10m ./testbed/backends/
+
+# The gateway tier on a real Kafka protocol broker (kfake): two agents, two
+# gateways in one consumer group, one gateway killed (SIGKILL): nothing
+# lost, no webhook repeated. Part of `make test`.
+gateway: build
+	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 10m ./testbed/gateway/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)
