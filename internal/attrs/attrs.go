@@ -81,6 +81,10 @@ const (
 	// at all) or not_checked; ResumptionCheckedAt is when it ran.
 	ResumptionResult    = "certpulse.resumption.result"
 	ResumptionCheckedAt = "certpulse.resumption.checked_at"
+	// ClockAhead marks a record the correlator passed on without
+	// correlating it: stamped beyond its wall clock plus max_clock_skew
+	// (the source's clock runs ahead).
+	ClockAhead = "certpulse.clock_ahead"
 	// HelloRetry: the server answered with a HelloRetryRequest (the
 	// client's key share was not one it accepts: one more round trip).
 	HelloRetry = "certpulse.tls.hello_retry"

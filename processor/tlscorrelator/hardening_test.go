@@ -27,24 +27,33 @@ import (
 	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadatatest"
 )
 
-// TestFutureTimestampDoesNotBlind: one record from an agent whose clock runs
-// an hour ahead must not make every later record "late". It is dropped (and
-// counted as future); records on time keep working.
+// TestFutureTimestampDoesNotBlind: a vantage whose clock runs 10 minutes
+// ahead must not make every later record "late", nor lose its records:
+// they are passed on marked certpulse.clock_ahead (and counted as future)
+// without being correlated; records on time keep working, and the incident
+// they open resolves on time.
 func TestFutureTimestampDoesNotBlind(t *testing.T) {
 	h := newHarness(t, createDefaultConfig())
-	expired := func(at time.Duration, v string) probe {
-		return probe{at: at, service: "api", server: "a.example.com", vantage: v, reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
+	res := func(at time.Duration, v string, reason attrs.Reason) probe {
+		return probe{at: at, service: "api", server: "a.example.com", vantage: v, reason: reason, chain: chainA, leaf: leafA, spki: spkiA}
 	}
-	// An hour ahead of the wall clock, whatever t0 is.
-	ahead := time.Now().Add(time.Hour).Sub(t0)
-	ld := plog.NewLogs()
-	expired(ahead, "skewed").appendTo(ld)
-	require.NoError(t, h.proc.ConsumeLogs(context.Background(), ld))
-	assert.Equal(t, 0, ld.LogRecordCount(), "a record from the future is dropped, not passed on as if processed")
-	h.feed(expired(0, "eu"))
-	incs := h.incidents()
-	require.NotEmpty(t, incs, "records on time are processed after a record from the future")
-	assert.Equal(t, "opened", incs[0].state)
+	// Ten minutes ahead of the wall clock, whatever t0 is.
+	ahead := time.Now().Add(10 * time.Minute).Sub(t0)
+	for i := 0; i < 10; i++ {
+		at := time.Duration(i) * 30 * time.Second
+		reason := attrs.ReasonExpiredLeaf
+		if i >= 5 {
+			reason = attrs.ReasonOK
+		}
+		ld := plog.NewLogs()
+		res(ahead+at, "skewed", attrs.ReasonExpiredLeaf).appendTo(ld)
+		require.NoError(t, h.proc.ConsumeLogs(context.Background(), ld))
+		require.Equal(t, 1, ld.LogRecordCount(), "a record from the future is passed on")
+		v, _ := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Attributes().Get(attrs.ClockAhead)
+		require.True(t, v.Bool())
+		h.feed(res(at, "eu", reason))
+	}
+	assert.Equal(t, []string{"opened/ticket", "resolved/ticket"}, states(h.incidents()), "the on-time vantage opens and resolves; the skewed one (still failing) is not correlated")
 }
 
 // flakyConsumer refuses the first `refuse` batches, then records like a sink.

@@ -199,9 +199,13 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 						counts[3]++
 						return false
 					case future:
+						// Not correlated (its time cannot be trusted, and
+						// it must not move the watermark), but passed on:
+						// nothing is dropped for a bad clock.
 						counts[5]++
 						c.logFuture(&r, now)
-						return true
+						lr.Attributes().PutBool(attrs.ClockAhead, true)
+						return false
 					}
 				}
 				switch r.kind {
@@ -263,7 +267,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	return err
 }
 
-// logFuture logs a record dropped for a timestamp beyond the wall clock plus
+// logFuture logs a record not correlated for a timestamp beyond the wall clock plus
 // max_clock_skew, at most once a minute per source. Called with c.mu held.
 func (c *correlator) logFuture(r *record, now time.Time) {
 	src := r.vantage
@@ -277,7 +281,7 @@ func (c *correlator) logFuture(r *record, now time.Time) {
 		clear(c.futureLogged) // bounded: sources are few; this only resets the rate limit
 	}
 	c.futureLogged[src] = now
-	c.logger.Warn("tlscorrelator dropped a record stamped in the future: check this source's clock", zap.String("source", src), zap.String("service", r.service),
+	c.logger.Warn("tlscorrelator passed on, without correlating it, a record stamped in the future: check this source's clock", zap.String("source", src), zap.String("service", r.service),
 		zap.Time("timestamp", r.time), zap.Duration("ahead", r.time.Sub(now)), zap.Duration("max_clock_skew", c.cfg.MaxClockSkew))
 }
 
