@@ -85,6 +85,15 @@ func (e *engine) observe(o *obs) string {
 		}
 		k := epKey(r)
 		if ie, ok := inc.Endpoints[k]; ok {
+			if ie.ConsecOK > 0 && inc.open() {
+				// Healthy for a while, but not long enough to resolve, and
+				// failing again: a flap of the open incident. Announced
+				// at the 1st, 2nd, 4th, 8th... flap, not each one.
+				inc.Flaps++
+				if inc.Flaps&(inc.Flaps-1) == 0 {
+					changed = true
+				}
+			}
 			ie.ConsecOK = 0
 		} else if len(inc.Endpoints) < maxIncidentEndpoints {
 			inc.Endpoints[k] = &incEndpoint{Target: r.server + "@" + cmp.Or(r.dial, endpointName(r))}
