@@ -25,7 +25,7 @@ PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
 VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability testbed testbed-gateway testbed-agent-kill testbed-outage testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -52,7 +52,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy backends gateway fuzz
+test: unit e2e deploy backends reliability fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -72,11 +72,27 @@ $(VLOGS):
 backends: build $(PROM3) $(VLOGS)
 	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) VICTORIALOGS_BIN=$(VLOGS) $(GO) test -count=1 -v -timeout 10m ./testbed/backends/
 
-# The gateway tier on a real Kafka protocol broker (kfake): two agents, two
-# gateways in one consumer group, one gateway killed (SIGKILL): nothing
-# lost, no webhook repeated. Part of `make test`.
-gateway: build
-	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 10m ./testbed/gateway/
+# Reliability scenarios (testbed/gateway, docs/reliability.md): the gateway
+# tier on a Kafka protocol broker (kfake) with a gateway killed, an agent
+# killed, the log backend and the webhook receiver down, 30 minutes of
+# flapping, hostile lifecycle load. `make reliability` runs them all with
+# short outages and load (part of `make test`, about 3 minutes);
+# `make testbed` with the issue's full figures (2 min outages, 60 s load).
+RELIABILITY = CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 20m ./testbed/gateway/
+reliability: build
+	$(RELIABILITY)
+testbed: build
+	CERTPULSE_OUTAGE=2m CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY)
+testbed-gateway: build
+	$(RELIABILITY) -run TestGatewayTierSurvivesAGatewayKill
+testbed-agent-kill: build
+	$(RELIABILITY) -run TestAgentKillLosesNoAcceptedEvent
+testbed-outage: build
+	CERTPULSE_OUTAGE=2m $(RELIABILITY) -run 'TestLogBackendOutageLosesNothing|TestRemediationReceiverDown'
+testbed-flapping: build
+	$(RELIABILITY) -run TestFlappingEndpointNoRemediationLoop
+testbed-hostile: build
+	CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY) -run TestHostileLifecycleLoad
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)
