@@ -53,6 +53,10 @@ type Config struct {
 	// idempotency key). 0 (the default) for a single collector; the
 	// gateway tier sets it.
 	HandoverHold time.Duration `mapstructure:"handover_hold"`
+	// AuditTrail (gateway tier) reads every gateway's audit trail back from
+	// Kafka, so attempts made by a gateway that died count on the one that
+	// takes over its incidents.
+	AuditTrail configoptional.Optional[AuditTrailConfig] `mapstructure:"audit_trail"`
 
 	_ struct{}
 }
@@ -191,6 +195,11 @@ func (p *PolicyConfig) verify() bool { return p.Verify == nil || *p.Verify }
 // Validate checks the configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
+	if at := cfg.AuditTrail.Get(); at != nil {
+		if err := at.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if cfg.HandoverHold < 0 || cfg.HandoverHold > 10*time.Minute {
 		errs = append(errs, errors.New("handover_hold must be between 0 and 10m"))
 	}

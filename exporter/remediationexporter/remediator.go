@@ -155,6 +155,12 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	if at := r.cfg.AuditTrail.Get(); at != nil {
+		if err := r.tailAuditTrail(bg, *at); err != nil {
+			cancel()
+			return fmt.Errorf("audit_trail: %w", err)
+		}
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

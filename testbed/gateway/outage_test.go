@@ -200,6 +200,11 @@ service:
 	default:
 	}
 	_ = col.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-col.exited:
+	case <-time.After(30 * time.Second):
+		t.Error("the collector did not stop within 30s of SIGTERM")
+	}
 	sort.Strings(missing)
 
 	// Probe results: each target's series has no hole across the outage.
