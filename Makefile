@@ -25,7 +25,7 @@ PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
 VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability testbed testbed-gateway testbed-agent-kill testbed-outage testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -89,6 +89,8 @@ testbed-agent-kill: build
 	$(RELIABILITY) -run TestAgentKillLosesNoAcceptedEvent
 testbed-outage: build
 	CERTPULSE_OUTAGE=2m $(RELIABILITY) -run 'TestLogBackendOutageLosesNothing|TestRemediationReceiverDown'
+testbed-remediation-kill: build
+	$(RELIABILITY) -run TestRemediationKilledMidAction
 testbed-flapping: build
 	$(RELIABILITY) -run TestFlappingEndpointNoRemediationLoop
 testbed-hostile: build
