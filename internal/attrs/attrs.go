@@ -81,6 +81,14 @@ const (
 	// at all) or not_checked; ResumptionCheckedAt is when it ran.
 	ResumptionResult    = "certpulse.resumption.result"
 	ResumptionCheckedAt = "certpulse.resumption.checked_at"
+	// EventOpenIncidents is the correlator's periodic snapshot: one record
+	// per service, environment, owner, severity, reason and remediation
+	// state, with the count of open incidents (OpenIncidents).
+	EventOpenIncidents = "certpulse.incidents.open"
+	OpenIncidents      = "certpulse.incidents.open"
+	// IncidentRemediation: running (a remediation attempt is under way),
+	// awaiting_approval, or none.
+	IncidentRemediation = "certpulse.incident.remediation"
 	// ClockAhead marks a record the correlator passed on without
 	// correlating it: stamped beyond its wall clock plus max_clock_skew
 	// (the source's clock runs ahead).

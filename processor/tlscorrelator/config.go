@@ -74,6 +74,11 @@ type Config struct {
 	// CheckpointInterval: endpoint state is persisted this often (incidents
 	// are persisted before every transition is emitted).
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	// OpenIncidentsInterval: every this often the correlator emits a
+	// snapshot of the open incidents (`certpulse.incidents.open` records,
+	// counts by service, environment, owner, severity, reason and
+	// remediation state) for a gauge in Mimir. 0 turns it off.
+	OpenIncidentsInterval time.Duration `mapstructure:"open_incidents_interval"`
 
 	_ struct{}
 }
@@ -118,23 +123,24 @@ type MaintenanceWindow struct {
 
 func createDefaultConfig() *Config {
 	return &Config{
-		Corroboration:      CorroborationConfig{Failures: 3, Vantages: 2, Window: time.Minute},
-		DeployWindow:       15 * time.Minute,
-		PropagationGrace:   10 * time.Minute,
-		RenewalOverdue:     72 * time.Hour,
-		RenewalInProgress:  6 * time.Hour,
-		ExplainWindow:      24 * time.Hour,
-		ExpiryTiers:        ExpiryTiers{Ticket: 30 * 24 * time.Hour, Alert: 7 * 24 * time.Hour, Page: 3 * 24 * time.Hour},
-		ResolveAfter:       3,
-		ReopenWindow:       time.Hour,
-		RemediationHold:    15 * time.Minute,
-		MaxLateness:        5 * time.Minute,
-		MaxClockSkew:       2 * time.Minute,
-		IdleTimeout:        24 * time.Hour,
-		MaxEndpoints:       200000,
-		HealthyResults:     "all",
-		Heartbeat:          10 * time.Minute,
-		CheckpointInterval: 10 * time.Second,
+		Corroboration:         CorroborationConfig{Failures: 3, Vantages: 2, Window: time.Minute},
+		DeployWindow:          15 * time.Minute,
+		PropagationGrace:      10 * time.Minute,
+		RenewalOverdue:        72 * time.Hour,
+		RenewalInProgress:     6 * time.Hour,
+		ExplainWindow:         24 * time.Hour,
+		ExpiryTiers:           ExpiryTiers{Ticket: 30 * 24 * time.Hour, Alert: 7 * 24 * time.Hour, Page: 3 * 24 * time.Hour},
+		ResolveAfter:          3,
+		ReopenWindow:          time.Hour,
+		RemediationHold:       15 * time.Minute,
+		MaxLateness:           5 * time.Minute,
+		MaxClockSkew:          2 * time.Minute,
+		IdleTimeout:           24 * time.Hour,
+		MaxEndpoints:          200000,
+		HealthyResults:        "all",
+		Heartbeat:             10 * time.Minute,
+		CheckpointInterval:    10 * time.Second,
+		OpenIncidentsInterval: time.Minute,
 	}
 }
 
@@ -146,6 +152,9 @@ func (cfg *Config) Validate() error {
 	c := cfg.Corroboration
 	if c.Failures < 1 || c.Vantages < 1 || c.Window <= 0 {
 		errs = append(errs, errors.New("corroboration: failures and vantages must be >= 1 and window positive"))
+	}
+	if cfg.OpenIncidentsInterval < 0 {
+		errs = append(errs, errors.New("open_incidents_interval must not be negative (0: off)"))
 	}
 	for name, d := range map[string]time.Duration{"deploy_window": cfg.DeployWindow, "propagation_grace": cfg.PropagationGrace, "renewal_overdue": cfg.RenewalOverdue, "renewal_in_progress": cfg.RenewalInProgress, "explain_window": cfg.ExplainWindow, "reopen_window": cfg.ReopenWindow, "remediation_hold": cfg.RemediationHold, "max_lateness": cfg.MaxLateness, "max_clock_skew": cfg.MaxClockSkew, "idle_timeout": cfg.IdleTimeout, "heartbeat": cfg.Heartbeat, "checkpoint_interval": cfg.CheckpointInterval} {
 		if d <= 0 {

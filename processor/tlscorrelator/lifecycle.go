@@ -29,6 +29,12 @@ func (e *engine) lifecycle(r *record) {
 			case r.ltype != attrs.LifecycleRemediation:
 				inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
 			default:
+				switch r.stage {
+				case "awaiting_approval":
+					inc.Awaiting, e.dirtyInc = true, true
+				case "approved", "denied", "expired", "resolved", "sent", "failed":
+					inc.Awaiting, e.dirtyInc = false, true
+				}
 				switch remediationEffect(r.stage) {
 				case holdStarts:
 					inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true

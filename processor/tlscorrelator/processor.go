@@ -36,6 +36,10 @@ type correlator struct {
 	// futureLogged rate-limits the log line about records from the future,
 	// per source (vantage or lifecycle source), to one a minute.
 	futureLogged map[string]time.Time
+	// lastSummary and prevSummary: the latest open-incidents snapshot
+	// (only the ticker goroutine touches them).
+	lastSummary time.Time
+	prevSummary map[openGroup]int
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -134,9 +138,11 @@ func incAttrs(sev, reason, service string) metric.AddOption {
 	return metric.WithAttributes(attribute.String("severity", sev), attribute.String("reason", reason), attribute.String("service", service))
 }
 
-// tick expires idle state, persists, and announces what the outbox still
-// holds (transitions a refused batch carried).
+// tick expires idle state, persists, announces what the outbox still
+// holds (transitions a refused batch carried), and emits the open-incidents
+// snapshot when it is due.
 func (c *correlator) tick(ctx context.Context) {
+	c.summarize(ctx)
 	c.mu.Lock()
 	c.eng.expire(c.eng.watermark)
 	for _, tr := range c.eng.queue() {
@@ -166,6 +172,31 @@ func (c *correlator) tick(ctx context.Context) {
 	if err != nil {
 		c.logger.Warn("incident transitions refused downstream; kept for the next batch or tick", zap.Int("transitions", len(take)), zap.Error(err))
 	}
+}
+
+// summarize emits the open-incidents snapshot every open_incidents_interval.
+func (c *correlator) summarize(ctx context.Context) {
+	iv := c.cfg.OpenIncidentsInterval
+	now := time.Now()
+	if iv <= 0 || now.Sub(c.lastSummary) < iv {
+		return
+	}
+	c.mu.Lock()
+	cur := c.eng.openSummary(now)
+	c.mu.Unlock()
+	if len(cur) == 0 && len(c.prevSummary) == 0 {
+		c.lastSummary = now
+		return
+	}
+	ld := plog.NewLogs()
+	appendOpenSummary(ld, cur, c.prevSummary, now)
+	sendCtx, cancel := context.WithTimeout(ctx, c.cfg.CheckpointInterval)
+	defer cancel()
+	if err := c.next.ConsumeLogs(sendCtx, ld); err != nil {
+		c.logger.Warn("open-incidents snapshot refused downstream; the next one follows", zap.Error(err))
+		return
+	}
+	c.lastSummary, c.prevSummary = now, cur
 }
 
 func (c *correlator) appendTransitions(ld plog.Logs, entries []*outboxEntry) {

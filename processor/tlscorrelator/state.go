@@ -135,7 +135,9 @@ type incident struct {
 	NotAfter     time.Time               `json:"not_after,omitzero"`
 	Regions      map[string]struct{}     `json:"regions,omitempty"`
 	RemediateTil time.Time               `json:"remediate_until,omitzero"`
-	Derived      bool                    `json:"derived,omitempty"` // from lifecycle, not probes
+	// Awaiting: a remediation action for it is held for approval.
+	Awaiting bool `json:"awaiting_approval,omitempty"`
+	Derived  bool `json:"derived,omitempty"` // from lifecycle, not probes
 }
 
 const maxFailObs = 64

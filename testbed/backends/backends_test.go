@@ -219,6 +219,7 @@ func TestDeliveryToBackends(t *testing.T) {
 			},
 			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", lcPort)},
 		},
+		"processors": map[string]any{"tlscorrelator": map[string]any{"open_incidents_interval": "5s"}},
 		"exporters": map[string]any{
 			"otlphttp/mimir":              map[string]any{"endpoint": otlpProm + "/api/v1/otlp"},
 			"otlphttp/loki":               map[string]any{"endpoint": vlBase + "/insert/opentelemetry"},
@@ -304,6 +305,9 @@ func checkIncidentMetrics(t *testing.T, base string) {
 		`count(count by (service_name) (certpulse_incident_transitions{certpulse_incident_state="opened"})) >= 4`,
 		// The remediation exporter's decisions for the expired leaf (dry run).
 		`certpulse_remediation_decisions{service_name="lab-expired-leaf", certpulse_lifecycle_pipeline_stage=~"verified|dry_run"}`,
+		// The correlator's open-incidents snapshot as a gauge.
+		`certpulse_incidents_open{service_name="lab-expired-leaf", deployment_environment_name="lab", certpulse_owner="team-lab", certpulse_reason="expired_leaf", certpulse_severity=~".+", certpulse_incident_remediation=~"none|running|awaiting_approval"} >= 1`,
+		`sum(certpulse_incidents_open) >= 4`,
 	} {
 		n, err := promQuery(base, q)
 		if err != nil || n == 0 {

@@ -1,0 +1,104 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadata"
+)
+
+// Remediation states of an open incident (certpulse.incident.remediation).
+const (
+	remediationNone     = "none"
+	remediationRunning  = "running"
+	remediationAwaiting = "awaiting_approval"
+)
+
+// openGroup is one row of the open-incidents snapshot.
+type openGroup struct {
+	service, env, owner, severity, reason, remediation string
+}
+
+// openSummary counts the announced, unresolved incidents by group at now.
+func (e *engine) openSummary(now time.Time) map[openGroup]int {
+	out := map[openGroup]int{}
+	for _, inc := range e.incidents {
+		if !inc.Announced || inc.State == "" || inc.State == attrs.StateResolved {
+			continue
+		}
+		rem := remediationNone
+		switch {
+		case inc.Awaiting:
+			rem = remediationAwaiting
+		case now.Before(inc.RemediateTil):
+			rem = remediationRunning
+		}
+		out[openGroup{inc.Service, inc.Env, inc.Owner, inc.Severity, string(inc.Reason), rem}]++
+	}
+	return out
+}
+
+// appendOpenSummary renders the snapshot as `certpulse.incidents.open`
+// records, one per group, with a 0 for each group that was open at the
+// previous snapshot and is not any more (so the gauge drops to 0 rather
+// than going stale).
+func appendOpenSummary(ld plog.Logs, cur, prev map[openGroup]int, now time.Time) {
+	groups := make([]openGroup, 0, len(cur)+len(prev))
+	for g := range cur {
+		groups = append(groups, g)
+	}
+	for g := range prev {
+		if _, ok := cur[g]; !ok {
+			groups = append(groups, g)
+		}
+	}
+	sort.Slice(groups, func(i, j int) bool { return groupKey(groups[i]) < groupKey(groups[j]) })
+	ts := pcommon.NewTimestampFromTime(now)
+	for _, g := range groups {
+		rl := ld.ResourceLogs().AppendEmpty()
+		ra := rl.Resource().Attributes()
+		ra.PutStr(attrs.ServiceName, g.service)
+		if g.env != "" {
+			ra.PutStr(attrs.DeploymentEnv, g.env)
+		}
+		if g.owner != "" {
+			ra.PutStr(attrs.Owner, g.owner)
+		}
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(metadata.ScopeName)
+		lr := sl.LogRecords().AppendEmpty()
+		lr.SetTimestamp(ts)
+		lr.SetObservedTimestamp(ts)
+		lr.SetEventName(attrs.EventOpenIncidents)
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		lr.SetSeverityText("Info")
+		a := lr.Attributes()
+		a.PutStr(attrs.Severity, g.severity)
+		a.PutStr(attrs.ReasonKey, g.reason)
+		a.PutStr(attrs.IncidentRemediation, g.remediation)
+		a.PutInt(attrs.OpenIncidents, int64(cur[g]))
+		lr.Body().SetStr(g.service + ": " + itoa(cur[g]) + " open " + g.severity + " " + g.reason + " incident(s), remediation " + g.remediation)
+	}
+}
+
+func groupKey(g openGroup) string {
+	return g.service + "\x00" + g.env + "\x00" + g.owner + "\x00" + g.severity + "\x00" + g.reason + "\x00" + g.remediation
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
