@@ -194,6 +194,12 @@ func endpoint() *Dashboard {
 func incidents() *Dashboard {
 	b := newDashboard("certpulse-incidents", "certpulse: incidents and remediation",
 		"Open incidents, their timeline, remediation decisions and the audit trail, approvals pending and the brake.")
+	open := `certpulse_incidents_open{deployment_environment_name=~"$environment", service_name=~"$service", certpulse_owner=~"$owner"}`
+	b.add(prom("stat", "Open incidents", "The correlator's snapshot (every open_incidents_interval), in Mimir.", "none", instant(`sum(`+open+`) or vector(0)`, "")), 6, 6)
+	b.add(prom("bargauge", "Open incidents by severity and remediation", "Remediation: none, running (an attempt under way) or awaiting_approval.", "none",
+		instant(`sum by (certpulse_severity, certpulse_incident_remediation) (`+open+`)`, "{{certpulse_severity}} / {{certpulse_incident_remediation}}")), 9, 6)
+	b.add(prom("table", "Open incidents by service and reason", "", "none",
+		instant(`sum by (service_name, deployment_environment_name, certpulse_owner, certpulse_reason, certpulse_severity) (`+open+`) > 0`, "")), 9, 6)
 	b.add(&Panel{Type: "timeseries", Title: "Incident transitions by severity", Datasource: loki, FieldConfig: unit("none"),
 		Targets: []Target{{Expr: sel(`sum by (certpulse_severity) (count_over_time({S} | certpulse_incident_state=~"opened|escalated" [$__auto]))`), LegendFormat: "{{certpulse_severity}}"}}}, 12, 8)
 	b.add(&Panel{Type: "timeseries", Title: "Remediation decisions by outcome", Datasource: loki, FieldConfig: unit("none"),
