@@ -89,6 +89,11 @@ const (
 	// IncidentRemediation: running (a remediation attempt is under way),
 	// awaiting_approval, or none.
 	IncidentRemediation = "certpulse.incident.remediation"
+	// EventRemediationBrake: the correlator's snapshot of the remediation
+	// brake (RemediationBrake 1 engaged, 0 released), from the latest
+	// brake_engaged or brake_released audit event it saw.
+	EventRemediationBrake = "certpulse.remediation.brake"
+	RemediationBrake      = "certpulse.remediation.brake"
 	// ClockAhead marks a record the correlator passed on without
 	// correlating it: stamped beyond its wall clock plus max_clock_skew
 	// (the source's clock runs ahead).

@@ -195,9 +195,11 @@ func incidents() *Dashboard {
 	b := newDashboard("certpulse-incidents", "certpulse: incidents and remediation",
 		"Open incidents, their timeline, remediation decisions and the audit trail, approvals pending and the brake.")
 	open := `certpulse_incidents_open{deployment_environment_name=~"$environment", service_name=~"$service", certpulse_owner=~"$owner"}`
-	b.add(prom("stat", "Open incidents", "The correlator's snapshot (every open_incidents_interval), in Mimir.", "none", instant(`sum(`+open+`) or vector(0)`, "")), 6, 6)
+	b.add(prom("stat", "Open incidents", "The correlator's snapshot (every open_incidents_interval), in Mimir.", "none", instant(`sum(`+open+`) or vector(0)`, "")), 4, 6)
+	b.add(prom("stat", "Remediation brake", "1: engaged (automation halted until an operator releases it), 0: released; from the latest brake audit event.", "none",
+		instant(`max(certpulse_remediation_brake) or vector(0)`, "")), 4, 6)
 	b.add(prom("bargauge", "Open incidents by severity and remediation", "Remediation: none, running (an attempt under way) or awaiting_approval.", "none",
-		instant(`sum by (certpulse_severity, certpulse_incident_remediation) (`+open+`)`, "{{certpulse_severity}} / {{certpulse_incident_remediation}}")), 9, 6)
+		instant(`sum by (certpulse_severity, certpulse_incident_remediation) (`+open+`)`, "{{certpulse_severity}} / {{certpulse_incident_remediation}}")), 7, 6)
 	b.add(prom("table", "Open incidents by service and reason", "", "none",
 		instant(`sum by (service_name, deployment_environment_name, certpulse_owner, certpulse_reason, certpulse_severity) (`+open+`) > 0`, "")), 9, 6)
 	b.add(&Panel{Type: "timeseries", Title: "Incident transitions by severity", Datasource: loki, FieldConfig: unit("none"),

@@ -109,6 +109,9 @@ type engine struct {
 	dirtyBuckets [numBuckets]bool
 	dirtyInc     bool
 	untracked    int
+	// brake is the remediation brake as the latest brake_engaged or
+	// brake_released audit event said ("" until one is seen).
+	brake string
 }
 
 func newEngine(cfg *Config) *engine {

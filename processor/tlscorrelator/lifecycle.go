@@ -14,6 +14,9 @@ func (e *engine) lifecycle(r *record) {
 	if r.duplicate || r.service == "" {
 		return
 	}
+	if r.ltype == attrs.LifecycleRemediation && (r.stage == "brake_engaged" || r.stage == "brake_released") {
+		e.brake = r.stage
+	}
 	t := r.time
 	svc := e.service(r.service, t)
 	svc.Env = cmp.Or(e.cfg.Services[r.service].Environment, r.env, svc.Env)

@@ -183,13 +183,17 @@ func (c *correlator) summarize(ctx context.Context) {
 	}
 	c.mu.Lock()
 	cur := c.eng.openSummary(now)
+	brake := c.eng.brake
 	c.mu.Unlock()
-	if len(cur) == 0 && len(c.prevSummary) == 0 {
+	if len(cur) == 0 && len(c.prevSummary) == 0 && brake == "" {
 		c.lastSummary = now
 		return
 	}
 	ld := plog.NewLogs()
 	appendOpenSummary(ld, cur, c.prevSummary, now)
+	if brake != "" {
+		appendBrake(ld, brake, now)
+	}
 	sendCtx, cancel := context.WithTimeout(ctx, c.cfg.CheckpointInterval)
 	defer cancel()
 	if err := c.next.ConsumeLogs(sendCtx, ld); err != nil {

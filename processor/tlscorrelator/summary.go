@@ -85,6 +85,28 @@ func appendOpenSummary(ld plog.Logs, cur, prev map[openGroup]int, now time.Time)
 	}
 }
 
+// appendBrake renders the brake state (1 engaged, 0 released) as a
+// `certpulse.remediation.brake` record.
+func appendBrake(ld plog.Logs, brake string, now time.Time) {
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr(attrs.ServiceName, "certpulse-remediation")
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	lr := sl.LogRecords().AppendEmpty()
+	ts := pcommon.NewTimestampFromTime(now)
+	lr.SetTimestamp(ts)
+	lr.SetObservedTimestamp(ts)
+	lr.SetEventName(attrs.EventRemediationBrake)
+	lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	lr.SetSeverityText("Info")
+	v := int64(0)
+	if brake == "brake_engaged" {
+		v = 1
+	}
+	lr.Attributes().PutInt(attrs.RemediationBrake, v)
+	lr.Body().SetStr("remediation brake: " + brake)
+}
+
 func groupKey(g openGroup) string {
 	return g.service + "\x00" + g.env + "\x00" + g.owner + "\x00" + g.severity + "\x00" + g.reason + "\x00" + g.remediation
 }

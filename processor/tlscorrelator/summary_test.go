@@ -41,4 +41,19 @@ func TestOpenIncidentsSnapshot(t *testing.T) {
 		h.feed(p)
 	}
 	require.Eventually(t, func() bool { s := snapshot(); return s["api/none"] == "0" && s["web/none"] == "1" }, 5*time.Second, 20*time.Millisecond, "%v", snapshot())
+
+	// The brake, from the remediation exporter's audit events.
+	brake := func() string {
+		v := ""
+		for _, ld := range h.sink.AllLogs() {
+			for _, r := range logtest.Named(logtest.Records(ld), attrs.EventRemediationBrake) {
+				v = r.Attr(attrs.RemediationBrake)
+			}
+		}
+		return v
+	}
+	h.feed(event{at: now + 5*time.Second, typ: attrs.LifecycleRemediation, service: "certpulse-remediation", stage: "brake_engaged"})
+	require.Eventually(t, func() bool { return brake() == "1" }, 5*time.Second, 20*time.Millisecond)
+	h.feed(event{at: now + 6*time.Second, typ: attrs.LifecycleRemediation, service: "certpulse-remediation", stage: "brake_released"})
+	require.Eventually(t, func() bool { return brake() == "0" }, 5*time.Second, 20*time.Millisecond)
 }
