@@ -25,7 +25,7 @@ PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
 VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -52,7 +52,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy backends reliability fuzz
+test: unit e2e deploy backends reliability edge fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -95,6 +95,11 @@ testbed-flapping: build
 	$(RELIABILITY) -run TestFlappingEndpointNoRemediationLoop
 testbed-hostile: build
 	CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY) -run TestHostileLifecycleLoad
+
+# Edge telemetry: the shipped nginx log format and collector overlay
+# (distributions/edge/nginx) against Debian's nginx and Go clients.
+edge: build
+	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 5m ./testbed/edge/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)
