@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests drive for real: curl, openssl and jq
 # (the hook senders), prometheus-alertmanager (remediation alerts), chromium
 # (the approval page), prometheus (its promtool: the alert rules' unit tests),
-# podman (`make image`), nginx (edge nodes for tlsprobe's `nodes` tests) and
+# podman (`make image`), nginx (edge nodes for tlsprobe's `nodes` tests, edge
+# telemetry), haproxy (edge telemetry) and
 # ca-certificates (the image's trust store).
 # kubectl (`kubectl kustomize`, offline) comes with the machine image;
 # Debian's kubernetes-client is too old for kustomize v5 files. Without them
@@ -10,7 +11,7 @@
 # and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx)
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx [haproxy]=haproxy)
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"

@@ -107,22 +107,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 	loki := &sink{}
 	srv := httptest.NewServer(loki)
 	defer srv.Close()
-	base := filepath.Join(dir, "base.yaml")
-	if err := os.WriteFile(base, []byte(fmt.Sprintf(`extensions:
-  file_storage:
-    directory: %s
-    create_directory: true
-processors:
-  memory_limiter: {check_interval: 1s, limit_mib: 256}
-exporters:
-  otlphttp/loki:
-    endpoint: %s/otlp
-service:
-  extensions: [file_storage]
-  telemetry: {metrics: {level: none}}
-`, filepath.Join(dir, "state"), srv.URL)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	base := writeBase(t, dir, srv.URL)
 	for _, f := range []string{tlsLog, ng.ErrorLog} {
 		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
 			fh.Close()
@@ -146,20 +131,6 @@ service:
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(lab.Root.Cert)
-	get := func(target string, cfg *tls.Config, n int) error {
-		tr := &http.Transport{TLSClientConfig: cfg}
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-		for i := 0; i < n; i++ {
-			resp, err := c.Get("https://" + target + "/")
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		return nil
-	}
 	ok := &tls.Config{ServerName: name, RootCAs: roots}
 	if err := get(addr, ok, 3); err != nil { // one connection, three requests
 		t.Fatal(err)
@@ -234,4 +205,43 @@ service:
 			t.Errorf("no %s from the error log (got %v)", want, reasons)
 		}
 	}
+}
+
+// writeBase writes a base config with what the shipped overlays name
+// (file_storage, memory_limiter, otlphttp/loki to the test's sink).
+func writeBase(t *testing.T, dir, lokiURL string) string {
+	t.Helper()
+	base := filepath.Join(dir, "base.yaml")
+	if err := os.WriteFile(base, []byte(fmt.Sprintf(`extensions:
+  file_storage:
+    directory: %s
+    create_directory: true
+processors:
+  memory_limiter: {check_interval: 1s, limit_mib: 256}
+exporters:
+  otlphttp/loki:
+    endpoint: %s/otlp
+service:
+  extensions: [file_storage]
+  telemetry: {metrics: {level: none}}
+`, filepath.Join(dir, "state"), lokiURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// get makes n HTTPS requests to target on one connection.
+func get(target string, cfg *tls.Config, n int) error {
+	tr := &http.Transport{TLSClientConfig: cfg}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for i := 0; i < n; i++ {
+		resp, err := c.Get("https://" + target + "/")
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return nil
 }

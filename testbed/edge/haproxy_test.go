@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
+)
+
+// TestHAProxyEdgeLogs: Debian's HAProxy terminates TLS with the shipped
+// log-format and error-log-format lines (its log on stdout, into a file);
+// the built distribution reads it with the shipped overlay.
+func TestHAProxyEdgeLogs(t *testing.T) {
+	bin := os.Getenv("CERTPULSE_BIN")
+	if bin == "" {
+		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
+	}
+	haproxy := proxytest.Need(t, "haproxy")
+	dir := t.TempDir()
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	leaf, err := lab.IssueLeaf([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := faultlab.KeyPEM(leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem := filepath.Join(dir, "edge.pem")
+	if err := os.WriteFile(pem, append(faultlab.PEM(leaf.Cert, lab.Inter.Cert), key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logLines, err := os.ReadFile("../../distributions/edge/haproxy/haproxy-log.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frontend []string
+	for _, l := range strings.Split(string(logLines), "\n") {
+		if strings.HasPrefix(l, "    ") { // the lines to put in a frontend
+			frontend = append(frontend, l)
+		}
+	}
+	addr := fmt.Sprintf("127.0.0.6:%d", tb.FreePort(t))
+	conf := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend fe_tls
+    bind %s ssl crt %s ssl-min-ver TLSv1.2
+%s
+    http-request return status 200 content-type text/plain string ok
+`, addr, pem, strings.Join(frontend, "\n"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "haproxy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	hp := exec.Command(haproxy, "-db", "-f", conf)
+	hp.Stdout = logFile
+	hpExited, hpErr := tb.Start(t, hp)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case err := <-hpExited:
+			t.Fatalf("haproxy exited: %v\n%s", err, hpErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy does not listen on %s\n%s", addr, hpErr)
+		}
+	}
+
+	loki := &sink{}
+	srv := httptest.NewServer(loki)
+	defer srv.Close()
+	base := writeBase(t, dir, srv.URL)
+	overlay, _ := filepath.Abs("../../distributions/edge/haproxy/collector.yaml")
+	cmd := exec.Command(bin, "--config", base, "--config", overlay)
+	cmd.Env = append(os.Environ(), "HAPROXY_LOG="+logPath)
+	exited, stderr := tb.Start(t, cmd)
+	time.Sleep(2 * time.Second)
+	select {
+	case err := <-exited:
+		t.Fatalf("collector exited: %v\n%s", err, stderr)
+	default:
+	}
+
+	roots := x509.NewCertPool()
+	roots.AddCert(lab.Root.Cert)
+	if err := get(addr, &tls.Config{ServerName: name, RootCAs: roots}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(addr, &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}, 1); err == nil {
+		t.Fatal("TLS 1.1 client: the handshake succeeded")
+	}
+	if err := get(addr, &tls.Config{ServerName: name, RootCAs: x509.NewCertPool()}, 1); err == nil {
+		t.Fatal("client without the root: the handshake succeeded")
+	}
+
+	var access, hsFail []logtest.Record
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		access, hsFail = nil, nil
+		for _, r := range loki.all() {
+			switch {
+			case r.Attr("tls.protocol.version") != "":
+				access = append(access, r)
+			case r.Attr("certpulse.edge.tls_failure") != "":
+				hsFail = append(hsFail, r)
+			}
+		}
+		if len(access) >= 3 && len(hsFail) >= 2 {
+			break
+		}
+	}
+	if len(access) != 3 {
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("want 3 access records, got %d; haproxy log:\n%s\ncollector:\n%s", len(access), tb.Tail(string(raw), 2000), tb.Tail(stderr.String(), 2000))
+	}
+	for _, r := range access {
+		for k, want := range map[string]string{"tls.protocol.version": "1.3", "server.address": name, "certpulse.edge.proxy": "haproxy",
+			"certpulse.edge.listener": addr, "tls.resumed": "false", "http.request.method": "GET", "http.response.status_code": "200"} {
+			if got := r.Attr(k); got != want {
+				t.Errorf("access record %s = %q, want %q", k, got, want)
+			}
+		}
+	}
+	reasons := map[string]string{}
+	for _, r := range hsFail {
+		reasons[r.Attr("certpulse.reason")] = r.Attr("certpulse.edge.tls_failure")
+	}
+	t.Logf("handshake failures from HAProxy's error-log-format: %v", reasons)
+	for _, want := range []string{"protocol_mismatch", "handshake_failure"} {
+		if _, ok := reasons[want]; !ok {
+			raw, _ := os.ReadFile(logPath)
+			t.Errorf("no %s (got %v); haproxy log:\n%s", want, reasons, tb.Tail(string(raw), 2000))
+		}
+	}
+}
