@@ -2,6 +2,7 @@ package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscor
 
 import (
 	"sort"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -57,48 +58,21 @@ func appendOpenSummary(ld plog.Logs, cur, prev map[openGroup]int, now time.Time)
 		}
 	}
 	sort.Slice(groups, func(i, j int) bool { return groupKey(groups[i]) < groupKey(groups[j]) })
-	ts := pcommon.NewTimestampFromTime(now)
 	for _, g := range groups {
-		rl := ld.ResourceLogs().AppendEmpty()
-		ra := rl.Resource().Attributes()
-		ra.PutStr(attrs.ServiceName, g.service)
-		if g.env != "" {
-			ra.PutStr(attrs.DeploymentEnv, g.env)
-		}
-		if g.owner != "" {
-			ra.PutStr(attrs.Owner, g.owner)
-		}
-		sl := rl.ScopeLogs().AppendEmpty()
-		sl.Scope().SetName(metadata.ScopeName)
-		lr := sl.LogRecords().AppendEmpty()
-		lr.SetTimestamp(ts)
-		lr.SetObservedTimestamp(ts)
-		lr.SetEventName(attrs.EventOpenIncidents)
-		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-		lr.SetSeverityText("Info")
+		lr := snapshotRecord(ld, attrs.EventOpenIncidents, g.service, g.env, g.owner, now)
 		a := lr.Attributes()
 		a.PutStr(attrs.Severity, g.severity)
 		a.PutStr(attrs.ReasonKey, g.reason)
 		a.PutStr(attrs.IncidentRemediation, g.remediation)
 		a.PutInt(attrs.OpenIncidents, int64(cur[g]))
-		lr.Body().SetStr(g.service + ": " + itoa(cur[g]) + " open " + g.severity + " " + g.reason + " incident(s), remediation " + g.remediation)
+		lr.Body().SetStr(g.service + ": " + strconv.Itoa(cur[g]) + " open " + g.severity + " " + g.reason + " incident(s), remediation " + g.remediation)
 	}
 }
 
 // appendBrake renders the brake state (1 engaged, 0 released) as a
 // `certpulse.remediation.brake` record.
 func appendBrake(ld plog.Logs, brake string, now time.Time) {
-	rl := ld.ResourceLogs().AppendEmpty()
-	rl.Resource().Attributes().PutStr(attrs.ServiceName, "certpulse-remediation")
-	sl := rl.ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(metadata.ScopeName)
-	lr := sl.LogRecords().AppendEmpty()
-	ts := pcommon.NewTimestampFromTime(now)
-	lr.SetTimestamp(ts)
-	lr.SetObservedTimestamp(ts)
-	lr.SetEventName(attrs.EventRemediationBrake)
-	lr.SetSeverityNumber(plog.SeverityNumberInfo)
-	lr.SetSeverityText("Info")
+	lr := snapshotRecord(ld, attrs.EventRemediationBrake, "certpulse-remediation", "", "", now)
 	v := int64(0)
 	if brake == "brake_engaged" {
 		v = 1
@@ -107,20 +81,30 @@ func appendBrake(ld plog.Logs, brake string, now time.Time) {
 	lr.Body().SetStr("remediation brake: " + brake)
 }
 
-func groupKey(g openGroup) string {
-	return g.service + "\x00" + g.env + "\x00" + g.owner + "\x00" + g.severity + "\x00" + g.reason + "\x00" + g.remediation
+// snapshotRecord appends an INFO record named event, stamped now, under a
+// resource of its own with the routing keys given (env and owner when set).
+func snapshotRecord(ld plog.Logs, event, service, env, owner string, now time.Time) plog.LogRecord {
+	rl := ld.ResourceLogs().AppendEmpty()
+	ra := rl.Resource().Attributes()
+	ra.PutStr(attrs.ServiceName, service)
+	if env != "" {
+		ra.PutStr(attrs.DeploymentEnv, env)
+	}
+	if owner != "" {
+		ra.PutStr(attrs.Owner, owner)
+	}
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	lr := sl.LogRecords().AppendEmpty()
+	ts := pcommon.NewTimestampFromTime(now)
+	lr.SetTimestamp(ts)
+	lr.SetObservedTimestamp(ts)
+	lr.SetEventName(event)
+	lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	lr.SetSeverityText("Info")
+	return lr
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+func groupKey(g openGroup) string {
+	return g.service + "\x00" + g.env + "\x00" + g.owner + "\x00" + g.severity + "\x00" + g.reason + "\x00" + g.remediation
 }
