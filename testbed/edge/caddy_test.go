@@ -2,17 +2,13 @@ package edge
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
@@ -28,26 +24,7 @@ func TestCaddyEdgeLogs(t *testing.T) {
 	}
 	caddy := proxytest.Need(t, "caddy")
 	dir := t.TempDir()
-	lab, err := faultlab.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	leaf, err := lab.IssueLeaf([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := faultlab.KeyPEM(leaf.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, keyPath := filepath.Join(dir, "edge.crt"), filepath.Join(dir, "edge.key")
-	if err := os.WriteFile(crt, faultlab.PEM(leaf.Cert, lab.Inter.Cert), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pki := newEdgePKI(t, dir)
 	port := tb.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.7:%d", port)
 	accessLog := filepath.Join(dir, "access.json")
@@ -69,44 +46,16 @@ https://:%d {
 	}
 	respond "ok" 200
 }
-`, filepath.Join(dir, "caddy-data"), port, crt, keyPath, accessLog)), 0o600); err != nil {
+`, filepath.Join(dir, "caddy-data"), port, pki.crt, pki.key, accessLog)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cd := exec.Command(caddy, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	cd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cdExited, cdErr := tb.Start(t, cd)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-cdExited:
-			t.Fatalf("caddy exited: %v\n%s", err, cdErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy does not listen on %s\n%s", addr, cdErr)
-		}
-	}
+	waitListen(t, "caddy", addr, cdExited, cdErr)
+	loki, stderr := startCollector(t, bin, dir, "caddy", "CADDY_ACCESS_LOG="+accessLog)
 
-	loki := &sink{}
-	srv := httptest.NewServer(loki)
-	defer srv.Close()
-	base := writeBase(t, dir, srv.URL)
-	overlay, _ := filepath.Abs("../../distributions/edge/caddy/collector.yaml")
-	cmd := exec.Command(bin, "--config", base, "--config", overlay)
-	cmd.Env = append(os.Environ(), "CADDY_ACCESS_LOG="+accessLog)
-	exited, stderr := tb.Start(t, cmd)
-	time.Sleep(2 * time.Second)
-	select {
-	case err := <-exited:
-		t.Fatalf("collector exited: %v\n%s", err, stderr)
-	default:
-	}
-
-	roots := x509.NewCertPool()
-	roots.AddCert(lab.Root.Cert)
+	roots := pki.roots
 	if err := get(addr, &tls.Config{ServerName: name, RootCAs: roots}, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +65,7 @@ https://:%d {
 	var access []logtest.Record
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(access) < 3; time.Sleep(200 * time.Millisecond) {
 		access = nil
-		for _, r := range loki.all() {
+		for _, r := range loki.All() {
 			if r.Attr("tls.protocol.version") != "" {
 				access = append(access, r)
 			}

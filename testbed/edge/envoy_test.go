@@ -1,9 +1,7 @@
 package edge
 
 import (
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,19 +24,7 @@ func TestEnvoyEdgeLogs(t *testing.T) {
 	if fh, err := os.Create(logPath); err == nil {
 		fh.Close()
 	}
-	loki := &sink{}
-	srv := httptest.NewServer(loki)
-	defer srv.Close()
-	overlay, _ := filepath.Abs("../../distributions/edge/envoy/collector.yaml")
-	cmd := exec.Command(bin, "--config", writeBase(t, dir, srv.URL), "--config", overlay)
-	cmd.Env = append(os.Environ(), "ENVOY_TLS_LOG="+logPath)
-	exited, stderr := tb.Start(t, cmd)
-	time.Sleep(2 * time.Second)
-	select {
-	case err := <-exited:
-		t.Fatalf("collector exited: %v\n%s", err, stderr)
-	default:
-	}
+	loki, stderr := startCollector(t, bin, dir, "envoy", "ENVOY_TLS_LOG="+logPath)
 	lines, err := os.ReadFile("testdata/envoy-tls.json")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +34,7 @@ func TestEnvoyEdgeLogs(t *testing.T) {
 	}
 	var recs []logtest.Record
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(recs) < 5; time.Sleep(200 * time.Millisecond) {
-		recs = loki.all()
+		recs = loki.All()
 	}
 	if len(recs) != 5 {
 		t.Fatalf("want 5 records, got %d\n%s", len(recs), tb.Tail(stderr.String(), 2000))

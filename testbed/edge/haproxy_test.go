@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
@@ -29,23 +26,7 @@ func TestHAProxyEdgeLogs(t *testing.T) {
 	}
 	haproxy := proxytest.Need(t, "haproxy")
 	dir := t.TempDir()
-	lab, err := faultlab.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	leaf, err := lab.IssueLeaf([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := faultlab.KeyPEM(leaf.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem := filepath.Join(dir, "edge.pem")
-	if err := os.WriteFile(pem, append(faultlab.PEM(leaf.Cert, lab.Inter.Cert), key...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pki := newEdgePKI(t, dir)
 	logLines, err := os.ReadFile("../../distributions/edge/haproxy/haproxy-log.cfg")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +51,7 @@ frontend fe_tls
     bind %s ssl crt %s ssl-min-ver TLSv1.2
 %s
     http-request return status 200 content-type text/plain string ok
-`, addr, pem, strings.Join(frontend, "\n"))), 0o600); err != nil {
+`, addr, pki.combined, strings.Join(frontend, "\n"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "haproxy.log")
@@ -82,38 +63,10 @@ frontend fe_tls
 	hp := exec.Command(haproxy, "-db", "-f", conf)
 	hp.Stdout = logFile
 	hpExited, hpErr := tb.Start(t, hp)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-hpExited:
-			t.Fatalf("haproxy exited: %v\n%s", err, hpErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy does not listen on %s\n%s", addr, hpErr)
-		}
-	}
+	waitListen(t, "haproxy", addr, hpExited, hpErr)
+	loki, stderr := startCollector(t, bin, dir, "haproxy", "HAPROXY_LOG="+logPath)
 
-	loki := &sink{}
-	srv := httptest.NewServer(loki)
-	defer srv.Close()
-	base := writeBase(t, dir, srv.URL)
-	overlay, _ := filepath.Abs("../../distributions/edge/haproxy/collector.yaml")
-	cmd := exec.Command(bin, "--config", base, "--config", overlay)
-	cmd.Env = append(os.Environ(), "HAPROXY_LOG="+logPath)
-	exited, stderr := tb.Start(t, cmd)
-	time.Sleep(2 * time.Second)
-	select {
-	case err := <-exited:
-		t.Fatalf("collector exited: %v\n%s", err, stderr)
-	default:
-	}
-
-	roots := x509.NewCertPool()
-	roots.AddCert(lab.Root.Cert)
+	roots := pki.roots
 	if err := get(addr, &tls.Config{ServerName: name, RootCAs: roots}, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +80,7 @@ frontend fe_tls
 	var access, hsFail []logtest.Record
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		access, hsFail = nil, nil
-		for _, r := range loki.all() {
+		for _, r := range loki.All() {
 			switch {
 			case r.Attr("tls.protocol.version") != "":
 				access = append(access, r)

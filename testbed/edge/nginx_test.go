@@ -7,22 +7,16 @@
 package edge
 
 import (
-	"compress/gzip"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/logtest"
@@ -32,66 +26,14 @@ import (
 
 const name = "edge." + faultlab.Domain
 
-type sink struct {
-	mu   sync.Mutex
-	recs []logtest.Record
-}
-
-func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var in io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		in = zr
-	}
-	body, _ := io.ReadAll(in)
-	req := plogotlp.NewExportRequest()
-	if err := req.UnmarshalProto(body); err == nil {
-		s.mu.Lock()
-		s.recs = append(s.recs, logtest.Records(req.Logs())...)
-		s.mu.Unlock()
-	}
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	w.WriteHeader(http.StatusOK)
-}
-
-func (s *sink) all() []logtest.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]logtest.Record(nil), s.recs...)
-}
-
 func TestNginxEdgeLogs(t *testing.T) {
 	bin := os.Getenv("CERTPULSE_BIN")
 	if bin == "" {
 		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
 	}
 	dir := t.TempDir()
-	lab, err := faultlab.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	leaf, err := lab.IssueLeaf([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := faultlab.KeyPEM(leaf.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, keyPath := filepath.Join(dir, "edge.crt"), filepath.Join(dir, "edge.key")
-	if err := os.WriteFile(crt, faultlab.PEM(leaf.Cert, lab.Inter.Cert), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pki := newEdgePKI(t, dir)
 	logFormat, _ := filepath.Abs("../../distributions/edge/nginx/certpulse-tls.conf")
-	overlay, _ := filepath.Abs("../../distributions/edge/nginx/collector.yaml")
 	tlsLog := filepath.Join(dir, "tls.json")
 	port, strictPort := tb.FreePort(t), tb.FreePort(t)
 	addr, strict := fmt.Sprintf("127.0.0.5:%d", port), fmt.Sprintf("127.0.0.5:%d", strictPort)
@@ -100,28 +42,16 @@ func TestNginxEdgeLogs(t *testing.T) {
     ssl_protocols TLSv1.2 TLSv1.3; access_log %s certpulse_tls; return 200 ok; }
   server { listen %s ssl; server_name %s; ssl_certificate %s; ssl_certificate_key %s;
     ssl_protocols TLSv1.2; ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384; access_log %s certpulse_tls; return 200 ok; }
-`, logFormat, addr, name, crt, keyPath, tlsLog, strict, name, crt, keyPath, tlsLog), addr, strict)
+`, logFormat, addr, name, pki.crt, pki.key, tlsLog, strict, name, pki.crt, pki.key, tlsLog), addr, strict)
 
 	// Loki's stand-in and the collector: the shipped overlay on a base that
 	// has what it names (file_storage, memory_limiter, otlphttp/loki).
-	loki := &sink{}
-	srv := httptest.NewServer(loki)
-	defer srv.Close()
-	base := writeBase(t, dir, srv.URL)
 	for _, f := range []string{tlsLog, ng.ErrorLog} {
 		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
 			fh.Close()
 		}
 	}
-	cmd := exec.Command(bin, "--config", base, "--config", overlay)
-	cmd.Env = append(os.Environ(), "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
-	exited, stderr := tb.Start(t, cmd)
-	time.Sleep(2 * time.Second) // start_at: end: the receivers are watching before traffic starts
-	select {
-	case err := <-exited:
-		t.Fatalf("collector exited: %v\n%s", err, stderr)
-	default:
-	}
+	loki, stderr := startCollector(t, bin, dir, "nginx", "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
 
 	// A garbage line and a truncated one in the access log: kept as they
 	// are (raw body), the lines after them parsed.
@@ -129,8 +59,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 		_, _ = fh.WriteString("garbage \x00{{{ not json\n{\"time\":\"2026-12-01T00:00:00+00:00\",\"protocol\":\"TLSv1.3\n")
 		fh.Close()
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(lab.Root.Cert)
+	roots := pki.roots
 	ok := &tls.Config{ServerName: name, RootCAs: roots}
 	if err := get(addr, ok, 3); err != nil { // one connection, three requests
 		t.Fatal(err)
@@ -152,7 +81,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 	var access, hsFail []logtest.Record
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		access, hsFail = nil, nil
-		for _, r := range loki.all() {
+		for _, r := range loki.All() {
 			switch {
 			case r.Attr("tls.protocol.version") != "":
 				access = append(access, r)
@@ -165,7 +94,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 		}
 	}
 	raw := 0
-	for _, r := range loki.all() {
+	for _, r := range loki.All() {
 		if strings.Contains(r.Body().AsString(), "not json") || strings.Contains(r.Body().AsString(), `"protocol":"TLSv1.3`) && r.Attr("tls.protocol.version") == "" {
 			raw++
 		}
@@ -174,7 +103,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 		t.Errorf("the garbage and the truncated line: %d kept as raw records, want 2", raw)
 	}
 	if len(access) != 3 {
-		t.Fatalf("want 3 access records with TLS fields, got %d (all: %d)\n%s", len(access), len(loki.all()), tb.Tail(stderr.String(), 2000))
+		t.Fatalf("want 3 access records with TLS fields, got %d (all: %d)\n%s", len(access), len(loki.All()), tb.Tail(stderr.String(), 2000))
 	}
 	conns := map[string]bool{}
 	for _, r := range access {

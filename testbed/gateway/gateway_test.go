@@ -8,7 +8,6 @@ package gateway
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,7 +28,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
@@ -52,54 +50,6 @@ func binary(t *testing.T) string {
 		t.Skip("CERTPULSE_BIN not set (make testbed-gateway builds it)")
 	}
 	return bin
-}
-
-// sink is the Loki stand-in: an OTLP/HTTP receiver that keeps every log
-// record, by the gateway that sent it (the path prefix).
-type sink struct {
-	mu   sync.Mutex
-	recs map[string][]logtest.Record // gateway -> records
-}
-
-func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var in io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		in = zr
-	}
-	body, err := io.ReadAll(io.LimitReader(in, 64<<20))
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	gw := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]
-	if strings.HasSuffix(r.URL.Path, "/v1/logs") {
-		req := plogotlp.NewExportRequest()
-		if err := req.UnmarshalProto(body); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		recs := logtest.Records(req.Logs())
-		s.mu.Lock()
-		s.recs[gw] = append(s.recs[gw], recs...)
-		s.mu.Unlock()
-	}
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	w.WriteHeader(http.StatusOK)
-}
-
-func (s *sink) snapshot() map[string][]logtest.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string][]logtest.Record{}
-	for k, v := range s.recs {
-		out[k] = append([]logtest.Record(nil), v...)
-	}
-	return out
 }
 
 // hooks is the remediation webhook receiver: calls by idempotency key and
@@ -301,7 +251,7 @@ func TestGatewayTierSurvivesAGatewayKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loki := &sink{recs: map[string][]logtest.Record{}}
+	loki := tb.NewLogSink()
 	lokiSrv := httptest.NewServer(loki)
 	defer lokiSrv.Close()
 	hk := &hooks{byKey: map[string][]string{}}
@@ -421,7 +371,7 @@ exporters:
 	phase1 := time.Now()
 	for {
 		alive(append(agents, gateways...)...)
-		s := loki.snapshot()
+		s := loki.ByName()
 		calls := hk.snapshot()
 		byGW := map[string]int{}
 		for _, gws := range calls {
@@ -437,7 +387,7 @@ exporters:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	openedBefore := openedBy(loki.snapshot())
+	openedBefore := openedBy(loki.ByName())
 	time.Sleep(2 * time.Second) // the audit trail reaches Kafka
 
 	// Kill the gateway that acted (SIGKILL: no shutdown, no final commit).
@@ -482,7 +432,7 @@ exporters:
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		got := map[string]bool{}
-		for _, recs := range loki.snapshot() {
+		for _, recs := range loki.ByName() {
 			for _, r := range recs {
 				if id := recordID(r); id != "" {
 					got[id] = true
@@ -509,7 +459,7 @@ exporters:
 	sort.Strings(lost)
 	nAccepted := 0
 	accepted.Range(func(_, _ any) bool { nAccepted++; return true })
-	total, dup := deliveries(loki.snapshot())
+	total, dup := deliveries(loki.ByName())
 	t.Logf("lifecycle events: %d posted, %d accepted, refused by HTTP status %v; records published to Kafka: %d; delivered to Loki: %d (%d delivered more than once: at-least-once replay after the kill); lost: %d",
 		posted, nAccepted, refused, len(want), total, dup, len(lost))
 	if len(lost) > 0 {
@@ -522,7 +472,7 @@ exporters:
 			t.Errorf("incident %s opened by %v before the kill: the records of a service reached two correlators", id, gws)
 		}
 	}
-	after := openedBy(loki.snapshot())
+	after := openedBy(loki.ByName())
 	reannounced := 0
 	for _, gws := range after {
 		if gws["gw1"] && gws["gw2"] {
@@ -547,7 +497,7 @@ exporters:
 			repeated++
 			t.Errorf("webhook called %d times with idempotency key %s (by %v)", len(gws), k, gws)
 			id := strings.SplitN(k, ":", 2)[0]
-			for gw, recs := range loki.snapshot() {
+			for gw, recs := range loki.ByName() {
 				for _, r := range recs {
 					if r.Attr(attrs.LifecycleIncidentID) == id || r.Attr(attrs.IncidentID) == id {
 						t.Logf("  %s %s %s %s %s", gw, r.Timestamp().AsTime().Format("15:04:05.000"), r.EventName(), r.Attr(attrs.LifecyclePipelineStage)+r.Attr(attrs.IncidentState), r.Attr(attrs.LifecycleJobID))

@@ -15,7 +15,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 // outage returns how long the log backend stays down: 20s, or
@@ -91,7 +91,7 @@ func TestLogBackendOutageLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loki := &sink{recs: map[string][]logtest.Record{}}
+	loki := tb.NewLogSink()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ service:
 	var drained time.Duration
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
 		got := map[string]bool{}
-		for _, recs := range loki.snapshot() {
+		for _, recs := range loki.ByName() {
 			for _, r := range recs {
 				got[recordID(r)] = true
 			}
@@ -209,7 +209,7 @@ service:
 
 	// Probe results: each target's series has no hole across the outage.
 	series := map[string][]time.Time{}
-	for _, recs := range loki.snapshot() {
+	for _, recs := range loki.ByName() {
 		for _, r := range recs {
 			if r.EventName() != attrs.EventProbeResult {
 				continue
