@@ -270,3 +270,65 @@ const (
 	StateResolved   = "resolved"
 	StateSuppressed = "suppressed"
 )
+
+// Edge telemetry (tlsedge connector): what the proxies' logs say about the
+// handshakes of real clients, normalized to one schema. The proxy configs
+// under distributions/edge/ map each proxy's fields to these.
+const (
+	// EdgeProxy: nginx, haproxy, caddy, envoy.
+	EdgeProxy = "certpulse.edge.proxy"
+	// EdgeListener: the proxy's listen address (ip:port) that took the connection.
+	EdgeListener = "certpulse.edge.listener"
+	// EdgeLog: which log a record came from: access or error.
+	EdgeLog = "certpulse.edge.log"
+	// EdgeConnection identifies a client connection within a proxy
+	// process (nginx $connection, Envoy's connection id, HAProxy's and
+	// Caddy's client ip:port); EdgeConnectionRequests is the request's
+	// number on it (nginx $connection_requests), 1 for the first.
+	EdgeConnection         = "certpulse.edge.connection"
+	EdgeConnectionRequests = "certpulse.edge.connection.requests"
+	// EdgeTLSFailure: the proxy's own words for a failed handshake
+	// (OpenSSL's reason string, Envoy's transport failure reason).
+	EdgeTLSFailure = "certpulse.edge.tls_failure"
+	// EdgeClientCiphers, EdgeClientGroups: what the client offered,
+	// colon-separated, in its order (nginx $ssl_ciphers, $ssl_curves).
+	EdgeClientCiphers = "certpulse.edge.client.ciphers"
+	EdgeClientGroups  = "certpulse.edge.client.groups"
+	// EdgeHandshake is true on the record that counts a connection's
+	// handshake (the first request of a connection, or a failure), false
+	// on later requests of a kept-alive connection.
+	EdgeHandshake = "certpulse.edge.handshake"
+	// EdgeOutcome: success or failure of the handshake.
+	EdgeOutcome = "certpulse.edge.outcome"
+	// EdgeClientClass: user agent family where logged (chrome, curl...),
+	// else a fingerprint of the offered versions, ciphers and groups.
+	EdgeClientClass = "certpulse.edge.client.class"
+	// HelloRetrySource: "inferred" when the tlsedge connector inferred a
+	// HelloRetryRequest from the offered and chosen groups.
+	HelloRetrySource = "certpulse.tls.hello_retry.source"
+	// TLSEarlyData: the request came as 0-RTT early data.
+	TLSEarlyData = "tls.early_data"
+	// TLSCipherSuiteID is the IANA code point of tls.cipher where a proxy
+	// logs a number (Caddy).
+	TLSCipherSuiteID = "tls.cipher_suite.id"
+	// Policy what-if: the candidate policy, the verdict and what would
+	// break (version, cipher, group).
+	Policy        = "certpulse.policy"
+	PolicyVerdict = "certpulse.policy.verdict"
+	PolicyRule    = "certpulse.policy.rule"
+	PolicyFails   = "certpulse.policy.would_fail"
+)
+
+// Edge windows: the tlsedge connector's summary of one node's handshakes
+// over one interval, for the correlator (user-impact signal).
+const (
+	EventEdgeWindow          = "certpulse.edge.window"
+	EdgeWindowStart          = "certpulse.edge.window.start"
+	EdgeHandshakes           = "certpulse.edge.handshakes"
+	EdgeHandshakesFailed     = "certpulse.edge.handshakes.failed"
+	EdgeHandshakesResumed    = "certpulse.edge.handshakes.resumed"
+	EdgeFailureReasons       = "certpulse.edge.failure_reasons"
+	IncidentEdgeFailureShare = "certpulse.incident.edge.failure_share"
+	IncidentEdgeHandshakes   = "certpulse.incident.edge.handshakes"
+	IncidentEdgeNodes        = "certpulse.incident.edge.nodes"
+)

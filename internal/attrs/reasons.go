@@ -59,6 +59,11 @@ const (
 	ReasonRenewalFailed        Reason = "renewal_failed"
 	ReasonRenewalOverdue       Reason = "renewal_overdue"
 	ReasonUnexpectedCertChange Reason = "unexpected_cert_change"
+	// From edge telemetry (real clients, tlsedge connector): handshake
+	// success below the threshold for a service, and session resumption
+	// low on some nodes while others resume.
+	ReasonHandshakeFailureRate Reason = "handshake_failure_rate"
+	ReasonResumptionDegraded   Reason = "resumption_degraded"
 )
 
 // Side says who must act on a reason (certpulse.reason.side).

@@ -1,0 +1,253 @@
+package tlsedgeconnector
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/certpulse/certpulse/connector/tlsedgeconnector/internal/metadata"
+)
+
+// resKey is a metric resource: the service and its environment.
+type resKey struct{ service, env string }
+
+type hsKey struct {
+	res                         resKey
+	node, listener, sni, reason string
+	version, cipher, group      string
+	failed, resumed, early      bool
+}
+
+type hrrKey struct {
+	res                 resKey
+	node, listener, sni string
+}
+
+type earlyKey struct {
+	res                         resKey
+	node, listener, sni, method string
+}
+
+type recKey struct {
+	proxy string
+	kind  kind
+}
+
+type policyKey struct {
+	policy, class, version string
+	verdict                metadata.AttributeVerdict
+	rule                   string
+}
+
+// counts are the cumulative totals the metrics connector emits.
+type counts struct {
+	handshakes map[hsKey]int64
+	hrr        map[hrrKey]int64
+	early      map[earlyKey]int64
+	records    map[recKey]int64
+	policies   map[policyKey]int64
+	failing    map[policyKey]int64
+}
+
+func newCounts() counts {
+	return counts{handshakes: map[hsKey]int64{}, hrr: map[hrrKey]int64{}, early: map[earlyKey]int64{},
+		records: map[recKey]int64{}, policies: map[policyKey]int64{}, failing: map[policyKey]int64{}}
+}
+
+// metricsConnector counts handshakes and emits them every interval.
+type metricsConnector struct {
+	cfg    *Config
+	next   consumer.Metrics
+	logger *zap.Logger
+	mb     *metadata.MetricsBuilder
+	rb     *metadata.ResourceBuilder
+
+	mu      sync.Mutex
+	tracker *tracker
+	c       counts
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *metricsConnector {
+	return &metricsConnector{
+		cfg: cfg, next: next, logger: set.Logger,
+		mb:      metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set),
+		rb:      metadata.NewResourceBuilder(cfg.ResourceAttributes),
+		tracker: newTracker(cfg),
+		c:       newCounts(),
+		done:    make(chan struct{}),
+	}
+}
+
+func (m *metricsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+func (m *metricsConnector) Start(context.Context, component.Host) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go m.loop(ctx)
+	return nil
+}
+
+func (m *metricsConnector) Shutdown(ctx context.Context) error {
+	if m.cancel == nil {
+		return nil
+	}
+	m.cancel()
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The last counts, so that a restart loses nothing since the last tick.
+	return m.flush(ctx)
+}
+
+func (m *metricsConnector) loop(ctx context.Context) {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.flush(ctx); err != nil && ctx.Err() == nil {
+				m.logger.Warn("tlsedge: the metrics were not accepted; the next interval sends the totals again", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		rl := ld.ResourceLogs().At(i)
+		for j := 0; j < rl.ScopeLogs().Len(); j++ {
+			lrs := rl.ScopeLogs().At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				m.count(m.tracker.observe(rl.Resource().Attributes(), lrs.At(k).Attributes(), now))
+			}
+		}
+	}
+	return nil
+}
+
+func (m *metricsConnector) count(o observed) {
+	h := &o.h
+	m.c.records[recKey{h.proxy, o.kind}]++
+	if o.kind == kindUnparsed || o.kind == kindOther {
+		return
+	}
+	res := resKey{o.service, o.env}
+	if o.earlyUnsafe {
+		m.c.early[earlyKey{res, h.node, h.listener, o.sni, h.method}]++
+	}
+	if o.kind == kindRequest {
+		return
+	}
+	k := hsKey{res: res, node: h.node, listener: h.listener, sni: o.sni, reason: string(o.reasonOf()),
+		version: h.version, cipher: h.cipher, group: h.group, failed: o.kind == kindFailure, resumed: h.resumed, early: h.early}
+	if _, ok := m.c.handshakes[k]; !ok && len(m.c.handshakes) >= m.cfg.MaxSeries {
+		k.version, k.cipher, k.group = other, other, other
+	}
+	m.c.handshakes[k]++
+	if o.hrr {
+		m.c.hrr[hrrKey{res, h.node, h.listener, o.sni}]++
+	}
+	for i, v := range o.verdicts {
+		pk := policyKey{policy: m.tracker.policies[i].name, class: o.class, version: h.version}
+		switch {
+		case v.fail:
+			pk.verdict = metadata.AttributeVerdictFail
+			m.c.failing[policyKey{policy: pk.policy, class: pk.class, version: pk.version, rule: v.rule}]++
+		case v.undecided:
+			pk.verdict = metadata.AttributeVerdictUndecided
+		default:
+			pk.verdict = metadata.AttributeVerdictPass
+		}
+		m.c.policies[pk]++
+	}
+}
+
+// flush emits every total (cumulative: Mimir stores them as they are).
+func (m *metricsConnector) flush(ctx context.Context) error {
+	md := m.build()
+	if md.DataPointCount() == 0 {
+		return nil
+	}
+	return m.next.ConsumeMetrics(ctx, md)
+}
+
+func (m *metricsConnector) build() pmetric.Metrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracker.names.rotate()
+	ts := pcommon.NewTimestampFromTime(time.Now())
+	byRes := map[resKey][]func(){}
+	for k, v := range m.c.handshakes {
+		outcome := metadata.AttributeOutcomeSuccess
+		if k.failed {
+			outcome = metadata.AttributeOutcomeFailure
+		}
+		byRes[k.res] = append(byRes[k.res], func() {
+			m.mb.RecordTlsedgeHandshakesDataPoint(ts, v, k.node, k.listener, k.sni, outcome, k.reason, k.version, k.cipher, k.group, k.resumed, k.early)
+		})
+	}
+	for k, v := range m.c.hrr {
+		byRes[k.res] = append(byRes[k.res], func() {
+			m.mb.RecordTlsedgeHelloRetriesDataPoint(ts, v, k.node, k.listener, k.sni, metadata.AttributeHrrSourceInferred)
+		})
+	}
+	for k, v := range m.c.early {
+		byRes[k.res] = append(byRes[k.res], func() {
+			m.mb.RecordTlsedgeEarlyDataNonIdempotentDataPoint(ts, v, k.node, k.listener, k.sni, k.method)
+		})
+	}
+	// Records and the what-if describe the whole stream: no service.
+	for k, v := range m.c.records {
+		byRes[resKey{}] = append(byRes[resKey{}], func() {
+			m.mb.RecordTlsedgeRecordsDataPoint(ts, v, k.proxy, metadata.MapAttributeRecordKind[k.kind.String()])
+		})
+	}
+	for k, v := range m.c.policies {
+		byRes[resKey{}] = append(byRes[resKey{}], func() {
+			m.mb.RecordTlsedgePolicyHandshakesDataPoint(ts, v, k.policy, k.class, k.version, k.verdict)
+		})
+	}
+	for k, v := range m.c.failing {
+		byRes[resKey{}] = append(byRes[resKey{}], func() {
+			m.mb.RecordTlsedgePolicyWouldFailDataPoint(ts, v, k.policy, k.class, k.version, metadata.MapAttributeRule[k.rule])
+		})
+	}
+	keys := make([]resKey, 0, len(byRes))
+	for k := range byRes {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].service+"\x00"+keys[i].env < keys[j].service+"\x00"+keys[j].env })
+	for _, k := range keys {
+		for _, rec := range byRes[k] {
+			rec()
+		}
+		if k.service != "" {
+			m.rb.SetServiceName(k.service)
+		}
+		if k.env != "" {
+			m.rb.SetDeploymentEnvironmentName(k.env)
+		}
+		m.mb.EmitForResource(metadata.WithResource(m.rb.Emit()))
+	}
+	return m.mb.Emit()
+}

@@ -1,0 +1,130 @@
+package tlsedgeconnector
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// tracker decides, record by record, what each is: a connection's
+// handshake (counted once), a later request, a failure, noise. It is pure
+// state with no I/O; callers hold their own lock.
+type tracker struct {
+	cfg      *Config
+	policies []policy
+	names    *topNames
+	classes  *firstN
+	conns    *connTable
+	// nodeOf remembers the node each proxy listener logged (access log),
+	// for records that do not name it (nginx's error log).
+	nodeOf map[string]string
+}
+
+func newTracker(cfg *Config) *tracker {
+	t := &tracker{
+		cfg:     cfg,
+		names:   newTopNames(cfg.MaxServerNames),
+		classes: newFirstN(cfg.MaxClientClasses),
+		conns:   newConnTable(cfg.MaxConnections, cfg.ConnectionIdle),
+		nodeOf:  map[string]string{},
+	}
+	for _, pc := range cfg.Policies {
+		t.policies = append(t.policies, compilePolicy(pc))
+	}
+	return t
+}
+
+// observed is one record as the connector understood it.
+type observed struct {
+	kind     kind
+	h        handshake
+	sni      string // bounded label
+	service  string
+	env      string
+	hrr      bool // inferred HelloRetryRequest
+	hrrKnown bool
+	// earlyUnsafe: 0-RTT early data with a non-idempotent method.
+	earlyUnsafe bool
+	class       string    // client class (handshakes, when policies are set)
+	verdicts    []verdict // per policy, for successful handshakes
+}
+
+func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
+	o := observed{h: readRecord(res, m)}
+	h := &o.h
+	o.kind = h.classify()
+	if o.kind == kindUnparsed || o.kind == kindOther {
+		return o
+	}
+	lk := h.proxy + "|" + h.listener
+	if h.node == "" {
+		h.node = t.nodeOf[lk]
+	} else if h.listener != "" && len(t.nodeOf) < t.cfg.MaxConnections {
+		t.nodeOf[lk] = h.node
+	}
+	if o.kind == kindHandshake && !t.firstOfConnection(h, now) {
+		o.kind = kindRequest
+	}
+	o.earlyUnsafe = h.early && nonIdempotent(h.method)
+	if o.kind == kindRequest {
+		if o.earlyUnsafe {
+			o.sni = t.names.peek(h.sni)
+			o.service, o.env = t.serviceOf(h, o.sni)
+		}
+		return o
+	}
+	o.sni = t.names.label(h.sni)
+	o.service, o.env = t.serviceOf(h, o.sni)
+	if o.kind != kindHandshake {
+		return o
+	}
+	o.hrr, o.hrrKnown = inferHRR(h)
+	if len(t.policies) > 0 {
+		o.class = t.classes.label(clientClass(h))
+		o.verdicts = make([]verdict, len(t.policies))
+		for i := range t.policies {
+			o.verdicts[i] = t.policies[i].judge(h)
+		}
+	}
+	return o
+}
+
+// firstOfConnection: nginx logs the request's number on its connection;
+// HAProxy, Caddy and Envoy a connection key; a record with neither is a
+// connection of its own.
+func (t *tracker) firstOfConnection(h *handshake, now time.Time) bool {
+	switch {
+	case h.connRequests > 0:
+		return h.connRequests == 1
+	case h.conn != "":
+		return t.conns.first(h.proxy+"|"+h.node+"|"+h.listener+"|"+h.conn, now)
+	}
+	return true
+}
+
+func (t *tracker) serviceOf(h *handshake, sniLabel string) (service, env string) {
+	if s, ok := t.cfg.serviceFor(h.sni, h.listener); ok {
+		env = s.Environment
+		if env == "" {
+			env = h.env
+		}
+		return s.Name, env
+	}
+	switch {
+	case h.service != "":
+		return h.service, h.env
+	case sniLabel != "":
+		return sniLabel, h.env
+	}
+	return h.listener, h.env
+}
+
+// reasonOf is the reason code a record's outcome carries.
+func (o *observed) reasonOf() attrs.Reason {
+	if o.kind == kindFailure {
+		return o.h.reason
+	}
+	return attrs.ReasonOK
+}
