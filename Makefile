@@ -143,7 +143,7 @@ bench: build
 
 # mdatagen for all four components (after editing a metadata.yaml).
 generate:
-	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator exporter/remediationexporter; do \
+	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator exporter/remediationexporter connector/tlsedgeconnector; do \
 		(cd $$d && $(GO) tool mdatagen metadata.yaml) || exit 1; \
 	done
 

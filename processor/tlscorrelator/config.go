@@ -79,8 +79,30 @@ type Config struct {
 	// counts by service, environment, owner, severity, reason and
 	// remediation state) for a gauge in Mimir. 0 turns it off.
 	OpenIncidentsInterval time.Duration `mapstructure:"open_incidents_interval"`
+	// Edge: thresholds for the user-impact signal of edge telemetry (the
+	// tlsedge connector's certpulse.edge.window records).
+	Edge EdgeConfig `mapstructure:"edge"`
 
 	_ struct{}
+}
+
+// EdgeConfig: when real clients' handshakes open an incident.
+type EdgeConfig struct {
+	// Window: the span the rates are judged over. Default 5m.
+	Window time.Duration `mapstructure:"window"`
+	// MinHandshakes: a service's handshakes in Window below which no rate
+	// is judged. Default 100.
+	MinHandshakes int64 `mapstructure:"min_handshakes"`
+	// SuccessBelow: handshake_failure_rate when the share of successful
+	// handshakes in Window is below this. Default 0.995.
+	SuccessBelow float64 `mapstructure:"success_below"`
+	// ResumptionBelow: resumption_degraded when some nodes resume fewer
+	// than this share of their successful handshakes while others resume
+	// at least this share. Default 0.5.
+	ResumptionBelow float64 `mapstructure:"resumption_below"`
+	// MinNodeHandshakes: a node's successful handshakes in Window below
+	// which its resumption rate is not judged. Default 20.
+	MinNodeHandshakes int64 `mapstructure:"min_node_handshakes"`
 }
 
 // ServiceConfig is one service catalog entry.
@@ -141,6 +163,7 @@ func createDefaultConfig() *Config {
 		Heartbeat:             10 * time.Minute,
 		CheckpointInterval:    10 * time.Second,
 		OpenIncidentsInterval: time.Minute,
+		Edge:                  EdgeConfig{Window: 5 * time.Minute, MinHandshakes: 100, SuccessBelow: 0.995, ResumptionBelow: 0.5, MinNodeHandshakes: 20},
 	}
 }
 
@@ -152,6 +175,9 @@ func (cfg *Config) Validate() error {
 	c := cfg.Corroboration
 	if c.Failures < 1 || c.Vantages < 1 || c.Window <= 0 {
 		errs = append(errs, errors.New("corroboration: failures and vantages must be >= 1 and window positive"))
+	}
+	if x := cfg.Edge; x.Window <= 0 || x.MinHandshakes < 1 || x.MinNodeHandshakes < 1 || x.SuccessBelow <= 0 || x.SuccessBelow > 1 || x.ResumptionBelow <= 0 || x.ResumptionBelow > 1 {
+		errs = append(errs, fmt.Errorf("edge: window must be positive, min_handshakes and min_node_handshakes >= 1, success_below and resumption_below in (0, 1] (got %+v)", x))
 	}
 	if cfg.OpenIncidentsInterval < 0 {
 		errs = append(errs, errors.New("open_incidents_interval must not be negative (0: off)"))

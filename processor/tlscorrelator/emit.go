@@ -167,7 +167,12 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 			a.PutStr(attrs.LifecycleArtifactVersion, d.Artifact)
 		}
 	}
-	if inc.Identity != "" {
+	if inc.EdgeShare > 0 {
+		a.PutDouble(attrs.IncidentEdgeFailureShare, inc.EdgeShare)
+		a.PutInt(attrs.IncidentEdgeHandshakes, inc.EdgeHandshakes)
+		putSlice(a, attrs.IncidentEdgeNodes, inc.EdgeNodes)
+	}
+	if inc.Identity != "" && !inc.Edge {
 		switch {
 		case len(inc.Identity) == 64 && strings.ToLower(inc.Identity) == inc.Identity:
 			a.PutStr(attrs.ChainSHA256, inc.Identity)
@@ -191,7 +196,7 @@ func sideOf(inc *incident) string {
 		return string(info.Side)
 	}
 	switch inc.Reason {
-	case attrs.ReasonPostDeployRegression, attrs.ReasonPropagationLag, attrs.ReasonRenewalFailed, attrs.ReasonRenewalOverdue, attrs.ReasonUnexpectedCertChange:
+	case attrs.ReasonPostDeployRegression, attrs.ReasonPropagationLag, attrs.ReasonRenewalFailed, attrs.ReasonRenewalOverdue, attrs.ReasonUnexpectedCertChange, attrs.ReasonResumptionDegraded:
 		return string(attrs.SideServer)
 	}
 	return ""

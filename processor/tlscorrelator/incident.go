@@ -21,6 +21,14 @@ type obs struct {
 	sticky      bool // resolved by a lifecycle event, not by healthy results
 	notAfter    time.Time
 	at          time.Time // when rec is nil
+	edge        *edgeObs  // from edge telemetry
+}
+
+// edgeObs is what edge telemetry measured for an incident.
+type edgeObs struct {
+	share      float64
+	handshakes int64
+	nodes      []string
 }
 
 // needsCorroboration: network failures open an incident only once
@@ -71,6 +79,9 @@ func (e *engine) observe(o *obs) string {
 	if o.deploy != nil {
 		d := *o.deploy
 		inc.Deploy = &d
+	}
+	if x := o.edge; x != nil {
+		inc.Edge, inc.EdgeShare, inc.EdgeHandshakes, inc.EdgeNodes = true, x.share, x.handshakes, x.nodes
 	}
 	if !o.notAfter.IsZero() {
 		inc.NotAfter = o.notAfter
@@ -207,6 +218,13 @@ func (e *engine) severity(inc *incident, svc *serviceState, t time.Time) string 
 		return attrs.SeverityAlert
 	case attrs.ReasonPropagationLag, attrs.ReasonUnexpectedCertChange:
 		return attrs.SeverityAlert
+	case attrs.ReasonResumptionDegraded:
+		return attrs.SeverityTicket // clients connect, at a round trip and CPU
+	case attrs.ReasonHandshakeFailureRate:
+		if high {
+			return attrs.SeverityPage // real clients failing on a high/critical service
+		}
+		return attrs.SeverityAlert
 	}
 	if inc.Derived { // predictive pin mismatch
 		if inc.Crit == attrs.CriticalityCritical {
@@ -237,6 +255,14 @@ var critWeight = map[string]float64{attrs.CriticalityLow: 0.25, attrs.Criticalit
 // impact in 0..1: criticality x traffic weight x the share of the service's
 // vantages and client profiles failing (warnings count a tenth).
 func (e *engine) impact(inc *incident, svc *serviceState) float64 {
+	if inc.Edge {
+		// Measured: the share of real clients' handshakes failing (or,
+		// for resumption, not resuming: a tenth, clients still connect).
+		if inc.Reason == attrs.ReasonResumptionDegraded {
+			return math.Round(inc.EdgeShare*100) / 1000
+		}
+		return inc.EdgeShare
+	}
 	w := critWeight[inc.Crit]
 	if w == 0 {
 		w = 0.5

@@ -203,7 +203,7 @@ func (e *engine) expire(now time.Time) {
 		}
 	}
 	for k, inc := range e.incidents {
-		idleOpen := inc.UpdatedAt.Before(cut) && inc.State != attrs.StateResolved && inc.Derived == false && len(inc.Endpoints) > 0 && now.Sub(inc.UpdatedAt) > e.cfg.IdleTimeout
+		idleOpen := inc.UpdatedAt.Before(cut) && inc.State != attrs.StateResolved && (inc.Edge || !inc.Derived && len(inc.Endpoints) > 0) && now.Sub(inc.UpdatedAt) > e.cfg.IdleTimeout
 		if (inc.State == attrs.StateResolved && now.Sub(inc.ResolvedAt) > e.cfg.ReopenWindow) ||
 			(inc.State == "" && now.Sub(inc.UpdatedAt) > e.cfg.Corroboration.Window) || idleOpen {
 			if idleOpen && inc.State != "" && inc.Announced {

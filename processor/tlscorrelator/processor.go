@@ -216,7 +216,7 @@ func (c *correlator) appendTransitions(ld plog.Logs, entries []*outboxEntry) {
 // before the processor retries it) and leave the outbox only once the next
 // consumer accepted them; a refusal is returned so the records are retried.
 func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
-	var counts [6]int64 // probe, lifecycle, other, late, dropped, future
+	var counts [7]int64 // probe, lifecycle, other, late, dropped, future, edge
 	now := time.Now()
 	c.mu.Lock()
 	eng := c.eng
@@ -228,7 +228,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 		for j := 0; j < sls.Len(); j++ {
 			sls.At(j).LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
 				r := extract(res, lr)
-				if r.kind == kindProbe || r.kind == kindLifecycle {
+				if r.kind == kindProbe || r.kind == kindLifecycle || r.kind == kindEdge {
 					switch eng.advance(r.time, now) {
 					case late:
 						counts[3]++
@@ -255,6 +255,9 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 				case kindLifecycle:
 					counts[1]++
 					eng.lifecycle(&r)
+				case kindEdge:
+					counts[6]++
+					eng.edgeWindow(&r)
 				default:
 					counts[2]++
 				}
@@ -280,7 +283,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	c.mu.Unlock()
 	for k, n := range counts {
 		if n > 0 {
-			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future"}[k])))
+			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge"}[k])))
 		}
 	}
 	if perr != nil {

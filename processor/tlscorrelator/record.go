@@ -16,6 +16,7 @@ const (
 	kindOther recordKind = iota
 	kindProbe
 	kindLifecycle
+	kindEdge // a tlsedge window: one node's handshakes over an interval
 )
 
 // record is what the engine needs from one log record.
@@ -60,6 +61,9 @@ type record struct {
 	message    string
 	winStart   time.Time
 	winEnd     time.Time
+
+	// edge window
+	edge edgeWindow
 }
 
 func str(m pcommon.Map, k string) string {
@@ -95,6 +99,8 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 		r.kind = kindProbe
 	case strings.HasPrefix(name, attrs.EventLifecyclePrefix):
 		r.kind = kindLifecycle
+	case name == attrs.EventEdgeWindow:
+		r.kind = kindEdge
 	default:
 		return r
 	}
@@ -110,6 +116,10 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 	r.crit = resOrRec(res, a, attrs.Criticality)
 	r.vantage = resOrRec(res, a, attrs.Vantage)
 	r.region = resOrRec(res, a, attrs.CloudRegion)
+	if r.kind == kindEdge {
+		r.edge = readEdgeWindow(a, r.time)
+		return r
+	}
 	if r.kind == kindProbe {
 		r.server = str(a, attrs.ServerAddress)
 		if v, ok := a.Get(attrs.ServerPort); ok {

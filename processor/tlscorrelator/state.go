@@ -66,6 +66,8 @@ type serviceState struct {
 	// endpoints serve now (Leaves: endpoint -> its leaf's notAfter, unix).
 	MinNotAfter time.Time        `json:"na,omitzero"`
 	Leaves      map[string]int64 `json:"lv,omitempty"`
+	// Edge holds the edge windows (tlsedge) of the last edge.window.
+	Edge []edgeWindow `json:"e,omitempty"`
 }
 
 // maxLeavesPerService bounds serviceState.Leaves.
@@ -138,6 +140,14 @@ type incident struct {
 	// Awaiting: a remediation action for it is held for approval.
 	Awaiting bool `json:"awaiting_approval,omitempty"`
 	Derived  bool `json:"derived,omitempty"` // from lifecycle, not probes
+	// Edge: opened from edge telemetry (real clients' handshakes);
+	// EdgeShare is the failing (or not resuming) share measured, over
+	// EdgeHandshakes handshakes; EdgeNodes the nodes concerned. A probe
+	// incident joined by edge telemetry carries them too.
+	Edge           bool     `json:"edge,omitempty"`
+	EdgeShare      float64  `json:"edge_share,omitempty"`
+	EdgeHandshakes int64    `json:"edge_handshakes,omitempty"`
+	EdgeNodes      []string `json:"edge_nodes,omitempty"`
 }
 
 const maxFailObs = 64

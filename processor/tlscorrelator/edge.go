@@ -1,0 +1,236 @@
+package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscorrelator"
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// edgeWindow is one node's handshakes over one tlsedge interval.
+type edgeWindow struct {
+	End     int64            `json:"t"`
+	Node    string           `json:"n,omitempty"`
+	HS      int64            `json:"h"`
+	Failed  int64            `json:"f,omitempty"`
+	Resumed int64            `json:"r,omitempty"`
+	Reasons map[string]int64 `json:"x,omitempty"`
+}
+
+// maxEdgeWindows bounds a service's remembered windows (nodes x intervals
+// in edge.window).
+const maxEdgeWindows = 2048
+
+func readEdgeWindow(a pcommon.Map, t time.Time) edgeWindow {
+	w := edgeWindow{End: t.Unix(), Node: str(a, attrs.EdgeNode)}
+	num := func(k string) int64 {
+		if v, ok := a.Get(k); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > 0 {
+			return v.Int()
+		}
+		return 0
+	}
+	w.HS, w.Failed, w.Resumed = num(attrs.EdgeHandshakes), num(attrs.EdgeHandshakesFailed), num(attrs.EdgeHandshakesResumed)
+	w.Failed = min(w.Failed, w.HS)
+	w.Resumed = min(w.Resumed, w.HS-w.Failed)
+	if v, ok := a.Get(attrs.EdgeFailureReasons); ok && v.Type() == pcommon.ValueTypeMap {
+		v.Map().Range(func(k string, n pcommon.Value) bool {
+			if n.Type() == pcommon.ValueTypeInt && n.Int() > 0 && len(w.Reasons) < 32 {
+				if w.Reasons == nil {
+					w.Reasons = map[string]int64{}
+				}
+				w.Reasons[k] = n.Int()
+			}
+			return true
+		})
+	}
+	return w
+}
+
+// edgeVerdict is what a service's windows say (pure: judgeEdge).
+type edgeVerdict struct {
+	handshakes, failed int64
+	judged             bool // enough handshakes to judge the failure rate
+	failing            bool
+	topReasons         string // "unknown_ca 9, protocol_mismatch 1"
+	// resumption by node: rate of successful handshakes resumed
+	rates             map[string]float64
+	resJudged         bool
+	degraded, healthy []string
+}
+
+func judgeEdge(wins []edgeWindow, cfg EdgeConfig) edgeVerdict {
+	v := edgeVerdict{rates: map[string]float64{}}
+	reasons := map[string]int64{}
+	type nodeSum struct{ ok, resumed int64 }
+	nodes := map[string]*nodeSum{}
+	for _, w := range wins {
+		v.handshakes += w.HS
+		v.failed += w.Failed
+		for r, n := range w.Reasons {
+			reasons[r] += n
+		}
+		ns := nodes[w.Node]
+		if ns == nil {
+			ns = &nodeSum{}
+			nodes[w.Node] = ns
+		}
+		ns.ok += w.HS - w.Failed
+		ns.resumed += w.Resumed
+	}
+	v.judged = v.handshakes >= cfg.MinHandshakes
+	v.failing = v.judged && float64(v.handshakes-v.failed)/float64(v.handshakes) < cfg.SuccessBelow
+	rs := make([]string, 0, len(reasons))
+	for r := range reasons {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return reasons[rs[i]] > reasons[rs[j]] || reasons[rs[i]] == reasons[rs[j]] && rs[i] < rs[j] })
+	for i, r := range rs {
+		rs[i] = fmt.Sprintf("%s %d", r, reasons[r])
+	}
+	v.topReasons = strings.Join(rs, ", ")
+	for n, s := range nodes {
+		if n == "" || s.ok < cfg.MinNodeHandshakes {
+			continue
+		}
+		rate := float64(s.resumed) / float64(s.ok)
+		v.rates[n] = rate
+		if rate < cfg.ResumptionBelow {
+			v.degraded = append(v.degraded, n)
+		} else {
+			v.healthy = append(v.healthy, n)
+		}
+	}
+	sort.Strings(v.degraded)
+	sort.Strings(v.healthy)
+	v.resJudged = len(v.rates) >= 2
+	return v
+}
+
+// edgeWindow takes one node's window for a service and opens, joins,
+// updates or resolves the edge incidents.
+func (e *engine) edgeWindow(r *record) {
+	t := r.time
+	svc := e.service(r.service, t)
+	sc := e.cfg.Services[r.service]
+	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
+	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)
+	svc.Crit = cmp.Or(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
+	cut := t.Add(-e.cfg.Edge.Window).Unix()
+	kept := svc.Edge[:0]
+	for _, w := range svc.Edge {
+		if w.End > cut {
+			kept = append(kept, w)
+		}
+	}
+	svc.Edge = append(kept, r.edge)
+	if len(svc.Edge) > maxEdgeWindows {
+		svc.Edge = svc.Edge[len(svc.Edge)-maxEdgeWindows:]
+	}
+	v := judgeEdge(svc.Edge, e.cfg.Edge)
+
+	// Failure rate.
+	if v.judged {
+		share := float64(v.failed) / float64(v.handshakes)
+		detail := fmt.Sprintf("%.2f%% of %d handshakes of real clients failed in the last %s (%s)", 100*share, v.handshakes, e.cfg.Edge.Window, cmp.Or(v.topReasons, "no reason logged"))
+		e.edgeSignal(r, attrs.ReasonHandshakeFailureRate, v.failing, share, v.handshakes, nil, detail, e.joinsFailureRate)
+	}
+	// Resumption on some nodes only.
+	if v.resJudged {
+		bad := len(v.degraded) > 0 && len(v.healthy) > 0
+		var worst float64 = 1
+		for _, n := range v.degraded {
+			worst = math.Min(worst, v.rates[n])
+		}
+		detail := fmt.Sprintf("session resumption below %.0f%% on %s (%s) while %s resume (%s) over the last %s: session ticket keys out of sync?",
+			100*e.cfg.Edge.ResumptionBelow, strings.Join(v.degraded, ", "), pct(v.rates, v.degraded), strings.Join(v.healthy, ", "), pct(v.rates, v.healthy), e.cfg.Edge.Window)
+		e.edgeSignal(r, attrs.ReasonResumptionDegraded, bad, 1-worst, v.handshakes-v.failed, v.degraded, detail, e.joinsResumption)
+	}
+}
+
+func pct(rates map[string]float64, nodes []string) string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = fmt.Sprintf("%.0f%%", 100*rates[n])
+	}
+	return strings.Join(out, ", ")
+}
+
+// joinsFailureRate: an open probe incident of the service for a failing
+// reason: real clients failing are the same incident, not a second one.
+func (e *engine) joinsFailureRate(inc *incident) bool {
+	if inc.Edge || !inc.open() {
+		return false
+	}
+	r := cmp.Or(inc.ProbeReason, inc.Reason)
+	info, ok := attrs.Info(r)
+	return ok && info.Failing || inc.Reason == attrs.ReasonPostDeployRegression
+}
+
+// joinsResumption: tlsprobe's resumption_failed for the service.
+func (e *engine) joinsResumption(inc *incident) bool {
+	return !inc.Edge && inc.open() && inc.Reason == attrs.ReasonResumptionFailed
+}
+
+// edgeSignal opens or updates reason's edge incident for the service while
+// bad, or joins an open probe incident that join accepts (one incident,
+// not two); it resolves the edge incident when the signal is judged good.
+func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share float64, handshakes int64, nodes []string, detail string, join func(*incident) bool) {
+	t := r.time
+	fp := fingerprint(reason, r.service, "edge")
+	own := e.incidents[fp]
+	if !bad {
+		if own != nil && own.open() {
+			e.resolve(own, t)
+		}
+		for _, inc := range e.incidents {
+			if inc.Service == r.service && join(inc) && inc.EdgeShare > 0 {
+				inc.EdgeShare, inc.EdgeHandshakes, inc.EdgeNodes = 0, 0, nil
+				e.dirtyInc = true
+			}
+		}
+		return
+	}
+	share = math.Round(share*1000) / 1000
+	var joined *incident
+	for _, inc := range e.incidents {
+		if inc.Service == r.service && join(inc) && (joined == nil || inc.OpenedAt.Before(joined.OpenedAt)) {
+			joined = inc
+		}
+	}
+	if joined != nil {
+		if own != nil && own.open() { // the probes caught up: fold into theirs
+			e.resolveAs(own, t, "joined")
+		}
+		first := joined.EdgeShare == 0
+		changed := first || math.Abs(share-joined.EdgeShare) > 0.25*joined.EdgeShare
+		joined.EdgeShare, joined.EdgeHandshakes, joined.EdgeNodes = share, handshakes, nodes
+		e.dirtyInc = true
+		if changed {
+			joined.Impact = math.Max(joined.Impact, share)
+			joined.UpdatedAt = t
+			e.emit(joined, attrs.StateUpdated, joined.State, t)
+		}
+		return
+	}
+	var deploy *lcEvent
+	svc := e.services[r.service]
+	if d := e.lastDeploy(svc); d != nil && !t.Before(d.Time) && t.Sub(d.Time) <= e.cfg.DeployWindow+e.cfg.Edge.Window {
+		deploy = d // a post-deploy regression seen by real clients
+		detail += fmt.Sprintf("; began after %s %s ago (job %s)", d.Type, humanAgo(t.Sub(d.Time)), cmp.Or(d.JobID, "unknown"))
+	}
+	wasOpen := own != nil && own.open()
+	prevShare := 0.0
+	if own != nil {
+		prevShare = own.EdgeShare
+	}
+	e.observe(&obs{reason: reason, service: r.service, at: t, identity: "edge", derived: true, deploy: deploy, detail: detail, edge: &edgeObs{share: share, handshakes: handshakes, nodes: nodes}})
+	if own = e.incidents[fp]; wasOpen && own != nil && own.open() && math.Abs(share-prevShare) > 0.25*prevShare {
+		e.emit(own, attrs.StateUpdated, own.State, t)
+	}
+}
