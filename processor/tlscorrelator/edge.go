@@ -89,7 +89,9 @@ func judgeEdge(wins []edgeWindow, cfg EdgeConfig) edgeVerdict {
 	for r := range reasons {
 		rs = append(rs, r)
 	}
-	sort.Slice(rs, func(i, j int) bool { return reasons[rs[i]] > reasons[rs[j]] || reasons[rs[i]] == reasons[rs[j]] && rs[i] < rs[j] })
+	sort.Slice(rs, func(i, j int) bool {
+		return reasons[rs[i]] > reasons[rs[j]] || reasons[rs[i]] == reasons[rs[j]] && rs[i] < rs[j]
+	})
 	for i, r := range rs {
 		rs[i] = fmt.Sprintf("%s %d", r, reasons[r])
 	}
