@@ -151,6 +151,10 @@ func (l *logsConnector) annotateRecord(m pcommon.Map, o *observed) {
 	putIf(attrs.TLSCipher, h.cipher)
 	putIf(attrs.TLSCurve, h.group)
 	putIf(attrs.EdgeNode, h.node)
+	if o.kind != kindFailure {
+		m.PutBool(attrs.TLSResumed, h.resumed) // nginx logs "r" or "."
+		m.PutBool(attrs.TLSEarlyData, h.early)
+	}
 	m.PutBool(attrs.EdgeHandshake, o.kind == kindHandshake || o.kind == kindFailure)
 	if o.kind == kindRequest {
 		return

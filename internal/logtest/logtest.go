@@ -72,3 +72,11 @@ func (r Record) Attr(key string) string {
 	}
 	return ""
 }
+
+// ResAttr returns the record's resource attribute key as a string, or "".
+func (r Record) ResAttr(key string) string {
+	if v, ok := r.Resource.Attributes().Get(key); ok {
+		return v.AsString()
+	}
+	return ""
+}

@@ -38,6 +38,9 @@ func TestSharedConfigBlocksAgree(t *testing.T) {
 		}
 		return v
 	}
+	if a, b := get(load("distributions/edge/single-tier.yaml"), "connectors", "tlsedge"), get(load("distributions/edge/agent.yaml"), "connectors", "tlsedge"); a == nil || !reflect.DeepEqual(a, b) {
+		t.Error("distributions/edge/agent.yaml: connectors.tlsedge differs from edge/single-tier.yaml's (or is missing)")
+	}
 	ref := load("distributions/otelcol-certpulse/single-tier.yaml")
 	conn := get(ref, "connectors", "signaltometrics/incidents")
 	stmts, _ := get(ref, "processors", "transform/mimir_labels", "metric_statements").([]any)

@@ -116,7 +116,7 @@ func TestNginxEdgeLogs(t *testing.T) {
 		if r.Attr("tls.cipher") == "" || r.Attr("certpulse.edge.node") == "" || r.Attr("tls.curve") == "" {
 			t.Errorf("access record lacks cipher, node or curve: %v", r.Attributes().AsRaw())
 		}
-		conns[r.Attr("connection")] = true
+		conns[r.Attr("certpulse.edge.connection")] = true
 	}
 	if len(conns) != 1 {
 		t.Errorf("three requests on one kept-alive connection: connection ids %v", conns)
@@ -136,8 +136,9 @@ func TestNginxEdgeLogs(t *testing.T) {
 	}
 }
 
-// writeBase writes a base config with what the shipped overlays name
-// (file_storage, memory_limiter, otlphttp/loki to the test's sink).
+// writeBase writes a base config with what the shipped proxy overlays name
+// (file_storage, memory_limiter, the tlsedge connector) and sends the
+// connector's records and metrics to the test's sink.
 func writeBase(t *testing.T, dir, lokiURL string) string {
 	t.Helper()
 	base := filepath.Join(dir, "base.yaml")
@@ -147,12 +148,17 @@ func writeBase(t *testing.T, dir, lokiURL string) string {
     create_directory: true
 processors:
   memory_limiter: {check_interval: 1s, limit_mib: 256}
+connectors:
+  tlsedge: {interval: 1s}
 exporters:
   otlphttp/loki:
     endpoint: %s/otlp
 service:
   extensions: [file_storage]
   telemetry: {metrics: {level: none}}
+  pipelines:
+    logs/edge_out: {receivers: [tlsedge], exporters: [otlphttp/loki]}
+    metrics/edge_out: {receivers: [tlsedge], exporters: [otlphttp/loki]}
 `, filepath.Join(dir, "state"), lokiURL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
