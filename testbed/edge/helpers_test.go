@@ -20,6 +20,7 @@ import (
 // and the roots clients trust.
 type edgePKI struct {
 	crt, key, combined string
+	rootFile           string // the lab root, PEM
 	roots              *x509.CertPool
 }
 
@@ -39,8 +40,9 @@ func newEdgePKI(t *testing.T, dir string) edgePKI {
 		t.Fatal(err)
 	}
 	chain := faultlab.PEM(leaf.Cert, lab.Inter.Cert)
-	p := edgePKI{crt: filepath.Join(dir, "edge.crt"), key: filepath.Join(dir, "edge.key"), combined: filepath.Join(dir, "edge.pem"), roots: x509.NewCertPool()}
-	for path, data := range map[string][]byte{p.crt: chain, p.key: key, p.combined: append(append([]byte(nil), chain...), key...)} {
+	p := edgePKI{crt: filepath.Join(dir, "edge.crt"), key: filepath.Join(dir, "edge.key"), combined: filepath.Join(dir, "edge.pem"),
+		rootFile: filepath.Join(dir, "root.pem"), roots: x509.NewCertPool()}
+	for path, data := range map[string][]byte{p.crt: chain, p.key: key, p.combined: append(append([]byte(nil), chain...), key...), p.rootFile: faultlab.PEM(lab.Root.Cert)} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

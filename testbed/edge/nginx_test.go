@@ -102,6 +102,12 @@ func TestNginxEdgeLogs(t *testing.T) {
 	if raw != 2 {
 		t.Errorf("the garbage and the truncated line: %d kept as raw records, want 2", raw)
 	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && loki.Metric("tlsedge.records", map[string]string{"certpulse.edge.record": "unparsed"}) < 2; {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := loki.Metric("tlsedge.records", map[string]string{"certpulse.edge.record": "unparsed", "certpulse.edge.proxy": "nginx"}); n != 2 {
+		t.Errorf("tlsedge.records{unparsed} = %v, want 2 (the garbage and the truncated line counted)", n)
+	}
 	if len(access) != 3 {
 		t.Fatalf("want 3 access records with TLS fields, got %d (all: %d)\n%s", len(access), len(loki.All()), tb.Tail(stderr.String(), 2000))
 	}
