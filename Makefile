@@ -98,8 +98,8 @@ testbed-hostile: build
 
 # Edge telemetry: the shipped nginx log format and collector overlay
 # (distributions/edge/nginx) against Debian's nginx and Go clients.
-edge: build
-	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 5m ./testbed/edge/
+edge: build $(PROM3)
+	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 5m ./testbed/edge/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)

@@ -186,3 +186,27 @@ func forEach(ld plog.Logs, f func(res pcommon.Map, lr plog.LogRecord)) {
 		}
 	}
 }
+
+// TestFailureBeforeItsNode: nginx's error log names no node and may be read
+// before the access log that does: the failure waits for the flush and
+// takes its listener's node.
+func TestFailureBeforeItsNode(t *testing.T) {
+	cfg := createDefaultConfig()
+	msink := new(consumertest.MetricsSink)
+	mc := newMetricsConnector(connectortest.NewNopSettings(NewFactory().Type()), cfg, msink)
+	ctx := context.Background()
+	fail := map[string]any{attrs.EdgeProxy: "nginx", attrs.EdgeListener: "127.0.0.5:443", attrs.EdgeTLSFailure: "no shared cipher"}
+	if err := mc.ConsumeLogs(ctx, nginxLogs(fail)); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.ConsumeLogs(ctx, nginxLogs(access(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sums(msink.AllMetrics())
+	if got["tlsedge.handshakes|node=n1"] != 2 || got["tlsedge.handshakes|reason=cipher_mismatch"] != 1 {
+		t.Errorf("the failure did not take node n1: %v", got)
+	}
+}

@@ -154,20 +154,21 @@ func nonIdempotent(method string) bool {
 }
 
 // inferHRR: TLS 1.3 and the chosen group is not one the client sent a key
-// share for. Clients send a share for their first group (and, when the
-// first is a hybrid post-quantum group, for the second too: Chrome,
-// Firefox). ok is false when the proxy does not log both.
+// share for. Clients send a share for their first group and, when the first
+// is a hybrid post-quantum group (Chrome, Firefox, Go), for their first
+// classical group too. ok is false when the proxy does not log both.
 func inferHRR(h *handshake) (hrr, ok bool) {
 	if h.version != "1.3" || h.group == "" || len(h.offeredGroups) == 0 {
 		return false, false
 	}
-	shares := h.offeredGroups[:1]
-	if hybridGroup(shares[0]) && len(h.offeredGroups) > 1 {
-		shares = h.offeredGroups[:2]
+	if h.offeredGroups[0] == h.group {
+		return false, true
 	}
-	for _, s := range shares {
-		if s == h.group {
-			return false, true
+	if hybridGroup(h.offeredGroups[0]) {
+		for _, g := range h.offeredGroups[1:] {
+			if !hybridGroup(g) {
+				return g != h.group, true
+			}
 		}
 	}
 	return true, true

@@ -42,6 +42,16 @@ type recKey struct {
 	kind  kind
 }
 
+type pendKey struct {
+	proxy string
+	k     hsKey
+}
+
+type pend struct {
+	n   int64
+	age int
+}
+
 type policyKey struct {
 	policy, class, version string
 	verdict                metadata.AttributeVerdict
@@ -74,6 +84,10 @@ type metricsConnector struct {
 	mu      sync.Mutex
 	tracker *tracker
 	c       counts
+	// pending holds failures whose node is not known yet (nginx's error
+	// log names none): the next flush takes it from the access log of the
+	// same listener; after two flushes they count without a node.
+	pending map[pendKey]*pend
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -86,6 +100,7 @@ func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metr
 		rb:      metadata.NewResourceBuilder(cfg.ResourceAttributes),
 		tracker: newTracker(cfg),
 		c:       newCounts(),
+		pending: map[pendKey]*pend{},
 		done:    make(chan struct{}),
 	}
 }
@@ -160,10 +175,15 @@ func (m *metricsConnector) count(o observed) {
 	}
 	k := hsKey{res: res, node: h.node, listener: h.listener, sni: o.sni, reason: string(o.reasonOf()),
 		version: h.version, cipher: h.cipher, group: h.group, failed: o.kind == kindFailure, resumed: h.resumed, early: h.early}
-	if _, ok := m.c.handshakes[k]; !ok && len(m.c.handshakes) >= m.cfg.MaxSeries {
-		k.version, k.cipher, k.group = other, other, other
+	if k.node == "" && k.failed && k.listener != "" {
+		pk := pendKey{h.proxy, k}
+		if m.pending[pk] == nil {
+			m.pending[pk] = &pend{}
+		}
+		m.pending[pk].n++
+	} else {
+		m.addHandshakes(k, 1)
 	}
-	m.c.handshakes[k]++
 	if o.hrr {
 		m.c.hrr[hrrKey{res, h.node, h.listener, o.sni}]++
 	}
@@ -182,6 +202,26 @@ func (m *metricsConnector) count(o observed) {
 	}
 }
 
+func (m *metricsConnector) addHandshakes(k hsKey, n int64) {
+	if _, ok := m.c.handshakes[k]; !ok && len(m.c.handshakes) >= m.cfg.MaxSeries {
+		k.version, k.cipher, k.group = other, other, other
+	}
+	m.c.handshakes[k] += n
+}
+
+// resolvePending gives pending failures the node their listener's access
+// records named, or no node once they waited two flushes.
+func (m *metricsConnector) resolvePending() {
+	for pk, p := range m.pending {
+		k := pk.k
+		k.node = m.tracker.nodeOf[pk.proxy+"|"+k.listener]
+		if p.age++; k.node != "" || p.age > 2 {
+			m.addHandshakes(k, p.n)
+			delete(m.pending, pk)
+		}
+	}
+}
+
 // flush emits every total (cumulative: Mimir stores them as they are).
 func (m *metricsConnector) flush(ctx context.Context) error {
 	md := m.build()
@@ -195,6 +235,7 @@ func (m *metricsConnector) build() pmetric.Metrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tracker.names.rotate()
+	m.resolvePending()
 	ts := pcommon.NewTimestampFromTime(time.Now())
 	byRes := map[resKey][]func(){}
 	for k, v := range m.c.handshakes {

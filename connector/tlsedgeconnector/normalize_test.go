@@ -66,6 +66,7 @@ func TestInferHRR(t *testing.T) {
 		{"second group chosen", handshake{version: "1.3", group: "P384", offeredGroups: []string{"X25519", "P384"}}, true, true},
 		{"hybrid first, classical share too", handshake{version: "1.3", group: "X25519", offeredGroups: []string{"X25519MLKEM768", "X25519", "P256"}}, false, true},
 		{"hybrid first, third chosen", handshake{version: "1.3", group: "P256", offeredGroups: []string{"X25519MLKEM768", "X25519", "P256"}}, true, true},
+		{"Go: three hybrids, then X25519", handshake{version: "1.3", group: "X25519", offeredGroups: []string{"X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519", "P256"}}, false, true},
 		{"TLS 1.2 has no HRR", handshake{version: "1.2", group: "P256", offeredGroups: []string{"X25519", "P256"}}, false, false},
 		{"groups not logged", handshake{version: "1.3", group: "X25519"}, false, false},
 	} {

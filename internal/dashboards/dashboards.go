@@ -113,7 +113,7 @@ func instant(expr, legend string) Target {
 
 // All returns every dashboard.
 func All() []*Dashboard {
-	return []*Dashboard{fleet(), endpoint(), incidents()}
+	return []*Dashboard{fleet(), endpoint(), incidents(), edge()}
 }
 
 // fleet: what failed, where, and what is already being done about it.
@@ -212,5 +212,49 @@ func incidents() *Dashboard {
 		`{S} | certpulse_lifecycle_type="remediation"`), 12, 12)
 	b.add(logs("Awaiting approval and the brake", "Held actions and brake changes; approve on the remediation exporter's approval page.",
 		`{S} | certpulse_lifecycle_type="remediation" | certpulse_lifecycle_pipeline_stage=~"awaiting_approval|approved|denied|expired|brake_engaged|brake_released"`), 24, 8)
+	return b.d
+}
+
+// edge: what real clients experience at the proxies (the tlsedge connector),
+// and which clients a stricter policy would strand.
+func edge() *Dashboard {
+	b := newDashboard("certpulse-edge", "certpulse: edge (real clients)",
+		"Handshakes of real clients at nginx, HAProxy, Caddy and Envoy: success rate, failures by reason, resumption by node, versions and ciphers, inferred HelloRetryRequests, 0-RTT on unsafe methods, and the policy what-if.")
+	const e = `service_name=~"$service", deployment_environment_name=~"$environment"`
+	hs := `tlsedge_handshakes{` + e + `}`
+	ok := `tlsedge_handshakes{` + e + `, certpulse_edge_outcome="success"}`
+	b.add(prom("stat", "Handshake success (5m)", "Share of real clients' handshakes that completed; below 99.5% the correlator opens handshake_failure_rate.", "percentunit",
+		instant(`sum(rate(`+ok+`[5m])) / sum(rate(`+hs+`[5m]))`, "")), 6, 5)
+	b.add(prom("stat", "Resumed (5m)", "Share of successful handshakes that resumed a session (above 80% is healthy).", "percentunit",
+		instant(`sum(rate(tlsedge_handshakes{`+e+`, certpulse_edge_outcome="success", tls_resumed="true"}[5m])) / sum(rate(`+ok+`[5m]))`, "")), 6, 5)
+	b.add(prom("stat", "HelloRetryRequest, inferred (5m)", "TLS 1.3 handshakes whose chosen group is not one the client sent a key share for (above 5%: a key-share mismatch adds a round trip); the exact rate is tlsprobe's certpulse.tls.hello_retry.", "percentunit",
+		instant(`sum(rate(tlsedge_hello_retries{`+e+`}[5m])) / sum(rate(tlsedge_handshakes{`+e+`, certpulse_edge_outcome="success", tls_protocol_version="1.3"}[5m]))`, "")), 6, 5)
+	b.add(prom("stat", "0-RTT on non-idempotent methods (1h)", "Requests sent as early data with POST, PATCH...: the server must refuse them (425).", "none",
+		instant(`sum(increase(tlsedge_early_data_non_idempotent{`+e+`}[1h])) or vector(0)`, "")), 6, 5)
+
+	b.add(prom("timeseries", "Handshake success by service", "", "percentunit",
+		t(`sum by (service_name) (rate(`+ok+`[5m])) / sum by (service_name) (rate(`+hs+`[5m]))`, "{{service_name}}")), 12, 8)
+	b.add(prom("timeseries", "Failed handshakes by reason", "The proxies' failure reasons as certpulse reason codes (a client's unknown_ca after a deploy: a missing intermediate).", "ops",
+		t(`sum by (certpulse_reason) (rate(tlsedge_handshakes{`+e+`, certpulse_edge_outcome="failure"}[5m]))`, "{{certpulse_reason}}")), 12, 8)
+	b.add(prom("timeseries", "Resumption by node", "Below 50% on some nodes while others resume: session ticket keys out of sync (resumption_degraded).", "percentunit",
+		t(`sum by (certpulse_edge_node) (rate(tlsedge_handshakes{`+e+`, certpulse_edge_outcome="success", tls_resumed="true"}[5m])) / sum by (certpulse_edge_node) (rate(`+ok+`[5m]))`, "{{certpulse_edge_node}}")), 12, 8)
+	b.add(prom("timeseries", "Handshakes by node", "", "ops",
+		t(`sum by (certpulse_edge_node) (rate(`+hs+`[5m]))`, "{{certpulse_edge_node}}")), 12, 8)
+	b.add(prom("piechart", "TLS versions (real clients)", "", "none", instant(`sum by (tls_protocol_version) (increase(`+ok+`[$__range]))`, "TLS {{tls_protocol_version}}")), 8, 8)
+	b.add(prom("piechart", "Cipher suites (real clients)", "IANA names.", "none", instant(`topk(10, sum by (tls_cipher) (increase(`+ok+`[$__range])))`, "{{tls_cipher}}")), 8, 8)
+	b.add(prom("piechart", "Key exchange groups (real clients)", "Where the proxy logs it (nginx).", "none", instant(`sum by (tls_curve) (increase(tlsedge_handshakes{`+e+`, certpulse_edge_outcome="success", tls_curve!=""}[$__range]))`, "{{tls_curve}}")), 8, 8)
+
+	// The policy what-if: who a stricter policy would strand.
+	b.add(prom("bargauge", "Policy what-if: share that would fail", "For each candidate policy (tlsedge policies), the share of successful handshakes in the range it would have failed; undecided ones (offers not logged) are in the denominator.", "percentunit",
+		instant(`sum by (certpulse_policy) (increase(tlsedge_policy_would_fail[$__range])) / sum by (certpulse_policy) (increase(tlsedge_policy_handshakes[$__range]))`, "{{certpulse_policy}}")), 12, 8)
+	b.add(prom("table", "Policy what-if: who breaks", "Client classes (user agent family, or a fingerprint of what they offered) a policy would strand, and the first rule that breaks them.", "none",
+		instant(`sum by (certpulse_policy, certpulse_edge_client_class, tls_protocol_version, certpulse_policy_rule) (increase(tlsedge_policy_would_fail[$__range])) > 0`, "")), 12, 8)
+
+	b.add(prom("timeseries", "Log lines by kind", "Lines read from the proxies' logs: handshake, request, failure, other; unparsed lines are passed on as they are and counted here.", "ops",
+		t(`sum by (certpulse_edge_proxy, certpulse_edge_record) (rate(tlsedge_records[5m]))`, "{{certpulse_edge_proxy}} {{certpulse_edge_record}}")), 12, 8)
+	b.add(logs("Failed handshakes", "The proxies' own words (certpulse.edge.tls_failure) and the reason code.",
+		`{S} | certpulse_edge_outcome="failure"`), 12, 8)
+	b.add(logs("Edge incidents", "handshake_failure_rate and resumption_degraded, and probe incidents joined by edge telemetry.",
+		`{S} | certpulse_incident_state!="" | certpulse_reason=~"handshake_failure_rate|resumption_degraded" or certpulse_incident_edge_failure_share!=""`), 24, 8)
 	return b.d
 }

@@ -21,6 +21,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/certpulse/certpulse/internal/dashboards"
 	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
@@ -87,7 +88,7 @@ func TestNginxEdgeSignals(t *testing.T) {
 		}
 		addr := fmt.Sprintf("%s:%d", nodes[node], port)
 		listen = append(listen, addr)
-		fmt.Fprintf(&conf, "  server { listen %s ssl; server_name %s; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_ticket_key %s; ssl_early_data on; access_log %s certpulse_tls_%s; return 200 ok; }\n",
+		fmt.Fprintf(&conf, "  server { listen %s ssl; server_name %s; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; ssl_ecdh_curve X25519:prime256v1; ssl_session_ticket_key %s; ssl_early_data on; access_log %s certpulse_tls_%s; return 200 ok; }\n",
 			addr, name, pki.crt, pki.key, key, tlsLog, node[5:])
 	}
 	ng := proxytest.StartNginx(t, conf.String(), listen...)
@@ -99,7 +100,16 @@ func TestNginxEdgeSignals(t *testing.T) {
 	sink := tb.NewLogSink()
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	startShipped(t, bin, dir, srv.URL, listen, "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
+	prom := ""
+	if p3 := os.Getenv("PROMETHEUS3_BIN"); p3 != "" {
+		// Start timestamps as a zero sample (Mimir:
+		// -distributor.otel-created-timestamp-zero-ingestion-enabled), so
+		// that increase() counts a counter's first handshakes.
+		prom = tb.Prometheus3(t, context.Background(), p3, "--enable-feature=created-timestamp-zero-ingestion")
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("PROMETHEUS3_BIN not set (make edge sets it)")
+	}
+	startShipped(t, bin, dir, srv.URL, prom, listen, "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
 
 	roots := pki.roots
 	a, b, c := listen[0], listen[1], listen[2]
@@ -142,14 +152,19 @@ func TestNginxEdgeSignals(t *testing.T) {
 		}
 	}
 
+	// 4b. openssl s_client offering P384 then P256 (its key share for
+	// P384, which these nodes do not take): a HelloRetryRequest for P256,
+	// inferred from the offered groups and the chosen one. (Go orders the
+	// groups itself and would send a P256 share.)
+	sclient(t, b, pki.rootFile, "-groups", "secp384r1:prime256v1")
 	// 5. 0-RTT with openssl s_client: a session from a (-sess_out), then a
 	// POST sent as early data on a resumed connection to a (-early_data):
 	// a non-idempotent method in early data.
 	earlyData(t, a, pki.rootFile, dir)
 
 	// Totals: 1 (kept-alive) + 1 (session from a) + 30 (rounds) + 2 (legacy)
-	// + 2 (openssl) successful handshakes, refused failed ones.
-	wantOK := 36.0
+	// + 1 (HRR) + 2 (openssl) successful handshakes, refused failed ones.
+	wantOK := 37.0
 	m := func(name string, match map[string]string) float64 { return sink.Metric(name, match) }
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) && (m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "success"}) < wantOK ||
@@ -165,6 +180,8 @@ func TestNginxEdgeSignals(t *testing.T) {
 	check("successful handshakes (each connection once)", m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "success"}), wantOK)
 	check("failed handshakes", m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "failure"}), float64(refused))
 	check("resumed at node a", m("tlsedge.handshakes", map[string]string{"certpulse.edge.node": "node-a", "tls.resumed": "true"}), 11)
+	check("inferred HelloRetryRequests", m("tlsedge.hello_retries", map[string]string{"certpulse.edge.node": "node-b", "certpulse.tls.hello_retry.source": "inferred"}), 1)
+	check("P256 chosen", m("tlsedge.handshakes", map[string]string{"tls.curve": "P256", "certpulse.edge.node": "node-b"}), 1)
 	check("early data handshakes", m("tlsedge.handshakes", map[string]string{"tls.early_data": "true"}), 1)
 	check("early data with POST", m("tlsedge.early_data.non_idempotent", map[string]string{"http.request.method": "POST", "certpulse.edge.node": "node-a"}), 1)
 	check("resumed at node b", m("tlsedge.handshakes", map[string]string{"certpulse.edge.node": "node-b", "tls.resumed": "true"}), 10)
@@ -186,11 +203,6 @@ func TestNginxEdgeSignals(t *testing.T) {
 		}
 	}
 	t.Logf("failures by reason: %v", failReasons)
-	for _, r := range sink.All() {
-		if r.Attr("certpulse.edge.log") == "error" && os.Getenv("EDGE_DEBUG") != "" {
-			t.Logf("error-log record: %v %q", r.Attributes().AsRaw(), r.Body().AsString())
-		}
-	}
 	// The what-if on real nginx traffic: Mozilla modern would strand every
 	// TLS 1.2 client (version); intermediate the CBC-only legacy client
 	// (cipher) and no one else.
@@ -246,6 +258,42 @@ func TestNginxEdgeSignals(t *testing.T) {
 		}
 	}
 	check("handshake records in Loki", float64(n), wantOK)
+	if prom != "" {
+		checkEdgeDashboard(t, prom)
+	}
+}
+
+// checkEdgeDashboard runs every PromQL query of the edge dashboard on
+// Prometheus 3 (Mimir's names) and expects data from each.
+func checkEdgeDashboard(t *testing.T, prom string) {
+	t.Helper()
+	time.Sleep(3 * time.Second) // a few more samples: rate() needs two
+	total := 0
+	for _, d := range dashboards.All() {
+		if d.UID != "certpulse-edge" {
+			continue
+		}
+		for _, p := range d.Panels {
+			if p.Datasource == nil || p.Datasource.UID != "${mimir}" {
+				continue
+			}
+			for _, tg := range p.Targets {
+				total++
+				expr := dashboards.Substitute(tg.Expr, name)
+				n, err := tb.PromQuery(prom, expr)
+				switch {
+				case err != nil:
+					t.Errorf("edge dashboard / %s: %v\n  %s", p.Title, err, expr)
+				case n == 0:
+					t.Errorf("edge dashboard / %s: no data\n  %s", p.Title, expr)
+				}
+			}
+		}
+	}
+	t.Logf("edge dashboard: %d PromQL queries run on Prometheus 3", total)
+	if total == 0 {
+		t.Error("no edge dashboard")
+	}
 }
 
 // earlyData runs openssl s_client twice against addr: once to get a TLS 1.3
@@ -256,22 +304,25 @@ func earlyData(t *testing.T, addr, rootFile, dir string) {
 	if err := os.WriteFile(req, []byte("POST / HTTP/1.1\r\nHost: "+name+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "openssl", append([]string{"s_client", "-connect", addr, "-servername", name, "-CAfile", rootFile, "-tls1_3", "-ign_eof"}, args...)...)
-		cmd.Stdin = strings.NewReader("GET / HTTP/1.1\r\nHost: " + name + "\r\nConnection: close\r\n\r\n")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("openssl s_client %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	run("-sess_out", sess)
-	out := run("-sess_in", sess, "-early_data", req)
+	sclient(t, addr, rootFile, "-sess_out", sess)
+	out := sclient(t, addr, rootFile, "-sess_in", sess, "-early_data", req)
 	if !strings.Contains(out, "Early data was accepted") {
 		t.Fatalf("nginx did not accept the early data:\n%s", tb.Tail(out, 1500))
 	}
+}
+
+// sclient makes one TLS 1.3 connection with openssl s_client and one GET.
+func sclient(t *testing.T, addr, rootFile string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "openssl", append([]string{"s_client", "-connect", addr, "-servername", name, "-CAfile", rootFile, "-tls1_3", "-ign_eof"}, args...)...)
+	cmd.Stdin = strings.NewReader("GET / HTTP/1.1\r\nHost: " + name + "\r\nConnection: close\r\n\r\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl s_client %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
 
 func hasIncident(recs []logtest.Record, reason string) bool {
@@ -286,7 +337,7 @@ func hasIncident(recs []logtest.Record, reason string) bool {
 // startShipped runs the distribution with the shipped single-tier.yaml,
 // edge/single-tier.yaml and edge/nginx/collector.yaml, plus an overlay with
 // the test's URLs and short intervals.
-func startShipped(t *testing.T, bin, dir, sinkURL string, listeners []string, env ...string) {
+func startShipped(t *testing.T, bin, dir, sinkURL, prom string, listeners []string, env ...string) {
 	t.Helper()
 	targets := filepath.Join(dir, "targets.yaml")
 	if err := os.WriteFile(targets, []byte("targets:\n  - {endpoint: \"127.0.0.1:1\", service: unrelated}\n"), 0o600); err != nil {
@@ -310,6 +361,10 @@ func startShipped(t *testing.T, bin, dir, sinkURL string, listeners []string, en
 			"otlphttp/loki":  map[string]any{"endpoint": sinkURL + "/loki"},
 		},
 		"service": map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}}},
+	}
+	if prom != "" { // Mimir's stand-in too, for the dashboard's queries
+		overlay["exporters"].(map[string]any)["otlphttp/prom3"] = map[string]any{"endpoint": prom + "/api/v1/otlp"}
+		overlay["service"].(map[string]any)["pipelines"] = map[string]any{"metrics/edge": map[string]any{"exporters": []string{"otlphttp/mimir", "otlphttp/prom3"}}}
 	}
 	ov, err := yaml.Marshal(overlay)
 	if err != nil {
