@@ -124,7 +124,8 @@ FUZZ_TARGETS := \
 	./receiver/tlsprobereceiver:FuzzParseTargetsFile \
 	./receiver/tlsprobereceiver:FuzzParseCertFile \
 	./internal/tlsinspect:FuzzClassifyChain \
-	./receiver/certlifecyclereceiver:FuzzParseRequest
+	./receiver/certlifecyclereceiver:FuzzParseRequest \
+	./connector/tlsedgeconnector:FuzzObserve
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -152,3 +152,18 @@ func TestEdgeResumptionDegraded(t *testing.T) {
 	assert.Equal(t, "opened", states[0])
 	assert.Equal(t, "resolved", states[len(states)-1])
 }
+
+func TestEdgeConfigValidate(t *testing.T) {
+	for _, mut := range []func(*EdgeConfig){
+		func(c *EdgeConfig) { c.Window = 0 },
+		func(c *EdgeConfig) { c.MinHandshakes = 0 },
+		func(c *EdgeConfig) { c.SuccessBelow = 1.5 },
+		func(c *EdgeConfig) { c.ResumptionBelow = 0 },
+	} {
+		cfg := createDefaultConfig()
+		mut(&cfg.Edge)
+		err := cfg.Validate()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "edge:")
+	}
+}
