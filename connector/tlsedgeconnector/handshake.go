@@ -32,70 +32,142 @@ type handshake struct {
 	resumed, early             bool
 	failure                    string // the proxy's words
 	reason                     attrs.Reason
-	method, userAgent          string
+	method, userAgent, status  string
 	offeredCiphers             []string // IANA names, client order
 	offeredGroups              []string // tlsprobe names, client order
 	conn                       string
 	connRequests               int // 0: not logged
 	client                     string
+	// rawCiphers, rawGroups: the offers as logged, parsed by parseOffers
+	// for the records that need them (a connection's handshake).
+	rawCiphers, rawGroups string
+}
+
+// parseOffers fills offeredCiphers and offeredGroups.
+func (h *handshake) parseOffers() {
+	for _, c := range splitList(h.rawCiphers) {
+		if n := cipherName(c); n != "" {
+			h.offeredCiphers = append(h.offeredCiphers, n)
+		}
+	}
+	for _, c := range splitList(h.rawGroups) {
+		if n := groupName(c); n != "" {
+			h.offeredGroups = append(h.offeredGroups, n)
+		}
+	}
 }
 
 // readRecord reads the attributes the configs in distributions/edge set.
 // res is the record's resource (service.name, deployment.environment.name
 // may come from there).
 func readRecord(res, m pcommon.Map) handshake {
-	g := func(k string) string {
-		if v, ok := m.Get(k); ok {
-			return v.AsString()
+	var h handshake
+	var requests, cipherID, ciphers, groups, connError string
+	// One pass over the attributes (a record has about 20). The keys of
+	// the log formats in distributions/edge are read as they are (see
+	// shortKeys): renaming them with one filelog operator each cost as much
+	// CPU as parsing the JSON.
+	m.Range(func(k string, v pcommon.Value) bool {
+		if long, ok := shortKeys[k]; ok {
+			k = long
 		}
-		return ""
+		switch k {
+		case attrs.EdgeProxy:
+			h.proxy = v.AsString()
+		case attrs.EdgeNode:
+			h.node = v.AsString()
+		case attrs.EdgeListener:
+			h.listener = v.AsString()
+		case attrs.ServerAddress:
+			h.sni = v.AsString()
+		case attrs.TLSProtocolVersion:
+			h.version = versionName(v.AsString())
+		case attrs.TLSCipher:
+			h.cipher = cipherName(v.AsString())
+		case attrs.TLSCipherSuiteID:
+			cipherID = v.AsString()
+		case attrs.TLSCurve:
+			h.group = groupName(v.AsString())
+		case attrs.TLSResumed:
+			h.resumed = truthy(v.AsString())
+		case attrs.TLSEarlyData:
+			h.early = truthy(v.AsString())
+		case attrs.EdgeTLSFailure:
+			h.failure = dash(v.AsString())
+		case "http.request.method":
+			h.method = dash(v.AsString())
+		case "user_agent.original":
+			h.userAgent = dash(v.AsString())
+		case attrs.EdgeConnection:
+			h.conn = dash(v.AsString())
+		case attrs.EdgeConnectionRequests:
+			requests = v.AsString()
+		case "client.address":
+			h.client = dash(v.AsString())
+		case "http.response.status_code":
+			h.status = dash(v.AsString())
+		case attrs.EdgeClientCiphers:
+			ciphers = v.AsString()
+		case attrs.EdgeClientGroups:
+			groups = v.AsString()
+		case "conn_error": // HAProxy's fc_err_str
+			connError = dash(v.AsString())
+		case attrs.ServiceName:
+			h.service = v.AsString()
+		case attrs.DeploymentEnv:
+			h.env = v.AsString()
+		}
+		return true
+	})
+	h.sni = dash(h.sni)
+	if h.sni != "" {
+		h.sni = strings.ToLower(strings.TrimSuffix(h.sni, "."))
 	}
-	h := handshake{
-		proxy:     g(attrs.EdgeProxy),
-		node:      g(attrs.EdgeNode),
-		listener:  g(attrs.EdgeListener),
-		sni:       strings.ToLower(strings.TrimSuffix(dash(g(attrs.ServerAddress)), ".")),
-		version:   versionName(g(attrs.TLSProtocolVersion)),
-		cipher:    cipherName(g(attrs.TLSCipher)),
-		group:     groupName(g(attrs.TLSCurve)),
-		resumed:   truthy(g(attrs.TLSResumed)),
-		early:     truthy(g(attrs.TLSEarlyData)),
-		failure:   dash(g(attrs.EdgeTLSFailure)),
-		method:    dash(g("http.request.method")),
-		userAgent: dash(g("user_agent.original")),
-		conn:      dash(g(attrs.EdgeConnection)),
-		client:    dash(g("client.address")),
+	if h.cipher == "" && cipherID != "" {
+		h.cipher = cipherName(cipherID)
 	}
-	if h.cipher == "" {
-		h.cipher = cipherName(g(attrs.TLSCipherSuiteID))
-	}
-	if n, err := strconv.Atoi(g(attrs.EdgeConnectionRequests)); err == nil {
+	if n, err := strconv.Atoi(requests); err == nil {
 		h.connRequests = n
 	}
-	for _, c := range splitList(g(attrs.EdgeClientCiphers)) {
-		if n := cipherName(c); n != "" {
-			h.offeredCiphers = append(h.offeredCiphers, n)
-		}
-	}
-	for _, c := range splitList(g(attrs.EdgeClientGroups)) {
-		if n := groupName(c); n != "" {
-			h.offeredGroups = append(h.offeredGroups, n)
-		}
-	}
+	h.rawCiphers, h.rawGroups = ciphers, groups
 	if v, ok := res.Get(attrs.ServiceName); ok {
 		h.service = v.AsString()
-	} else {
-		h.service = g(attrs.ServiceName)
 	}
 	if v, ok := res.Get(attrs.DeploymentEnv); ok {
 		h.env = v.AsString()
-	} else {
-		h.env = g(attrs.DeploymentEnv)
+	}
+	if h.failure == "" && connError != "" && h.version == "" {
+		h.failure = connError
 	}
 	if h.failure != "" {
 		h.reason = reasonFor(h.failure)
 	}
 	return h
+}
+
+// shortKeys maps the keys of the JSON log formats shipped in
+// distributions/edge (nginx certpulse-tls.conf, HAProxy haproxy-log.cfg,
+// Envoy access-log.yaml) to certpulse's schema. The logs output writes the
+// schema names and drops these.
+var shortKeys = map[string]string{
+	"node":                attrs.EdgeNode,
+	"listener":            attrs.EdgeListener,
+	"client":              "client.address",
+	"connection":          attrs.EdgeConnection,
+	"connection_requests": attrs.EdgeConnectionRequests,
+	"sni":                 attrs.ServerAddress,
+	"protocol":            attrs.TLSProtocolVersion,
+	"cipher":              attrs.TLSCipher,
+	"curve":               attrs.TLSCurve,
+	"curves":              attrs.EdgeClientGroups,
+	"ciphers":             attrs.EdgeClientCiphers,
+	"resumed":             attrs.TLSResumed,
+	"early_data":          attrs.TLSEarlyData,
+	"method":              "http.request.method",
+	"status":              "http.response.status_code",
+	"user_agent":          "user_agent.original",
+	"tls_failure":         attrs.EdgeTLSFailure,
+	"failure":             attrs.EdgeTLSFailure,
 }
 
 // classify says what a record is, before connection tracking.

@@ -51,7 +51,10 @@ func newLogsConnector(set connector.Settings, cfg *Config, next consumer.Logs) *
 		windows: map[windowKey]*window{}, start: time.Now(), done: make(chan struct{})}
 }
 
-func (l *logsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+// Capabilities: the records are moved, not copied, into the output.
+func (l *logsConnector) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
 
 func (l *logsConnector) Start(context.Context, component.Host) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,7 +130,7 @@ func (l *logsConnector) annotate(ld plog.Logs) plog.Logs {
 					groups[rk] = dst
 				}
 				nlr := dst.LogRecords().AppendEmpty()
-				lr.CopyTo(nlr)
+				lr.MoveTo(nlr)
 				l.annotateRecord(nlr.Attributes(), &o)
 			}
 		}
@@ -138,7 +141,7 @@ func (l *logsConnector) annotate(ld plog.Logs) plog.Logs {
 // annotateRecord writes the normalized schema onto a record.
 func (l *logsConnector) annotateRecord(m pcommon.Map, o *observed) {
 	m.PutStr("certpulse.edge.record", o.kind.String())
-	if o.kind == kindUnparsed || o.kind == kindOther {
+	if o.kind == kindUnparsed {
 		return
 	}
 	h := &o.h
@@ -146,6 +149,27 @@ func (l *logsConnector) annotateRecord(m pcommon.Map, o *observed) {
 		if v != "" {
 			m.PutStr(k, v)
 		}
+	}
+	// The formats' short keys, under the schema's names.
+	m.RemoveIf(func(k string, _ pcommon.Value) bool {
+		_, short := shortKeys[k]
+		return short
+	})
+	putIf(attrs.EdgeListener, h.listener)
+	putIf(attrs.ServerAddress, h.sni)
+	putIf("client.address", h.client)
+	putIf(attrs.EdgeConnection, h.conn)
+	if h.connRequests > 0 {
+		m.PutInt(attrs.EdgeConnectionRequests, int64(h.connRequests))
+	}
+	putIf("http.request.method", h.method)
+	putIf("http.response.status_code", h.status)
+	putIf("user_agent.original", h.userAgent)
+	putIf(attrs.EdgeClientCiphers, h.rawCiphers)
+	putIf(attrs.EdgeClientGroups, h.rawGroups)
+	putIf(attrs.EdgeTLSFailure, h.failure)
+	if o.kind == kindOther {
+		return
 	}
 	putIf(attrs.TLSProtocolVersion, h.version)
 	putIf(attrs.TLSCipher, h.cipher)

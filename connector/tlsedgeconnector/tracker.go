@@ -80,6 +80,7 @@ func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
 	if o.kind != kindHandshake {
 		return o
 	}
+	h.parseOffers()
 	o.hrr, o.hrrKnown = inferHRR(h)
 	if len(t.policies) > 0 {
 		o.class = t.classes.label(clientClass(h))
