@@ -25,7 +25,7 @@ PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
 VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability edge bench-edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -133,6 +133,12 @@ fuzz:
 		echo "fuzz $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+# Edge log tailing: 1 GiB of nginx lines (1% garbage) through the shipped
+# overlay and the tlsedge connector on one core (docs/performance.md).
+bench-edge: build
+	EDGE_TAIL_BYTES=1073741824 CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 30m -run TestTailThroughput ./testbed/edge/
+	$(GO) test -run '^$$' -bench Connector -benchtime 3s -cpu 1 ./connector/tlsedgeconnector/
 
 bench: build
 	$(GO) test -run '^$$' -bench 'Process$$|StatePerEndpoint' -benchtime 300x -cpu 1 ./processor/tlscorrelator/

@@ -203,12 +203,22 @@ func TestNginxEdgeSignals(t *testing.T) {
 		}
 	}
 	t.Logf("failures by reason: %v", failReasons)
+	perNode := map[string]int{}
+	total := 0
+	for _, name := range []string{"tlsedge.handshakes", "tlsedge.hello_retries", "tlsedge.early_data.non_idempotent", "tlsedge.records", "tlsedge.policy.handshakes", "tlsedge.policy.would_fail"} {
+		for _, s := range sink.Series(name) {
+			perNode[s["certpulse.edge.node"]]++
+			total++
+		}
+	}
+	t.Logf("series: %d in all; by node (\"\" = not per node: records, what-if): %v", total, perNode)
 	// The what-if on real nginx traffic: Mozilla modern would strand every
 	// TLS 1.2 client (version); intermediate the CBC-only legacy client
 	// (cipher) and no one else.
 	check("modern would fail", m("tlsedge.policy.would_fail", map[string]string{"certpulse.policy": "mozilla-modern", "certpulse.policy.rule": "version"}), 2)
 	check("intermediate would fail (cipher)", m("tlsedge.policy.would_fail", map[string]string{"certpulse.policy": "mozilla-intermediate", "certpulse.policy.rule": "cipher"}), 2)
 	check("intermediate would fail, legacy-pos class", m("tlsedge.policy.would_fail", map[string]string{"certpulse.policy": "mozilla-intermediate", "certpulse.edge.client.class": "other-ua"}), 2)
+	check("tls12-aead-only would fail (cipher)", m("tlsedge.policy.would_fail", map[string]string{"certpulse.policy": "tls12-aead-only", "certpulse.policy.rule": "cipher"}), 2)
 	check("intermediate judged", m("tlsedge.policy.handshakes", map[string]string{"certpulse.policy": "mozilla-intermediate"}), wantOK)
 	check("intermediate passes", m("tlsedge.policy.handshakes", map[string]string{"certpulse.policy": "mozilla-intermediate", "certpulse.policy.verdict": "pass"}), wantOK-2)
 
