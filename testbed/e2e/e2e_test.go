@@ -461,13 +461,29 @@ func hasAll(got map[string][]string, want map[string]string) bool {
 // gateway and demo configs against the built distribution.
 func TestDistributionConfigsValidate(t *testing.T) {
 	bin := binary(t)
-	for _, f := range []string{"agent.yaml", "single-tier.yaml", "gateway.yaml", "demo.yaml"} {
-		cmd := exec.Command(bin, "validate", "--config", filepath.Join("../../distributions/otelcol-certpulse", f))
+	// Each tier with the edge overlays (distributions/edge): the tier's
+	// and every proxy's.
+	combos := [][]string{{"agent.yaml"}, {"single-tier.yaml"}, {"gateway.yaml"}, {"demo.yaml"}}
+	for _, tier := range []string{"agent.yaml", "single-tier.yaml"} {
+		combo := []string{tier, "../edge/" + tier}
+		for _, proxy := range []string{"nginx", "haproxy", "caddy", "envoy"} {
+			combo = append(combo, "../edge/"+proxy+"/collector.yaml")
+		}
+		combos = append(combos, combo)
+	}
+	for _, files := range combos {
+		f := strings.Join(files, " + ")
+		var args []string
+		for _, c := range files {
+			args = append(args, "--config", filepath.Join("../../distributions/otelcol-certpulse", c))
+		}
+		cmd := exec.Command(bin, append([]string{"validate"}, args...)...)
 		cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "NODE_NAME=node-1", "KAFKA_BROKERS=127.0.0.1:9092", "MIMIR_URL=http://127.0.0.1:9009",
 			"LOKI_URL=http://127.0.0.1:3100", "MIMIR_TENANT=t", "LOKI_TENANT=t", "CERTPULSE_STATE_DIR=/tmp", "CERTPULSE_WEBHOOK_TOKEN=t", "CERTPULSE_WEBHOOK_HMAC=0123456789abcdef0123",
 			"CERTPULSE_LAB_DIR=/tmp", "CERTPULSE_DEMO_OUT=/tmp", "CERTPULSE_DEMO_TOKEN=t", "CERTPULSE_DEMO_HMAC_SECRET=0123456789abcdef0123",
 			"CERTPULSE_APPROVERS_HTPASSWD=/dev/null", "CERTPULSE_VERIFY_CA_FILE=/etc/ssl/certs/ca-certificates.crt", "CERTPULSE_RELOAD_WEBHOOK=https://deploy.example.com/hooks/reload",
-			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle")
+			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle",
+			"NGINX_TLS_LOG=/var/log/nginx/tls.json", "NGINX_ERROR_LOG=/var/log/nginx/error.log", "HAPROXY_LOG=/var/log/haproxy.json", "CADDY_ACCESS_LOG=/var/log/caddy/access.json", "ENVOY_TLS_LOG=/var/log/envoy/tls.json")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s does not validate: %v\n%s", f, err, out)
 		}
