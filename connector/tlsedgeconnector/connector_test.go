@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -208,5 +210,45 @@ func TestFailureBeforeItsNode(t *testing.T) {
 	got := sums(msink.AllMetrics())
 	if got["tlsedge.handshakes|node=n1"] != 2 || got["tlsedge.handshakes|reason=cipher_mismatch"] != 1 {
 		t.Errorf("the failure did not take node n1: %v", got)
+	}
+}
+
+// TestShutdownFlushes: what was counted since the last tick goes out at
+// shutdown (metrics totals and the window), not lost.
+func TestShutdownFlushes(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Interval = time.Hour
+	msink, lsink := new(consumertest.MetricsSink), new(consumertest.LogsSink)
+	set := connectortest.NewNopSettings(NewFactory().Type())
+	mc, lc := newMetricsConnector(set, cfg, msink), newLogsConnector(set, cfg, lsink)
+	ctx := context.Background()
+	for _, c := range []interface {
+		Start(context.Context, component.Host) error
+		ConsumeLogs(context.Context, plog.Logs) error
+		Shutdown(context.Context) error
+	}{mc, lc} {
+		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ConsumeLogs(ctx, nginxLogs(access(1, 1))); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sums(msink.AllMetrics())["tlsedge.handshakes"]; got != 1 {
+		t.Errorf("handshakes after shutdown: %d", got)
+	}
+	windows := 0
+	for _, l := range lsink.AllLogs() {
+		forEach(l, func(_ pcommon.Map, lr plog.LogRecord) {
+			if lr.EventName() == attrs.EventEdgeWindow {
+				windows++
+			}
+		})
+	}
+	if windows != 1 {
+		t.Errorf("windows after shutdown: %d", windows)
 	}
 }

@@ -42,13 +42,15 @@ type logsConnector struct {
 	windows map[windowKey]*window
 	start   time.Time
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	ticks periodic
 }
 
 func newLogsConnector(set connector.Settings, cfg *Config, next consumer.Logs) *logsConnector {
-	return &logsConnector{cfg: cfg, next: next, logger: set.Logger, tracker: newTracker(cfg),
-		windows: map[windowKey]*window{}, start: time.Now(), done: make(chan struct{})}
+	l := &logsConnector{cfg: cfg, next: next, logger: set.Logger, tracker: newTracker(cfg),
+		windows: map[windowKey]*window{}, start: time.Now()}
+	l.ticks = periodic{interval: cfg.Interval, flush: l.flush, logger: set.Logger,
+		warning: "tlsedge: a window was not accepted; it is added to the next"}
+	return l
 }
 
 // Capabilities: the records are moved, not copied, into the output.
@@ -57,44 +59,13 @@ func (l *logsConnector) Capabilities() consumer.Capabilities {
 }
 
 func (l *logsConnector) Start(context.Context, component.Host) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	go l.loop(ctx)
+	l.ticks.start()
 	return nil
 }
 
-func (l *logsConnector) Shutdown(ctx context.Context) error {
-	if l.cancel == nil {
-		return nil
-	}
-	l.cancel()
-	select {
-	case <-l.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return l.flush(ctx)
-}
+// Shutdown flushes once more: a restart loses nothing since the last tick.
+func (l *logsConnector) Shutdown(ctx context.Context) error { return l.ticks.stop(ctx) }
 
-func (l *logsConnector) loop(ctx context.Context) {
-	defer close(l.done)
-	t := time.NewTicker(l.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := l.flush(ctx); err != nil && ctx.Err() == nil {
-				l.logger.Warn("tlsedge: a window was not accepted; it is added to the next", zap.Error(err))
-			}
-		}
-	}
-}
-
-// ConsumeLogs annotates the records and regroups them by service; an
-// error from the next consumer goes back to the receiver (which retries:
-// the filelog receiver does not advance its offset).
 func (l *logsConnector) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	out := l.annotate(ld)
 	return l.next.ConsumeLogs(ctx, out)

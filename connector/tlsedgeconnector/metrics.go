@@ -89,60 +89,32 @@ type metricsConnector struct {
 	// same listener; after two flushes they count without a node.
 	pending map[pendKey]*pend
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	ticks periodic
 }
 
 func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *metricsConnector {
-	return &metricsConnector{
+	m := &metricsConnector{
 		cfg: cfg, next: next, logger: set.Logger,
 		mb:      metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set),
 		rb:      metadata.NewResourceBuilder(cfg.ResourceAttributes),
 		tracker: newTracker(cfg),
 		c:       newCounts(),
 		pending: map[pendKey]*pend{},
-		done:    make(chan struct{}),
 	}
+	m.ticks = periodic{interval: cfg.Interval, flush: m.flush, logger: set.Logger,
+		warning: "tlsedge: the metrics were not accepted; the next interval sends the totals again"}
+	return m
 }
 
 func (m *metricsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 func (m *metricsConnector) Start(context.Context, component.Host) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	go m.loop(ctx)
+	m.ticks.start()
 	return nil
 }
 
-func (m *metricsConnector) Shutdown(ctx context.Context) error {
-	if m.cancel == nil {
-		return nil
-	}
-	m.cancel()
-	select {
-	case <-m.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// The last counts, so that a restart loses nothing since the last tick.
-	return m.flush(ctx)
-}
-
-func (m *metricsConnector) loop(ctx context.Context) {
-	defer close(m.done)
-	t := time.NewTicker(m.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := m.flush(ctx); err != nil && ctx.Err() == nil {
-				m.logger.Warn("tlsedge: the metrics were not accepted; the next interval sends the totals again", zap.Error(err))
-			}
-		}
-	}
-}
+// Shutdown flushes once more: a restart loses nothing since the last tick.
+func (m *metricsConnector) Shutdown(ctx context.Context) error { return m.ticks.stop(ctx) }
 
 func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	now := time.Now()
