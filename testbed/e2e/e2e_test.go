@@ -466,8 +466,8 @@ func TestDistributionConfigsValidate(t *testing.T) {
 	combos := [][]string{{"agent.yaml"}, {"single-tier.yaml"}, {"gateway.yaml"}, {"demo.yaml"}}
 	for _, tier := range []string{"agent.yaml", "single-tier.yaml"} {
 		combo := []string{tier, "../edge/" + tier}
-		for _, proxy := range []string{"nginx", "haproxy", "caddy", "envoy"} {
-			combo = append(combo, "../edge/"+proxy+"/collector.yaml")
+		for _, overlay := range []string{"nginx/collector.yaml", "haproxy/collector.yaml", "caddy/collector.yaml", "envoy/collector.yaml", "envoy/stats.yaml"} {
+			combo = append(combo, "../edge/"+overlay)
 		}
 		combos = append(combos, combo)
 	}
