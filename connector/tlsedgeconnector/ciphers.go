@@ -146,11 +146,16 @@ func groupName(s string) string {
 	if n, ok := groups[s]; ok {
 		return n
 	}
-	if id, ok := parseID(s); ok && strings.HasPrefix(strings.ToLower(s), "0x") {
-		if n, ok := groupByID[id]; ok {
-			return n
+	// "0x11ec" (nginx for a group OpenSSL does not name), "001D" (HAProxy's
+	// ssl_fc_eclist_bin,be2hex): no group's name is four hex digits.
+	hex4 := len(s) == 4 && strings.Trim(strings.ToLower(s), "0123456789abcdef") == ""
+	if strings.HasPrefix(strings.ToLower(s), "0x") || hex4 {
+		if id, ok := parseID("0x" + strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")); ok {
+			if n, ok := groupByID[id]; ok {
+				return n
+			}
+			return fmt.Sprintf("0x%04x", id)
 		}
-		return fmt.Sprintf("0x%04x", id)
 	}
 	return s
 }

@@ -44,7 +44,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("cipherName(%q) = %q, want %q", in, got, want)
 		}
 	}
-	for in, want := range map[string]string{"prime256v1": "P256", "X25519": "X25519", "secp384r1": "P384", "0x11ec": "X25519MLKEM768", "0x0a0a": "0x0a0a", "": ""} {
+	for in, want := range map[string]string{"prime256v1": "P256", "X25519": "X25519", "secp384r1": "P384", "0x11ec": "X25519MLKEM768", "0x0a0a": "0x0a0a", "": "", "001D": "X25519", "0017": "P256", "11EC": "X25519MLKEM768"} {
 		if got := groupName(in); got != want {
 			t.Errorf("groupName(%q) = %q, want %q", in, got, want)
 		}

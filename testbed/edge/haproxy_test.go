@@ -41,6 +41,7 @@ func TestHAProxyEdgeLogs(t *testing.T) {
 	conf := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global
     log stdout format raw local0 info
+    tune.ssl.capture-buffer-size 128
 defaults
     mode http
     log global
@@ -103,6 +104,19 @@ frontend fe_tls
 				t.Errorf("access record %s = %q, want %q", k, got, want)
 			}
 		}
+	}
+	for _, r := range access {
+		if r.Attr("certpulse.edge.client.ciphers") == "" || r.Attr("certpulse.edge.client.groups") == "" {
+			t.Errorf("no offered suites or groups (capture): %v", r.Attributes().AsRaw())
+		}
+	}
+	// The what-if decides from HAProxy's capture: one connection (three
+	// requests), TLS 1.3, offers that Mozilla modern accepts.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && loki.Metric("tlsedge.policy.handshakes", nil) < 1; {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := loki.Metric("tlsedge.policy.handshakes", map[string]string{"certpulse.policy": "modern", "certpulse.policy.verdict": "pass"}); n != 1 {
+		t.Errorf("modern judged pass on %v handshakes, want 1 (series %v)", n, loki.Series("tlsedge.policy.handshakes"))
 	}
 	reasons := map[string]string{}
 	for _, r := range hsFail {

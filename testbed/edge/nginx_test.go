@@ -155,7 +155,7 @@ func writeBase(t *testing.T, dir, lokiURL string) string {
 processors:
   memory_limiter: {check_interval: 1s, limit_mib: 256}
 connectors:
-  tlsedge: {interval: 1s}
+  tlsedge: {interval: 1s, policies: [{name: modern, preset: modern}]}
 exporters:
   otlphttp/loki:
     endpoint: %s/otlp
