@@ -90,4 +90,15 @@ https://:%d {
 	if versions["1.3"] != 2 || versions["1.2"] != 1 {
 		t.Errorf("versions %v, want two 1.3 and one 1.2", versions)
 	}
+	// Two connections (the first with two requests: counted once by the
+	// client's ip:port), the cipher by its IANA name from Caddy's number.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && loki.Metric("tlsedge.handshakes", nil) < 2; {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := loki.Metric("tlsedge.handshakes", nil); n != 2 {
+		t.Errorf("tlsedge.handshakes = %v, want 2 (connections, not requests)", n)
+	}
+	if n := loki.Metric("tlsedge.handshakes", map[string]string{"tls.protocol.version": "1.3", "tls.cipher": "TLS_AES_128_GCM_SHA256"}); n != 1 {
+		t.Errorf("TLS 1.3 handshakes with TLS_AES_128_GCM_SHA256 = %v, want 1 (series %v)", n, loki.Series("tlsedge.handshakes"))
+	}
 }

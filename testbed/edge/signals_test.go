@@ -109,7 +109,8 @@ func TestNginxEdgeSignals(t *testing.T) {
 	} else if os.Getenv("CI") == "true" {
 		t.Fatal("PROMETHEUS3_BIN not set (make edge sets it)")
 	}
-	startShipped(t, bin, dir, srv.URL, prom, listen, "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
+	lcPort := tb.FreePort(t)
+	startShipped(t, bin, dir, srv.URL, prom, lcPort, listen, "NGINX_TLS_LOG="+tlsLog, "NGINX_ERROR_LOG="+ng.ErrorLog)
 
 	roots := pki.roots
 	a, b, c := listen[0], listen[1], listen[2]
@@ -143,7 +144,14 @@ func TestNginxEdgeSignals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 4. Five TLS 1.0 clients, refused (protocol_mismatch).
+	// 4. A deploy of shop (the shipped sender: bearer token + HMAC), then
+	// five TLS 1.0 clients, refused (protocol_mismatch): the failure rate
+	// incident names the deploy.
+	send := exec.Command("sh", "-c", `printf '%s' '{"type":"deployed","id":"edge-deploy-1","service":"shop","job_id":"deploy-edge-7"}' | ../../distributions/otelcol-certpulse/hooks/certpulse-send`)
+	send.Env = append(os.Environ(), fmt.Sprintf("CERTPULSE_URL=http://127.0.0.1:%d/v1/lifecycle", lcPort), "CERTPULSE_TOKEN=edge-token", "CERTPULSE_HMAC_SECRET=edge-hmac-0123456789")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("certpulse-send: %v: %s", err, out)
+	}
 	old := &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}
 	refused := 0
 	for i := 0; i < 5; i++ {
@@ -251,6 +259,9 @@ func TestNginxEdgeSignals(t *testing.T) {
 			}
 		}
 		if r.Attr("certpulse.reason") == "handshake_failure_rate" && r.Attr("certpulse.incident.state") == "opened" {
+			if job := r.Attr("certpulse.lifecycle.job_id"); job != "deploy-edge-7" {
+				t.Errorf("handshake_failure_rate after a deploy names job %q, want deploy-edge-7", job)
+			}
 			// The share of the handshakes judged when it opened (all
 			// failures are logged before most successes are read).
 			hs, _ := strconv.ParseFloat(r.Attr("certpulse.incident.edge.handshakes"), 64)
@@ -347,7 +358,7 @@ func hasIncident(recs []logtest.Record, reason string) bool {
 // startShipped runs the distribution with the shipped single-tier.yaml,
 // edge/single-tier.yaml and edge/nginx/collector.yaml, plus an overlay with
 // the test's URLs and short intervals.
-func startShipped(t *testing.T, bin, dir, sinkURL, prom string, listeners []string, env ...string) {
+func startShipped(t *testing.T, bin, dir, sinkURL, prom string, lcPort int, listeners []string, env ...string) {
 	t.Helper()
 	targets := filepath.Join(dir, "targets.yaml")
 	if err := os.WriteFile(targets, []byte("targets:\n  - {endpoint: \"127.0.0.1:1\", service: unrelated}\n"), 0o600); err != nil {
@@ -357,7 +368,7 @@ func startShipped(t *testing.T, bin, dir, sinkURL, prom string, listeners []stri
 		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
 		"receivers": map[string]any{
 			"tlsprobe":      map[string]any{"targets_file": targets, "collection_interval": "30s"},
-			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))},
+			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", lcPort)},
 		},
 		"connectors": map[string]any{"tlsedge": map[string]any{
 			"interval": "1s",
