@@ -15,7 +15,9 @@ import (
 
 // edgeWindow is one node's handshakes over one tlsedge interval.
 type edgeWindow struct {
-	End     int64            `json:"t"`
+	End int64 `json:"t"`
+	// First is the end of the first interval merged into this one.
+	First   int64            `json:"b,omitempty"`
 	Node    string           `json:"n,omitempty"`
 	HS      int64            `json:"h"`
 	Failed  int64            `json:"f,omitempty"`
@@ -26,6 +28,36 @@ type edgeWindow struct {
 // maxEdgeWindows bounds a service's remembered windows (nodes x intervals
 // in edge.window).
 const maxEdgeWindows = 2048
+
+// mergeWindow adds w to the node's latest window when that one ended less
+// than bucket seconds before w: a service keeps about ten windows per node
+// (edge.window / 10 each), whatever the connector's interval, so that its
+// persisted state stays small.
+func mergeWindow(wins []edgeWindow, w edgeWindow, bucket int64) []edgeWindow {
+	for i := len(wins) - 1; i >= 0; i-- {
+		x := &wins[i]
+		if x.Node != w.Node {
+			continue
+		}
+		if x.First == 0 {
+			x.First = x.End
+		}
+		if w.End-x.First >= bucket || w.End < x.End {
+			break
+		}
+		x.End, x.HS, x.Failed, x.Resumed = w.End, x.HS+w.HS, x.Failed+w.Failed, x.Resumed+w.Resumed
+		for r, n := range w.Reasons {
+			if x.Reasons == nil {
+				x.Reasons = map[string]int64{}
+			}
+			if _, ok := x.Reasons[r]; ok || len(x.Reasons) < 32 {
+				x.Reasons[r] += n
+			}
+		}
+		return wins
+	}
+	return append(wins, w)
+}
 
 func readEdgeWindow(a pcommon.Map, t time.Time) edgeWindow {
 	w := edgeWindow{End: t.Unix(), Node: str(a, attrs.EdgeNode)}
@@ -130,7 +162,7 @@ func (e *engine) edgeWindow(r *record) {
 			kept = append(kept, w)
 		}
 	}
-	svc.Edge = append(kept, r.edge)
+	svc.Edge = mergeWindow(kept, r.edge, int64(max(e.cfg.Edge.Window/10, time.Second)/time.Second))
 	if len(svc.Edge) > maxEdgeWindows {
 		svc.Edge = svc.Edge[len(svc.Edge)-maxEdgeWindows:]
 	}

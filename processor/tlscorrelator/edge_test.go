@@ -167,3 +167,25 @@ func TestEdgeConfigValidate(t *testing.T) {
 		assert.Contains(t, err.Error(), "edge:")
 	}
 }
+
+// TestEdgeWindowsStaySmall: a service's remembered windows are merged per
+// node into about ten buckets of edge.window, not one per interval.
+func TestEdgeWindowsStaySmall(t *testing.T) {
+	cfg := createDefaultConfig()
+	e := newEngine(cfg)
+	for i := 0; i < 400; i++ { // 100 minutes of 15s windows from two nodes
+		for _, n := range []string{"a", "b"} {
+			r := &record{kind: kindEdge, service: "shop", time: t0.Add(time.Duration(i) * 15 * time.Second),
+				edge: edgeWindow{End: t0.Add(time.Duration(i) * 15 * time.Second).Unix(), Node: n, HS: 10, Resumed: 8}}
+			e.edgeWindow(r)
+		}
+	}
+	wins := e.services["shop"].Edge
+	assert.LessOrEqual(t, len(wins), 24, "windows kept")
+	var hs int64
+	for _, w := range wins {
+		hs += w.HS
+	}
+	// Everything inside the last 5 minutes (give or take one bucket).
+	assert.InDelta(t, 2*20*10, hs, 2*2*10)
+}
