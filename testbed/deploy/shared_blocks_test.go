@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -40,6 +41,12 @@ func TestSharedConfigBlocksAgree(t *testing.T) {
 	}
 	if a, b := get(load("distributions/edge/single-tier.yaml"), "connectors", "tlsedge"), get(load("distributions/edge/agent.yaml"), "connectors", "tlsedge"); a == nil || !reflect.DeepEqual(a, b) {
 		t.Error("distributions/edge/agent.yaml: connectors.tlsedge differs from edge/single-tier.yaml's (or is missing)")
+	}
+	// edge/single-tier.yaml restates the correlator pipeline's receivers
+	// (a list is replaced, not merged): single-tier.yaml's, plus tlsedge.
+	st := get(load("distributions/otelcol-certpulse/single-tier.yaml"), "service", "pipelines", "logs", "receivers").([]any)
+	if got := get(load("distributions/edge/single-tier.yaml"), "service", "pipelines", "logs", "receivers"); !reflect.DeepEqual(got, append(slices.Clone(st), "tlsedge")) {
+		t.Errorf("distributions/edge/single-tier.yaml: logs receivers %v, want single-tier.yaml's %v plus tlsedge", got, st)
 	}
 	ref := load("distributions/otelcol-certpulse/single-tier.yaml")
 	conn := get(ref, "connectors", "signaltometrics/incidents")
