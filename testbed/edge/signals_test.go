@@ -168,11 +168,26 @@ func TestNginxEdgeSignals(t *testing.T) {
 	// 5. 0-RTT with openssl s_client: a session from a (-sess_out), then a
 	// POST sent as early data on a resumed connection to a (-early_data):
 	// a non-idempotent method in early data.
-	earlyData(t, a, pki.rootFile, dir)
+	// nginx sets $ssl_early_data only while the handshake is incomplete:
+	// early data it reads after the handshake completed is not flagged. So
+	// try until one request is logged as early data (each attempt is two
+	// connections to a, the second resumed).
+	attempts := 0
+	for attempts < 5 {
+		attempts++
+		earlyData(t, a, pki.rootFile, dir)
+		for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait) && sink.Metric("tlsedge.early_data.non_idempotent", nil) < 1; {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if sink.Metric("tlsedge.early_data.non_idempotent", nil) >= 1 {
+			break
+		}
+	}
+	t.Logf("0-RTT: %d attempt(s) until nginx flagged the request as early data", attempts)
 
 	// Totals: 1 (kept-alive) + 1 (session from a) + 30 (rounds) + 2 (legacy)
-	// + 1 (HRR) + 2 (openssl) successful handshakes, refused failed ones.
-	wantOK := 37.0
+	// + 1 (HRR) + 2 per 0-RTT attempt successful handshakes, refused failed ones.
+	wantOK := 35.0 + 2*float64(attempts)
 	m := func(name string, match map[string]string) float64 { return sink.Metric(name, match) }
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) && (m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "success"}) < wantOK ||
@@ -187,7 +202,7 @@ func TestNginxEdgeSignals(t *testing.T) {
 	}
 	check("successful handshakes (each connection once)", m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "success"}), wantOK)
 	check("failed handshakes", m("tlsedge.handshakes", map[string]string{"certpulse.edge.outcome": "failure"}), float64(refused))
-	check("resumed at node a", m("tlsedge.handshakes", map[string]string{"certpulse.edge.node": "node-a", "tls.resumed": "true"}), 11)
+	check("resumed at node a", m("tlsedge.handshakes", map[string]string{"certpulse.edge.node": "node-a", "tls.resumed": "true"}), 10+float64(attempts))
 	check("inferred HelloRetryRequests", m("tlsedge.hello_retries", map[string]string{"certpulse.edge.node": "node-b", "certpulse.tls.hello_retry.source": "inferred"}), 1)
 	check("P256 chosen", m("tlsedge.handshakes", map[string]string{"tls.curve": "P256", "certpulse.edge.node": "node-b"}), 1)
 	check("early data handshakes", m("tlsedge.handshakes", map[string]string{"tls.early_data": "true"}), 1)
