@@ -160,8 +160,30 @@ func (r *remediator) apiDecide(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	status, msg := r.decide(req.Context(), req.PathValue("id"), verb == "approve", d.By, d.Why)
-	writeJSON(w, status, map[string]string{"result": msg})
+	msg, err := r.decide(req.Context(), req.PathValue("id"), verb == "approve", d.By, d.Why)
+	if err != nil {
+		msg = err.Error()
+	}
+	writeJSON(w, decisionStatus(err), map[string]string{"result": msg})
+}
+
+// decisionStatus is the HTTP status of decide's answer.
+func decisionStatus(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, ErrNoPending):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExpired):
+		return http.StatusGone
+	case errors.Is(err, ErrBrakeEngaged), errors.Is(err, ErrIncidentResolved), errors.Is(err, ErrPolicyGone):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotPersisted):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrActionFailed):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
 }
 
 func (r *remediator) brakeState() Brake {
@@ -209,7 +231,10 @@ func (r *remediator) uiDecide(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "decision must be approve or deny", http.StatusBadRequest)
 		return
 	}
-	_, msg := r.decide(req.Context(), req.PostForm.Get("id"), verb == "approve", d.By, d.Why)
+	msg, err := r.decide(req.Context(), req.PostForm.Get("id"), verb == "approve", d.By, d.Why)
+	if err != nil {
+		msg = err.Error()
+	}
 	http.Redirect(w, req, "/?result="+templateEscape(msg), http.StatusSeeOther)
 }
 

@@ -20,7 +20,7 @@ import (
 
 // decision is one audited decision.
 type decision struct {
-	Outcome  string // matched, verified, not_reproduced, skipped, dry_run, awaiting_approval, approved, denied, expired, sent, failed, brake_engaged, brake_released, resolved
+	Outcome  attrs.Outcome
 	Incident *Incident
 	Policy   string
 	Action   string
@@ -34,7 +34,7 @@ type decision struct {
 // audit logs a decision through the collector's logger, counts it, and
 // posts it as a `remediation` lifecycle event when audit is configured.
 func (r *remediator) audit(ctx context.Context, d decision) {
-	fields := []zap.Field{zap.String("decision", d.Outcome)}
+	fields := []zap.Field{zap.String("decision", string(d.Outcome))}
 	if d.Incident != nil {
 		fields = append(fields, zap.String("incident.id", d.Incident.ID), zap.String("service", d.Incident.Service),
 			zap.String("reason", d.Incident.Reason), zap.String("severity", d.Incident.Severity), zap.String("state", d.Incident.State))
@@ -51,18 +51,27 @@ func (r *remediator) audit(ctx context.Context, d decision) {
 		fields = append(fields, zap.Strings("evidence", d.Evidence))
 	}
 	r.logger.Info("remediation decision", fields...)
-	r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", d.Outcome)))
-	if r.auditQ == nil || r.auditClosed {
+	r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(d.Outcome))))
+	if r.auditQ == nil {
 		return
 	}
 	// Never blocks a decision: a full queue drops the post (counted).
-	r.auditBusy.Add(1)
-	select {
-	case r.auditQ <- d:
-	default:
-		r.auditBusy.Done()
+	r.auditMu.Lock()
+	queued := false
+	if !r.auditClosed {
+		r.auditBusy.Add(1)
+		select {
+		case r.auditQ <- d:
+			queued = true
+		default:
+			r.auditBusy.Done()
+		}
+	}
+	closed := r.auditClosed
+	r.auditMu.Unlock()
+	if !queued && !closed {
 		r.telemetry.RemediationAuditDropped.Add(ctx, 1)
-		r.logger.Warn("audit queue full: event not posted to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome))
+		r.logger.Warn("audit queue full: event not posted to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", string(d.Outcome)))
 	}
 }
 
@@ -71,7 +80,7 @@ func (r *remediator) postAudits() {
 	defer r.auditWG.Done()
 	for d := range r.auditQ {
 		if err := r.postAudit(r.auditCtx(), d); err != nil {
-			r.logger.Warn("audit event not delivered to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", d.Outcome), zap.Error(err))
+			r.logger.Warn("audit event not delivered to the certlifecycle endpoint (the decision is in this log)", zap.String("decision", string(d.Outcome)), zap.Error(err))
 		}
 		r.auditBusy.Done()
 	}
@@ -80,8 +89,8 @@ func (r *remediator) postAudits() {
 // auditCtx bounds posts; at shutdown, the remaining ones get until the
 // shutdown deadline.
 func (r *remediator) auditCtx() context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
 	if r.auditStop != nil {
 		return r.auditStop
 	}
@@ -90,9 +99,9 @@ func (r *remediator) auditCtx() context.Context {
 
 // closeAudit stops taking events and posts what is queued, within ctx.
 func (r *remediator) closeAudit(ctx context.Context) {
-	r.mu.Lock()
+	r.auditMu.Lock()
 	if r.auditQ == nil || r.auditClosed {
-		r.mu.Unlock()
+		r.auditMu.Unlock()
 		return
 	}
 	// The queue drains within the shutdown's deadline, and at most
@@ -102,7 +111,7 @@ func (r *remediator) closeAudit(ctx context.Context) {
 	r.auditClosed = true
 	r.auditStop = dctx
 	close(r.auditQ)
-	r.mu.Unlock()
+	r.auditMu.Unlock()
 	r.auditWG.Wait()
 }
 
@@ -117,7 +126,7 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 		"id":             fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, time.Now().UnixNano()),
 		"pipeline_stage": d.Outcome,
 	}
-	msg := d.Outcome
+	msg := string(d.Outcome)
 	if d.Action != "" {
 		msg += " " + d.Action
 	}

@@ -206,8 +206,8 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	second.waitIdle()
 	pend := second.pendingList()
 	require.Len(t, pend, 1)
-	code, _ := second.decide(context.Background(), pend[0].ID, true, "alice", "go")
-	require.Equal(t, http.StatusOK, code)
+	_, err := second.decide(context.Background(), pend[0].ID, true, "alice", "go")
+	require.Equal(t, http.StatusOK, decisionStatus(err))
 	require.Equal(t, []string{"inc-low:reload:1", "inc-pin:reload:1"}, hook.calls())
 
 	// The third process sees what was persisted before each call.
@@ -216,8 +216,8 @@ func TestKillBetweenPersistAndCall(t *testing.T) {
 	hook.mu.Unlock()
 	third := start()
 	assert.Empty(t, third.pendingList(), "the consumed approval was persisted before the call")
-	code, _ = third.decide(context.Background(), pend[0].ID, true, "alice", "again")
-	assert.Equal(t, http.StatusNotFound, code)
+	_, err = third.decide(context.Background(), pend[0].ID, true, "alice", "again")
+	assert.Equal(t, http.StatusNotFound, decisionStatus(err))
 	require.NoError(t, third.push(context.Background(), incidentLogs(incident("inc-low", attrs.StateOpened, attrs.SeverityAlert), pin)))
 	third.waitIdle()
 	assert.Len(t, hook.calls(), 2, "no attempt runs twice after the restart")

@@ -102,7 +102,7 @@ type actedOn struct {
 }
 
 // actedOutcomes are the audit outcomes that mean an attempt was spent.
-var actedOutcomes = map[string]bool{"sent": true, "failed": true, "awaiting_approval": true, "dry_run": true, "approved": true}
+var actedOutcomes = map[attrs.Outcome]bool{attrs.OutcomeSent: true, attrs.OutcomeFailed: true, attrs.OutcomeAwaitingApproval: true, attrs.OutcomeDryRun: true, attrs.OutcomeApproved: true}
 
 // auditTrail extracts the spent attempts from the remediation audit events
 // in ld.
@@ -119,7 +119,7 @@ func auditTrail(ld plog.Logs) []actedOn {
 					continue
 				}
 				a := lr.Attributes()
-				if !actedOutcomes[get(a, attrs.LifecyclePipelineStage)] {
+				if !actedOutcomes[attrs.Outcome(get(a, attrs.LifecyclePipelineStage))] {
 					continue
 				}
 				id, key := get(a, attrs.LifecycleIncidentID), get(a, attrs.LifecycleJobID)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +57,12 @@ type remediator struct {
 	execWG     sync.WaitGroup
 
 	// The audit sink: a bounded queue posted by one goroutine, in order.
+	// auditMu (never held across a call) guards auditClosed and
+	// auditStop, so decisions are audited with or without mu.
 	auditQ      chan decision
-	auditClosed bool            // under mu
-	auditStop   context.Context // under mu: the shutdown's context
+	auditMu     sync.Mutex
+	auditClosed bool
+	auditStop   context.Context // the shutdown's context
 	auditWG     sync.WaitGroup
 	auditBusy   sync.WaitGroup // events queued or being posted
 }
@@ -265,164 +267,76 @@ func (r *remediator) saveLocked(ctx context.Context) error {
 	return err
 }
 
-func matchList(list []string, v string) bool {
-	return len(list) == 0 || slices.Contains(list, v) || slices.Contains(list, "*")
-}
-
-// matchAll returns every policy that matches inc, in config order.
-func (r *remediator) matchAll(inc *Incident) []*PolicyConfig {
-	var out []*PolicyConfig
-	for i := range r.cfg.Policies {
-		p := &r.cfg.Policies[i]
-		sev := p.MinSeverity
-		if sev == "" {
-			sev = attrs.SeverityTicket
-		}
-		if attrs.SeverityRank(inc.Severity) < attrs.SeverityRank(sev) {
-			continue
-		}
-		if matchList(p.Reasons, inc.Reason) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, inc.ProbeReason)) {
-			if matchList(p.Services, inc.Service) && matchList(p.Environments, inc.Environment) && matchList(p.Owners, inc.Owner) {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
 // handle decides on one incident transition; deferred is a decision held
-// by handover_hold, run again.
+// by handover_hold, run again. It plans under the lock, runs the calls
+// without it, commits and audits under it, then hands the remediation's
+// webhooks to a goroutine once the attempt is persisted.
 func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.now()
 	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
 	st := r.st.incident(inc.ID)
+	p := plan(planInput{
+		Now: now, Incident: *inc, Deferred: deferred, State: *st, Brake: r.st.Brake, Recent: len(r.st.Recent),
+		Pending: r.pendingFor(inc.ID), Matched: matchPolicies(r.cfg.Policies, inc), AlertPolicy: alertPolicy(r.cfg.Policies),
+		Guardrails: r.cfg.Guardrails, HandoverHold: r.cfg.HandoverHold, DryRun: r.cfg.DryRun,
+	})
 	if st.FirstSeen.IsZero() {
 		st.FirstSeen = now
 	}
-	if deferred {
-		// The incident may have moved on during the hold.
-		if s := st.Incident.State; s == attrs.StateResolved || s == attrs.StateSuppressed {
-			return
-		}
-	} else {
+	if !deferred {
 		st.Incident = *inc
 	}
-	// One write per decision (file_storage fsyncs each): at the end, or
-	// before acting, after which only held approvals change state again.
-	persisted := false
-	defer func() {
-		if !persisted {
-			r.saveLocked(ctx)
-		}
-	}()
-
-	if inc.State == attrs.StateResolved {
+	if p.CancelPending {
 		r.cancelPendingLocked(ctx, inc.ID, "incident resolved")
 	}
-	pols := r.matchAll(inc)
-	// Late-matching severities aside, a resolved incident still resolves
-	// the alert that was fired for it.
-	if len(pols) == 0 && !(inc.State == attrs.StateResolved && st.Firing) {
-		r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "unmatched")))
+	if p.Unmatched {
+		r.telemetry.RemediationDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(attrs.OutcomeUnmatched))))
+	}
+	if p.Ignore || p.Unmatched {
+		r.saveLocked(ctx)
+		r.mu.Unlock()
 		return
 	}
-	if len(pols) == 0 {
-		pols = []*PolicyConfig{r.policyWithAlerts()}
-	}
-	// Notifications come from every matching policy; remediation from the
-	// first matching policy that has webhook actions.
-	prev := *st
-	var pol *PolicyConfig
-	for _, p := range pols {
-		r.notifyLocked(ctx, p, inc, st, prev, r.cfg.DryRun || p.DryRun)
-		if pol == nil && hasWebhooks(p) {
-			pol = p
-		}
+	r.mu.Unlock()
+
+	for _, n := range p.Notify {
+		r.notify(ctx, inc, n)
 	}
 
-	switch inc.State {
-	case attrs.StateResolved:
-		r.audit(ctx, decision{Outcome: "resolved", Incident: inc, Policy: pols[0].Name})
-		return
-	case attrs.StateSuppressed:
-		if pol != nil {
-			r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "incident is suppressed"})
-		}
-		return
-	case attrs.StateOpened, attrs.StateEscalated:
-	default:
-		return // updates (flaps included) never start a remediation
+	r.mu.Lock()
+	for _, d := range p.Audits {
+		r.audit(ctx, d)
 	}
-	if pol == nil {
-		return
+	if p.Defer > 0 {
+		r.deferLocked(inc, p.Defer)
 	}
-	if wait := r.cfg.HandoverHold - now.Sub(st.FirstSeen); wait > 0 {
-		r.deferLocked(inc, wait)
-		return
-	}
-	dry := r.cfg.DryRun || pol.DryRun
-	r.audit(ctx, decision{Outcome: "matched", Incident: inc, Policy: pol.Name})
-	g := r.cfg.Guardrails
-	switch {
-	case r.st.Brake.Engaged:
-		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "the brake is engaged: " + r.st.Brake.Reason})
-		return
-	case st.Attempts >= g.MaxAttempts:
-		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("attempt cap reached (%d)", g.MaxAttempts)})
-		return
-	case r.pendingFor(inc.ID) != "":
-		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "an action for this incident awaits approval (" + r.pendingFor(inc.ID) + ")"})
-		return
-	case !st.LastAction.IsZero() && now.Sub(st.LastAction) < g.Cooldown:
-		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: fmt.Sprintf("cooldown: last attempt %s ago (cooldown %s)", now.Sub(st.LastAction).Round(time.Second), g.Cooldown)})
+	if p.Policy == nil {
+		r.saveLocked(ctx)
+		r.mu.Unlock()
 		return
 	}
 	var evidence []string
-	if pol.verify() {
-		attempts := st.Attempts
+	if p.Verify {
+		attempts := r.st.incident(inc.ID).Attempts
 		r.mu.Unlock()
 		outcome, ev := r.verify(ctx, inc)
 		r.mu.Lock()
 		// With several queue consumers another decision on this incident
 		// may have acted while the lock was released.
-		if st.Attempts != attempts || r.pendingFor(inc.ID) != "" || r.st.Brake.Engaged {
-			r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "another decision on this incident acted (or the brake engaged) during verification"})
+		moved := r.st.incident(inc.ID).Attempts != attempts || r.pendingFor(inc.ID) != "" || r.st.Brake.Engaged
+		d, act := planVerified(verifiedInput{Incident: inc, Policy: p.Policy, Outcome: outcome, Evidence: ev, Moved: moved})
+		r.audit(ctx, d)
+		if !act {
+			r.saveLocked(ctx)
+			r.mu.Unlock()
 			return
 		}
 		evidence = ev
-		switch {
-		case outcome == notReproduced:
-			r.audit(ctx, decision{Outcome: "not_reproduced", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "the failure does not reproduce from this collector"})
-			return
-		case outcome == inconclusive && pol.OnInconclusive != "act":
-			r.audit(ctx, decision{Outcome: "inconclusive", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "this collector cannot reach the endpoint, so it cannot confirm the failure; held (on_inconclusive: hold)"})
-			return
-		case outcome == inconclusive:
-			r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev, Why: "inconclusive (this collector cannot reach the endpoint); acting as the policy says (on_inconclusive: act)"})
-		default:
-			r.audit(ctx, decision{Outcome: "verified", Incident: inc, Policy: pol.Name, Evidence: ev})
-		}
 	}
-	if len(r.st.Recent) >= g.Budget {
-		r.engageBrakeLocked(ctx, fmt.Sprintf("budget of %d actions per %s spent", g.Budget, g.BudgetWindow), "")
-		r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Why: "the brake is engaged: budget spent"})
-		return
-	}
-	prevLast := st.LastAction
-	st.Attempts++
-	st.LastAction = now
-	r.st.Recent = append(r.st.Recent, now)
-	attempt := st.Attempts
-	// Persist before acting: a restart never runs this attempt twice. A
-	// failed write fails closed: nothing runs, the attempt is not spent.
-	persisted = true
-	if err := r.saveLocked(ctx); err != nil {
-		st.Attempts--
-		st.LastAction = prevLast
-		r.st.Recent = r.st.Recent[:len(r.st.Recent)-1]
-		r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Attempt: attempt, Why: "state not persisted (" + err.Error() + "); nothing run"})
+	attempt := r.spendLocked(ctx, p.Policy, inc)
+	r.mu.Unlock()
+	if attempt == 0 {
 		return
 	}
 	// The calls run outside this decision, so one slow webhook holds up
@@ -431,9 +345,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	r.execWG.Add(1)
 	go func() {
 		defer r.execWG.Done()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.runActionsLocked(r.execCtx, pol, &run, attempt, evidence, 0, dry)
+		r.runActions(r.execCtx, p.Policy, &run, attempt, evidence, 0, p.Dry)
 	}()
 }
 
@@ -462,148 +374,13 @@ func (r *remediator) waitIdle() {
 	r.auditBusy.Wait()
 }
 
-// runActionsLocked runs the policy's webhook actions from index from on,
-// in order: a failure stops the sequence, a high-risk action is held for
-// approval and the rest waits for it (decide continues from there).
-func (r *remediator) runActionsLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, attempt int, evidence []string, from int, dry bool) {
-	for i := from; i < len(pol.Actions); i++ {
-		a := &pol.Actions[i]
-		if a.Type != "webhook" {
-			continue
-		}
-		key := IdempotencyKey(inc.ID, a.Name, attempt)
-		if risk(pol, a) == "high" {
-			if r.approval == nil {
-				r.audit(ctx, decision{Outcome: "skipped", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk action and no approval server is configured"})
-				return
-			}
-			now := r.now()
-			p := &Pending{ID: randomID(), IncidentID: inc.ID, Policy: pol.Name, Action: a.Name, Operation: a.Operation, Attempt: attempt,
-				Evidence: evidence, Created: now, Expires: now.Add(r.cfg.Approval.Get().TTL), Incident: *inc}
-			r.st.Pending[p.ID] = p
-			if err := r.saveLocked(ctx); err != nil {
-				// A hold only in memory would vanish with a restart.
-				delete(r.st.Pending, p.ID)
-				r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "state not persisted (" + err.Error() + "); not held for approval"})
-				return
-			}
-			r.telemetry.RemediationPendingApprovals.Add(ctx, 1)
-			r.audit(ctx, decision{Outcome: "awaiting_approval", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk (" + cmp.Or(a.Operation, "high") + ") action held for approval " + p.ID})
-			return // later actions wait for this one
-		}
-		if dry {
-			r.audit(ctx, decision{Outcome: "dry_run", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "dry-run: nothing called"})
-			continue
-		}
-		if !r.runLocked(ctx, pol, a, inc, attempt, evidence, "") {
-			return
-		}
-	}
-}
-
-// runLocked delivers one webhook action (the lock is released meanwhile)
-// and audits the outcome; it reports success.
-func (r *remediator) runLocked(ctx context.Context, pol *PolicyConfig, a *ActionConfig, inc *Incident, attempt int, evidence []string, by string) bool {
-	key := IdempotencyKey(inc.ID, a.Name, attempt)
-	d := templateData{Incident: *inc, Action: a.Name, Operation: a.Operation, Attempt: attempt, IdempotencyKey: key, Evidence: evidence}
-	r.mu.Unlock()
-	r.sem <- struct{}{}
-	start := time.Now()
-	status, err := r.deliverWebhook(ctx, a, d)
-	<-r.sem
-	r.mu.Lock()
-	outcome := "sent"
-	if err != nil {
-		outcome = "failed"
-	}
-	r.telemetry.RemediationActionDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("action_type", "webhook"), attribute.String("outcome", outcome)))
-	if err != nil {
-		r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, By: by, Why: fmt.Sprintf("gave up: %v", err)})
-		return false
-	}
-	r.audit(ctx, decision{Outcome: "sent", Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, By: by, Why: fmt.Sprintf("HTTP %d", status)})
-	return true
-}
-
-func hasWebhooks(p *PolicyConfig) bool {
-	for _, a := range p.Actions {
-		if a.Type == "webhook" {
-			return true
-		}
-	}
-	return false
-}
-
-// policyWithAlerts is the first policy with an alertmanager action, used to
-// resolve an alert whose incident no longer matches (severity dropped).
-func (r *remediator) policyWithAlerts() *PolicyConfig {
-	for i := range r.cfg.Policies {
-		for _, a := range r.cfg.Policies[i].Actions {
-			if a.Type == "alertmanager" {
-				return &r.cfg.Policies[i]
-			}
-		}
-	}
-	return &PolicyConfig{}
-}
-
-// notifyLocked fires or resolves the policy's Alertmanager alerts.
-// Notifications bypass verification, cooldowns and the brake (they change
-// nothing) but honour dry-run.
-// prev is the incident's state before this record: several policies may
-// notify for one record.
-func (r *remediator) notifyLocked(ctx context.Context, pol *PolicyConfig, inc *Incident, st *incState, prev incState, dry bool) {
-	resolved := inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed
-	if resolved && !prev.Firing {
-		return
-	}
-	for i := range pol.Actions {
-		a := &pol.Actions[i]
-		if a.Type != "alertmanager" {
-			continue
-		}
-		if dry {
-			r.audit(ctx, decision{Outcome: "dry_run", Incident: inc, Policy: pol.Name, Action: a.Name, Why: "dry-run: alert not posted"})
-			continue
-		}
-		start := time.Now()
-		r.mu.Unlock()
-		var err error
-		if !resolved && prev.Firing && prev.FiredSeverity != "" && prev.FiredSeverity != inc.Severity {
-			old := *inc
-			old.Severity = prev.FiredSeverity
-			err = r.postAlert(ctx, a, &old, true)
-		}
-		if err == nil {
-			err = r.postAlert(ctx, a, inc, resolved)
-		}
-		r.mu.Lock()
-		outcome := "sent"
-		if err != nil {
-			outcome = "failed"
-		}
-		r.telemetry.RemediationActionDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("action_type", "alertmanager"), attribute.String("outcome", outcome)))
-		why := "alert firing"
-		if resolved {
-			why = "alert resolved"
-		}
-		if err != nil {
-			r.audit(ctx, decision{Outcome: "failed", Incident: inc, Policy: pol.Name, Action: a.Name, Why: err.Error()})
-			continue
-		}
-		st.Firing = !resolved
-		st.FiredSeverity = inc.Severity
-		r.audit(ctx, decision{Outcome: "sent", Incident: inc, Policy: pol.Name, Action: a.Name, Why: why})
-	}
-}
-
 func (r *remediator) engageBrakeLocked(ctx context.Context, reason, by string) {
 	if r.st.Brake.Engaged {
 		return
 	}
 	r.st.Brake = Brake{Engaged: true, Since: r.now(), Reason: reason}
 	r.telemetry.RemediationBrakeEngaged.Add(ctx, 1)
-	r.audit(ctx, decision{Outcome: "brake_engaged", Why: reason, By: by})
+	r.audit(ctx, decision{Outcome: attrs.OutcomeBrakeEngaged, Why: reason, By: by})
 }
 
 // releaseBrake is the operator's release; nothing else releases the brake.
@@ -616,7 +393,7 @@ func (r *remediator) releaseBrake(ctx context.Context, by, why string) bool {
 	r.st.Brake = Brake{ReleasedBy: by, ReleasedAt: r.now(), Why: why}
 	r.st.Recent = nil // a fresh budget
 	r.telemetry.RemediationBrakeEngaged.Add(ctx, -1)
-	r.audit(ctx, decision{Outcome: "brake_released", By: by, Why: why})
+	r.audit(ctx, decision{Outcome: attrs.OutcomeBrakeReleased, By: by, Why: why})
 	r.saveLocked(ctx)
 	return true
 }
@@ -627,7 +404,7 @@ func (r *remediator) cancelPendingLocked(ctx context.Context, incidentID, why st
 			delete(r.st.Pending, id)
 			r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
 			inc := p.Incident
-			r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: why})
+			r.audit(ctx, decision{Outcome: attrs.OutcomeExpired, Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: why})
 		}
 	}
 }
@@ -642,76 +419,13 @@ func (r *remediator) expirePending(ctx context.Context) {
 			delete(r.st.Pending, id)
 			r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
 			inc := p.Incident
-			r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "not decided within the approval ttl"})
+			r.audit(ctx, decision{Outcome: attrs.OutcomeExpired, Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "not decided within the approval ttl"})
 			changed = true
 		}
 	}
 	if changed {
 		r.saveLocked(ctx)
 	}
-}
-
-// decide approves or denies a pending action. Approval is re-checked
-// against the incident's current state before the action runs.
-func (r *remediator) decide(ctx context.Context, id string, approve bool, by, why string) (int, string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, ok := r.st.Pending[id]
-	if !ok {
-		return http.StatusNotFound, "no pending action " + id
-	}
-	inc := p.Incident
-	if cur, ok := r.st.Incidents[p.IncidentID]; ok {
-		inc = cur.Incident
-	}
-	if approve && r.st.Brake.Engaged && !r.now().After(p.Expires) {
-		// Held, not consumed: approve again once the brake is released.
-		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the brake is engaged; the action stays held"})
-		return http.StatusConflict, "the brake is engaged; nothing run, the action stays held"
-	}
-	delete(r.st.Pending, id)
-	// The approval is consumed, and persisted so, before anything is
-	// called: a crash during the call must not let it be approved and run
-	// twice. A failed write fails closed.
-	if err := r.saveLocked(ctx); err != nil {
-		r.st.Pending[id] = p
-		r.audit(ctx, decision{Outcome: "failed", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "state not persisted (" + err.Error() + "); nothing run, the action stays held"})
-		return http.StatusServiceUnavailable, "state not persisted; nothing run, the action stays held"
-	}
-	r.telemetry.RemediationPendingApprovals.Add(ctx, -1)
-	defer func() { _ = r.saveLocked(ctx) }()
-	if r.now().After(p.Expires) {
-		r.audit(ctx, decision{Outcome: "expired", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Why: "approval came after the ttl"})
-		return http.StatusGone, "expired"
-	}
-	if !approve {
-		r.audit(ctx, decision{Outcome: "denied", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
-		return http.StatusOK, "denied"
-	}
-	// A suppressed incident (maintenance, another remediation) may still
-	// be approved: a human decided. A resolved one needs nothing.
-	if inc.State == attrs.StateResolved {
-		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "approved, but the incident is " + inc.State + " now"})
-		return http.StatusConflict, "incident is " + inc.State + " now; nothing run"
-	}
-	pol, idx := r.findAction(p.Policy, p.Action)
-	if pol == nil {
-		r.audit(ctx, decision{Outcome: "skipped", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: "the policy or action no longer exists"})
-		return http.StatusConflict, "policy or action no longer configured"
-	}
-	a := &pol.Actions[idx]
-	r.audit(ctx, decision{Outcome: "approved", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, By: by, Why: why})
-	dry := r.cfg.DryRun || pol.DryRun
-	msg := "approved and sent"
-	if dry {
-		r.audit(ctx, decision{Outcome: "dry_run", Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: IdempotencyKey(inc.ID, a.Name, p.Attempt), Why: "dry-run: nothing called"})
-		msg = "approved (dry-run)"
-	} else if !r.runLocked(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
-		return http.StatusBadGateway, "approved, but the action failed (see the audit)"
-	}
-	// The policy's later actions follow, as they would have without the hold.
-	r.runActionsLocked(ctx, pol, &inc, p.Attempt, p.Evidence, idx+1, dry)
-	return http.StatusOK, msg
 }
 
 // pendingFor returns the id of an action held for incidentID, if any.

@@ -1,0 +1,341 @@
+package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// The remediation decision is made by pure functions over a copy of the
+// state: plan (what an incident transition calls for), planVerified (what
+// a re-probe's verdict allows) and planAction (what one action of a policy
+// does). handle applies their plans under the lock and runs the calls they
+// name outside it (execute.go).
+
+// planInput is what plan decides on.
+type planInput struct {
+	Now      time.Time
+	Incident Incident
+	// Deferred: the decision was held by handover_hold and runs again.
+	Deferred bool
+	// State is the incident's state before this transition (a copy).
+	State incState
+	Brake Brake
+	// Recent is how many actions were spent within the budget window.
+	Recent int
+	// Pending is the id of an action held for approval for this incident.
+	Pending string
+	// Matched are the policies that match the incident, in config order.
+	Matched []*PolicyConfig
+	// AlertPolicy is the first policy with an alertmanager action: it
+	// resolves an alert whose incident no longer matches (severity dropped).
+	AlertPolicy  *PolicyConfig
+	Guardrails   GuardrailsConfig
+	HandoverHold time.Duration
+	DryRun       bool // the exporter's dry_run
+}
+
+// notification is one Alertmanager post.
+type notification struct {
+	Policy *PolicyConfig
+	Action *ActionConfig
+	// Resolve ends the alert; otherwise it fires.
+	Resolve bool
+	// ResolveFirst is the severity of a firing alert of another tier,
+	// resolved before the new one fires.
+	ResolveFirst string
+	Dry          bool
+}
+
+// Plan is what one incident transition calls for, in order: notifications
+// first, then the audited decisions, then (when Policy is set) the
+// remediation: a re-probe first when Verify, then the attempt.
+type Plan struct {
+	// Ignore: a deferred decision whose incident moved on; nothing to do.
+	Ignore bool
+	// Unmatched: no policy matches (counted, not audited).
+	Unmatched bool
+	// CancelPending: the incident resolved; actions held for it expire.
+	CancelPending bool
+	Notify        []notification
+	Audits        []decision
+	// Defer runs the decision again after this long (handover_hold).
+	Defer time.Duration
+	// Policy remediates (nil: nothing to run).
+	Policy *PolicyConfig
+	Verify bool
+	Dry    bool
+}
+
+// plan decides on one incident transition: every matching policy notifies;
+// the first matching policy with webhook actions remediates, within the
+// guardrails.
+func plan(in planInput) Plan {
+	inc := &in.Incident
+	var p Plan
+	if in.Deferred {
+		// The incident may have moved on during the hold.
+		if s := in.State.Incident.State; s == attrs.StateResolved || s == attrs.StateSuppressed {
+			return Plan{Ignore: true}
+		}
+	}
+	p.CancelPending = inc.State == attrs.StateResolved
+	pols := in.Matched
+	// Late-matching severities aside, a resolved incident still resolves
+	// the alert that was fired for it.
+	if len(pols) == 0 && !(inc.State == attrs.StateResolved && in.State.Firing) {
+		p.Unmatched = true
+		return p
+	}
+	if len(pols) == 0 {
+		pols = []*PolicyConfig{in.AlertPolicy}
+	}
+	var pol *PolicyConfig
+	for _, pc := range pols {
+		p.Notify = append(p.Notify, planNotify(pc, inc, in.State, in.DryRun || pc.DryRun)...)
+		if pol == nil && hasWebhooks(pc) {
+			pol = pc
+		}
+	}
+	switch inc.State {
+	case attrs.StateResolved:
+		p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeResolved, Incident: inc, Policy: pols[0].Name})
+		return p
+	case attrs.StateSuppressed:
+		if pol != nil {
+			p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Why: "incident is suppressed"})
+		}
+		return p
+	case attrs.StateOpened, attrs.StateEscalated:
+	default:
+		return p // updates (flaps included) never start a remediation
+	}
+	if pol == nil {
+		return p
+	}
+	firstSeen := in.State.FirstSeen
+	if firstSeen.IsZero() {
+		firstSeen = in.Now
+	}
+	if wait := in.HandoverHold - in.Now.Sub(firstSeen); wait > 0 {
+		p.Defer = wait
+		return p
+	}
+	p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeMatched, Incident: inc, Policy: pol.Name})
+	if why := blocked(in); why != "" {
+		p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Why: why})
+		return p
+	}
+	p.Policy, p.Verify, p.Dry = pol, pol.verify(), in.DryRun || pol.DryRun
+	return p
+}
+
+// blocked says which guardrail stops a remediation now, if one does.
+func blocked(in planInput) string {
+	g := in.Guardrails
+	switch {
+	case in.Brake.Engaged:
+		return "the brake is engaged: " + in.Brake.Reason
+	case in.State.Attempts >= g.MaxAttempts:
+		return fmt.Sprintf("attempt cap reached (%d)", g.MaxAttempts)
+	case in.Pending != "":
+		return "an action for this incident awaits approval (" + in.Pending + ")"
+	case !in.State.LastAction.IsZero() && in.Now.Sub(in.State.LastAction) < g.Cooldown:
+		return fmt.Sprintf("cooldown: last attempt %s ago (cooldown %s)", in.Now.Sub(in.State.LastAction).Round(time.Second), g.Cooldown)
+	}
+	return ""
+}
+
+// planNotify returns the policy's Alertmanager posts for inc. prev is the
+// incident's state before this record (several policies may notify for
+// one). Notifications bypass verification, cooldowns and the brake (they
+// change nothing) but honour dry-run.
+func planNotify(pol *PolicyConfig, inc *Incident, prev incState, dry bool) []notification {
+	resolve := inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed
+	if resolve && !prev.Firing {
+		return nil
+	}
+	var out []notification
+	for i := range pol.Actions {
+		a := &pol.Actions[i]
+		if a.Type != "alertmanager" {
+			continue
+		}
+		n := notification{Policy: pol, Action: a, Resolve: resolve, Dry: dry}
+		if !resolve && prev.Firing && prev.FiredSeverity != "" && prev.FiredSeverity != inc.Severity {
+			n.ResolveFirst = prev.FiredSeverity
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// verifiedInput is what planVerified decides on, after the re-probe.
+type verifiedInput struct {
+	Incident *Incident
+	Policy   *PolicyConfig
+	Outcome  verifyOutcome
+	Evidence []string
+	// Moved: another decision on this incident acted (or the brake
+	// engaged) while the lock was released for the re-probe.
+	Moved bool
+}
+
+// planVerified audits the re-probe's verdict and says whether to act.
+func planVerified(in verifiedInput) (decision, bool) {
+	d := decision{Incident: in.Incident, Policy: in.Policy.Name, Evidence: in.Evidence}
+	switch {
+	case in.Moved:
+		d.Outcome, d.Why = attrs.OutcomeSkipped, "another decision on this incident acted (or the brake engaged) during verification"
+		return d, false
+	case in.Outcome == notReproduced:
+		d.Outcome, d.Why = attrs.OutcomeNotReproduced, "the failure does not reproduce from this collector"
+		return d, false
+	case in.Outcome == inconclusive && in.Policy.OnInconclusive != "act":
+		d.Outcome, d.Why = attrs.OutcomeInconclusive, "this collector cannot reach the endpoint, so it cannot confirm the failure; held (on_inconclusive: hold)"
+		return d, false
+	case in.Outcome == inconclusive:
+		d.Outcome, d.Why = attrs.OutcomeVerified, "inconclusive (this collector cannot reach the endpoint); acting as the policy says (on_inconclusive: act)"
+	default:
+		d.Outcome = attrs.OutcomeVerified
+	}
+	return d, true
+}
+
+// budgetSpent is the brake's reason when an attempt would exceed the
+// budget, else "".
+func budgetSpent(recent int, g GuardrailsConfig) string {
+	if recent >= g.Budget {
+		return fmt.Sprintf("budget of %d actions per %s spent", g.Budget, g.BudgetWindow)
+	}
+	return ""
+}
+
+// actionStep is what one action of a remediation does.
+type actionStep uint8
+
+const (
+	stepNone       actionStep = iota // not a webhook (Alertmanager actions notify)
+	stepCall                         // call the webhook
+	stepDryRun                       // audit what would have been called
+	stepHold                         // hold for approval; later actions wait for it
+	stepNoApproval                   // high-risk and nobody can approve: stop
+)
+
+// planAction decides on one action of a policy.
+func planAction(pol *PolicyConfig, a *ActionConfig, canApprove, dry bool) actionStep {
+	switch {
+	case a.Type != "webhook":
+		return stepNone
+	case risk(pol, a) == "high" && !canApprove:
+		return stepNoApproval
+	case risk(pol, a) == "high":
+		return stepHold
+	case dry:
+		return stepDryRun
+	}
+	return stepCall
+}
+
+// Errors of decide (approval); the approval API maps them to HTTP codes.
+var (
+	ErrNoPending        = errorString("no such pending action")
+	ErrBrakeEngaged     = errorString("the brake is engaged; nothing run, the action stays held")
+	ErrExpired          = errorString("expired")
+	ErrIncidentResolved = errorString("incident is resolved now; nothing run")
+	ErrPolicyGone       = errorString("policy or action no longer configured")
+	ErrNotPersisted     = errorString("state not persisted; nothing run, the action stays held")
+	ErrActionFailed     = errorString("approved, but the action failed (see the audit)")
+)
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// approvalInput is what judgeApproval decides on.
+type approvalInput struct {
+	Now     time.Time
+	Pending *Pending
+	// Incident is the incident's current transition.
+	Incident Incident
+	Brake    bool
+	Approve  bool
+	By, Why  string // the operator and their reason
+	// PolicyFound: the pending action's policy and action still exist.
+	PolicyFound bool
+}
+
+// judgeApproval says what an operator's approve or deny does to a pending
+// action: held (ErrBrakeEngaged: not consumed), or consumed with the
+// decision to audit and the error to answer (nil: approved, run it).
+func judgeApproval(in approvalInput) (consume bool, d decision, err error) {
+	p := in.Pending
+	inc := in.Incident
+	d = decision{Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt}
+	expired := in.Now.After(p.Expires)
+	switch {
+	case in.Approve && in.Brake && !expired:
+		// Held, not consumed: approve again once the brake is released.
+		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "approved, but the brake is engaged; the action stays held"
+		return false, d, ErrBrakeEngaged
+	case expired:
+		d.Outcome, d.Why = attrs.OutcomeExpired, "approval came after the ttl"
+		return true, d, ErrExpired
+	case !in.Approve:
+		d.Outcome, d.By, d.Why = attrs.OutcomeDenied, in.By, in.Why
+		return true, d, nil
+	case inc.State == attrs.StateResolved:
+		// A suppressed incident (maintenance, another remediation) may
+		// still be approved: a human decided. A resolved one needs nothing.
+		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "approved, but the incident is "+inc.State+" now"
+		return true, d, ErrIncidentResolved
+	case !in.PolicyFound:
+		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "the policy or action no longer exists"
+		return true, d, ErrPolicyGone
+	}
+	d.Outcome, d.By, d.Why = attrs.OutcomeApproved, in.By, in.Why
+	return true, d, nil
+}
+
+func hasWebhooks(p *PolicyConfig) bool {
+	return slices.ContainsFunc(p.Actions, func(a ActionConfig) bool { return a.Type == "webhook" })
+}
+
+func matchList(list []string, v string) bool {
+	return len(list) == 0 || slices.Contains(list, v) || slices.Contains(list, "*")
+}
+
+// matchPolicies returns every policy that matches inc, in config order.
+func matchPolicies(policies []PolicyConfig, inc *Incident) []*PolicyConfig {
+	var out []*PolicyConfig
+	for i := range policies {
+		p := &policies[i]
+		sev := p.MinSeverity
+		if sev == "" {
+			sev = attrs.SeverityTicket
+		}
+		if attrs.SeverityRank(inc.Severity) < attrs.SeverityRank(sev) {
+			continue
+		}
+		if matchList(p.Reasons, inc.Reason) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, inc.ProbeReason)) {
+			if matchList(p.Services, inc.Service) && matchList(p.Environments, inc.Environment) && matchList(p.Owners, inc.Owner) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// alertPolicy is the first policy with an alertmanager action.
+func alertPolicy(policies []PolicyConfig) *PolicyConfig {
+	for i := range policies {
+		for _, a := range policies[i].Actions {
+			if a.Type == "alertmanager" {
+				return &policies[i]
+			}
+		}
+	}
+	return &PolicyConfig{}
+}
