@@ -232,6 +232,22 @@ const (
 	IncidentResolution      = "certpulse.incident.resolution"
 	IncidentPrevState       = "certpulse.incident.previous_state"
 	IncidentFailures        = "certpulse.incident.failures"
+	// The incident's timeline (RFC 3339): the fault's start (its first
+	// failing result, or the deploy that preceded it), the first
+	// remediation action sent, fixed (the first time every affected
+	// endpoint was healthy again), resolved.
+	IncidentFaultAt    = "certpulse.incident.fault_at"
+	IncidentActedAt    = "certpulse.incident.acted_at"
+	IncidentFixedAt    = "certpulse.incident.fixed_at"
+	IncidentResolvedAt = "certpulse.incident.resolved_at"
+	// IncidentAutomated: a remediation action was sent for it (dry-run
+	// policies count as without automation).
+	IncidentAutomated = "certpulse.incident.automated"
+	// Durations in seconds, on resolved records: opened - fault start,
+	// first action - opened, fixed - fault start.
+	IncidentTimeToDetect = "certpulse.incident.time_to_detect"
+	IncidentTimeToAct    = "certpulse.incident.time_to_act"
+	IncidentTimeToFix    = "certpulse.incident.time_to_fix"
 	EnrichLastGoodChain     = "certpulse.last_good.chain.sha256"
 	EnrichLastGoodSPKI      = "certpulse.last_good.spki.sha256"
 	EnrichTrafficWeight     = "certpulse.traffic_weight"

@@ -159,6 +159,13 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 		a.PutStr(attrs.IncidentResolution, inc.Resolution)
 	}
 	a.PutInt(attrs.IncidentFailures, int64(len(inc.Failures)))
+	putTimeline(a, tr)
+	if inc.LastGoodChain != "" {
+		a.PutStr(attrs.EnrichLastGoodChain, inc.LastGoodChain)
+	}
+	if inc.LastGoodSPKI != "" {
+		a.PutStr(attrs.EnrichLastGoodSPKI, inc.LastGoodSPKI)
+	}
 	if d := inc.Deploy; d != nil {
 		if d.JobID != "" {
 			a.PutStr(attrs.LifecycleJobID, d.JobID)
@@ -184,6 +191,37 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 	}
 	if !inc.NotAfter.IsZero() {
 		a.PutStr(attrs.TLSServerNotAfter, inc.NotAfter.UTC().Format(time.RFC3339))
+	}
+}
+
+// putTimeline writes the incident's timeline and, on its resolution, the
+// durations the incident metrics are made of.
+func putTimeline(a pcommon.Map, tr transition) {
+	inc := &tr.inc
+	for k, t := range map[string]time.Time{attrs.IncidentFaultAt: inc.FaultAt, attrs.IncidentActedAt: inc.ActedAt, attrs.IncidentFixedAt: inc.FixedAt} {
+		if !t.IsZero() {
+			a.PutStr(k, t.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	a.PutBool(attrs.IncidentAutomated, !inc.ActedAt.IsZero())
+	if tr.state != attrs.StateResolved {
+		return
+	}
+	a.PutStr(attrs.IncidentResolvedAt, inc.ResolvedAt.UTC().Format(time.RFC3339Nano))
+	if inc.FaultAt.IsZero() || inc.OpenedAt.IsZero() {
+		return
+	}
+	secs := func(d time.Duration) float64 { return max(d, 0).Seconds() }
+	a.PutDouble(attrs.IncidentTimeToDetect, secs(inc.OpenedAt.Sub(inc.FaultAt)))
+	if !inc.ActedAt.IsZero() {
+		a.PutDouble(attrs.IncidentTimeToAct, secs(inc.ActedAt.Sub(inc.OpenedAt)))
+	}
+	if inc.Resolution == "healthy" {
+		fixed := inc.FixedAt
+		if fixed.IsZero() {
+			fixed = inc.ResolvedAt // resolved by a lifecycle event
+		}
+		a.PutDouble(attrs.IncidentTimeToFix, secs(fixed.Sub(inc.FaultAt)))
 	}
 }
 

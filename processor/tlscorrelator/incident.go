@@ -22,6 +22,10 @@ type obs struct {
 	notAfter    time.Time
 	at          time.Time // when rec is nil
 	edge        *edgeObs  // from edge telemetry
+	// faultAt is when the endpoint began failing (its first failing
+	// result); lastGood the chain and SPKI it served when last healthy.
+	faultAt                 time.Time
+	lastGoodChain, lastGood string
 }
 
 // edgeObs is what edge telemetry measured for an incident.
@@ -63,6 +67,8 @@ func (e *engine) observe(o *obs) string {
 			reopen = true
 			inc.Recurring = true
 			inc.Flaps++
+			// A new episode: its own timeline.
+			inc.FaultAt, inc.ActedAt, inc.FixedAt, inc.DryRun = time.Time{}, time.Time{}, time.Time{}, false
 		} else {
 			*inc = incident{ID: fp, Reason: o.reason, Service: service, Identity: o.identity}
 		}
@@ -86,6 +92,7 @@ func (e *engine) observe(o *obs) string {
 	if !o.notAfter.IsZero() {
 		inc.NotAfter = o.notAfter
 	}
+	inc.noteFault(o, t)
 	changed := !ok || reopen
 	if r := o.rec; r != nil {
 		if !r.notAfter.IsZero() {
@@ -106,6 +113,7 @@ func (e *engine) observe(o *obs) string {
 				}
 			}
 			ie.ConsecOK = 0
+			inc.FixedAt = time.Time{} // a fix that did not hold
 		} else if len(inc.Endpoints) < maxIncidentEndpoints {
 			inc.Endpoints[k] = &incEndpoint{Target: r.server + "@" + cmp.Or(r.dial, endpointName(r))}
 			changed = true
@@ -327,13 +335,49 @@ func (e *engine) healthyFor(fp, key string, t time.Time) bool {
 	if ie.ConsecOK < 1<<15 {
 		ie.ConsecOK++
 	}
-	for _, x := range inc.Endpoints {
-		if int(x.ConsecOK) < e.cfg.ResolveAfter {
-			return false
+	if inc.FixedAt.IsZero() && allHealthy(inc, 1) {
+		// Fixed: every affected endpoint healthy again, the first time
+		// since it failed. After an action, that is the verdict the
+		// remediation exporter waits for: announced at once, before the
+		// resolve_after streak completes.
+		inc.FixedAt = t
+		if !inc.ActedAt.IsZero() && e.cfg.ResolveAfter > 1 {
+			e.emit(inc, attrs.StateUpdated, inc.State, t)
 		}
+	}
+	if !allHealthy(inc, e.cfg.ResolveAfter) {
+		return false
 	}
 	e.resolve(inc, t)
 	return true
+}
+
+// allHealthy: every affected endpoint of inc has n healthy results in a row.
+func allHealthy(inc *incident, n int) bool {
+	for _, x := range inc.Endpoints {
+		if int(x.ConsecOK) < n {
+			return false
+		}
+	}
+	return true
+}
+
+// noteFault records when the fault began (the first failing result, or
+// the deploy that preceded it) and what was served before it.
+func (inc *incident) noteFault(o *obs, t time.Time) {
+	at := o.faultAt
+	if at.IsZero() || at.After(t) {
+		at = t
+	}
+	if d := o.deploy; d != nil && !d.Time.IsZero() && d.Time.Before(at) {
+		at = d.Time
+	}
+	if inc.FaultAt.IsZero() || at.Before(inc.FaultAt) {
+		inc.FaultAt = at
+	}
+	if inc.LastGoodChain == "" && inc.LastGoodSPKI == "" {
+		inc.LastGoodChain, inc.LastGoodSPKI = o.lastGoodChain, o.lastGood
+	}
 }
 
 func (e *engine) resolve(inc *incident, t time.Time) {

@@ -38,6 +38,14 @@ func (e *engine) lifecycle(r *record) {
 				case "approved", "denied", "expired", "resolved", "sent", "failed":
 					inc.Awaiting, e.dirtyInc = false, true
 				}
+				switch attrs.Outcome(r.stage) {
+				case attrs.OutcomeSent:
+					if r.jobID != "" && inc.ActedAt.IsZero() {
+						inc.ActedAt, e.dirtyInc = t, true // a webhook action (Alertmanager posts carry no key)
+					}
+				case attrs.OutcomeDryRun:
+					inc.DryRun, e.dirtyInc = true, true
+				}
 				switch remediationEffect(r.stage) {
 				case holdStarts:
 					inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true

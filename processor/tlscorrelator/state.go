@@ -139,6 +139,20 @@ type incident struct {
 	RemediateTil time.Time               `json:"remediate_until,omitzero"`
 	// Awaiting: a remediation action for it is held for approval.
 	Awaiting bool `json:"awaiting_approval,omitempty"`
+	// The incident's timeline (time to detect, act, fix): FaultAt its
+	// first failing result (or the deploy before it), ActedAt the first
+	// remediation action sent for it, FixedAt the first time every
+	// affected endpoint was healthy again. DryRun: a remediation ran in
+	// dry-run (counts as without automation).
+	FaultAt time.Time `json:"fault_at,omitzero"`
+	ActedAt time.Time `json:"acted_at,omitzero"`
+	FixedAt time.Time `json:"fixed_at,omitzero"`
+	DryRun  bool      `json:"dry_run,omitempty"`
+	// LastGoodChain, LastGoodSPKI: what the first affected endpoint served
+	// when it was last healthy (what a rollback restores, what a pin
+	// decision compares against).
+	LastGoodChain string `json:"last_good_chain,omitempty"`
+	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
 	Derived  bool `json:"derived,omitempty"` // from lifecycle, not probes
 	// Edge: opened from edge telemetry (real clients' handshakes);
 	// EdgeShare is the failing (or not resuming) share measured, over
