@@ -57,6 +57,10 @@ type Config struct {
 	// Kafka, so attempts made by a gateway that died count on the one that
 	// takes over its incidents.
 	AuditTrail configoptional.Optional[AuditTrailConfig] `mapstructure:"audit_trail"`
+	// Trigger names a certpulse_trigger extension: after an action of a
+	// policy with verify_after, the incident's endpoints are probed at
+	// once by this collector's tlsprobe receivers.
+	Trigger *component.ID `mapstructure:"trigger"`
 
 	_ struct{}
 }
@@ -81,6 +85,20 @@ type PolicyConfig struct {
 	// Risk raises every action of the policy to at least this class.
 	Risk    string         `mapstructure:"risk"`
 	Actions []ActionConfig `mapstructure:"actions"`
+	// VerifyAfter makes the webhook actions steps, tried in order: each
+	// attempt runs one step, then waits for the incident to be fixed
+	// (every affected endpoint probing healthy) within the timeout. Fixed
+	// is audited `fixed`; otherwise `ineffective`, and the next step runs
+	// at once, within the attempt cap, the budget and the brake. Without
+	// it, an attempt runs every action in order and ends at `sent`.
+	VerifyAfter configoptional.Optional[VerifyAfterConfig] `mapstructure:"verify_after"`
+}
+
+// VerifyAfterConfig is how long a step has to fix an incident.
+type VerifyAfterConfig struct {
+	// Timeout (default 2m) should cover a probe interval or two: fixed is
+	// the first healthy result on every affected endpoint.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // ActionConfig is one action of a policy.
@@ -89,7 +107,7 @@ type ActionConfig struct {
 	// Type is webhook or alertmanager.
 	Type string `mapstructure:"type"`
 	// Operation says what the action does; it sets the default risk:
-	// reload, reissue, bundle_refresh, rollback, notify are low; trust,
+	// reload, reissue, bundle_refresh, rollback, freeze, notify are low; trust,
 	// pins, delete are high.
 	Operation string `mapstructure:"operation"`
 	// Risk overrides the operation's default (low or high).
@@ -176,7 +194,7 @@ func createDefaultConfig() *Config {
 	}
 }
 
-var lowRisk = map[string]bool{"reload": true, "reissue": true, "bundle_refresh": true, "rollback": true, "notify": true, "": true}
+var lowRisk = map[string]bool{"reload": true, "reissue": true, "bundle_refresh": true, "rollback": true, "freeze": true, "notify": true, "": true}
 var highRisk = map[string]bool{"trust": true, "pins": true, "delete": true}
 
 // risk returns the effective risk class of action a in policy p.
@@ -248,6 +266,9 @@ func (cfg *Config) Validate() error {
 		if len(p.Actions) == 0 {
 			errs = append(errs, fmt.Errorf("%s: at least one action is required", where))
 		}
+		if va := p.VerifyAfter.Get(); va != nil && (va.Timeout < time.Second || va.Timeout > time.Hour) {
+			errs = append(errs, fmt.Errorf("%s: verify_after.timeout must be between 1s and 1h", where))
+		}
 		anames := map[string]bool{}
 		for j, a := range p.Actions {
 			aw := fmt.Sprintf("%s.actions[%d] (%s)", where, j, a.Name)
@@ -262,7 +283,7 @@ func (cfg *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: risk \"low\" cannot lower operation %q, which is high-risk (trust, pins, delete need approval)", aw, a.Operation))
 			}
 			if !lowRisk[a.Operation] && !highRisk[a.Operation] {
-				errs = append(errs, fmt.Errorf("%s: operation %q must be one of reload, reissue, bundle_refresh, rollback, notify, trust, pins, delete", aw, a.Operation))
+				errs = append(errs, fmt.Errorf("%s: operation %q must be one of reload, reissue, bundle_refresh, rollback, freeze, notify, trust, pins, delete", aw, a.Operation))
 			}
 			switch a.Type {
 			case "webhook":

@@ -84,6 +84,27 @@ func (r *remediator) runActions(ctx context.Context, pol *PolicyConfig, inc *Inc
 	}
 }
 
+// runStep runs step of a verify_after policy: its one action, whose effect
+// is then awaited (a failed call goes on to the next step at once).
+func (r *remediator) runStep(ctx context.Context, pol *PolicyConfig, inc *Incident, attempt int, evidence []string, step int, dry bool) {
+	idx := steps(pol)
+	if step < 0 || step >= len(idx) {
+		return
+	}
+	a := &pol.Actions[idx[step]]
+	key := IdempotencyKey(inc.ID, a.Name, attempt)
+	switch planAction(pol, a, r.approval != nil, dry) {
+	case stepNoApproval:
+		r.audit(ctx, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk action and no approval server is configured"})
+	case stepHold:
+		r.hold(ctx, pol, a, inc, attempt, evidence)
+	case stepDryRun:
+		r.audit(ctx, decision{Outcome: attrs.OutcomeDryRun, Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "dry-run: nothing called, nothing to verify"})
+	case stepCall:
+		r.callStep(ctx, pol, a, inc, attempt, evidence, "")
+	}
+}
+
 // hold keeps a high-risk action for approval, persisted first: a hold only
 // in memory would vanish with a restart.
 func (r *remediator) hold(ctx context.Context, pol *PolicyConfig, a *ActionConfig, inc *Incident, attempt int, evidence []string) {
@@ -205,10 +226,17 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 	a := &pol.Actions[idx]
 	dry := r.cfg.DryRun || pol.DryRun
 	msg := "approved and sent"
-	if dry {
+	switch {
+	case dry:
 		r.audit(ctx, decision{Outcome: attrs.OutcomeDryRun, Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: IdempotencyKey(inc.ID, a.Name, p.Attempt), Why: "dry-run: nothing called"})
 		msg = "approved (dry-run)"
-	} else if !r.call(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
+	case ladder(pol):
+		// One step: its effect is awaited; a next step follows from that.
+		if !r.callStep(ctx, pol, a, &inc, p.Attempt, p.Evidence, by) {
+			return "", ErrActionFailed
+		}
+		return msg, nil
+	case !r.call(ctx, pol, a, &inc, p.Attempt, p.Evidence, by):
 		return "", ErrActionFailed
 	}
 	// The policy's later actions follow, as they would have without the hold.

@@ -151,6 +151,15 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		for _, x := range inc.Endpoints {
 			e.AppendEmpty().SetStr(x)
 		}
+		if !inc.FixedAt.IsZero() {
+			a.PutStr(attrs.IncidentFixedAt, inc.FixedAt.UTC().Format(time.RFC3339Nano))
+		}
+		if inc.Resolution != "" {
+			a.PutStr(attrs.IncidentResolution, inc.Resolution)
+		}
+		if inc.LastGoodChain != "" {
+			a.PutStr(attrs.EnrichLastGoodChain, inc.LastGoodChain)
+		}
 	}
 	// noise the exporter must ignore
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().SetEventName(attrs.EventProbeResult)

@@ -32,6 +32,15 @@ type Incident struct {
 	JobID       string    `json:"job_id,omitempty"`
 	Artifact    string    `json:"artifact_version,omitempty"`
 	Time        time.Time `json:"time"`
+	// Resolution: healthy or expired, on resolved transitions.
+	Resolution string `json:"resolution,omitempty"`
+	// FixedAt: every affected endpoint healthy again (the correlator's
+	// verdict after an action).
+	FixedAt time.Time `json:"fixed_at,omitzero"`
+	// LastGoodChain, LastGoodSPKI: what the first affected endpoint served
+	// when last healthy (what a rollback restores).
+	LastGoodChain string `json:"last_good_chain,omitempty"`
+	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
 }
 
 func get(m pcommon.Map, k string) string {
@@ -82,6 +91,11 @@ func incidents(ld plog.Logs) []Incident {
 				}
 				if v, ok := a.Get(attrs.IncidentRecurring); ok {
 					inc.Recurring = v.Bool()
+				}
+				inc.Resolution = get(a, attrs.IncidentResolution)
+				inc.LastGoodChain, inc.LastGoodSPKI = get(a, attrs.EnrichLastGoodChain), get(a, attrs.EnrichLastGoodSPKI)
+				if t, err := time.Parse(time.RFC3339Nano, get(a, attrs.IncidentFixedAt)); err == nil {
+					inc.FixedAt = t
 				}
 				if inc.ID != "" && inc.State != "" {
 					out = append(out, inc)

@@ -67,6 +67,8 @@ type Plan struct {
 	Policy *PolicyConfig
 	Verify bool
 	Dry    bool
+	// Step is the step to run of a verify_after policy; -1: every action.
+	Step int
 }
 
 // plan decides on one incident transition: every matching policy notifies;
@@ -124,18 +126,26 @@ func plan(in planInput) Plan {
 		return p
 	}
 	p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeMatched, Incident: inc, Policy: pol.Name})
-	if why := blocked(in); why != "" {
+	if why := blocked(in, pol); why != "" {
 		p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Why: why})
 		return p
 	}
-	p.Policy, p.Verify, p.Dry = pol, pol.verify(), in.DryRun || pol.DryRun
+	p.Policy, p.Verify, p.Dry, p.Step = pol, pol.verify(), in.DryRun || pol.DryRun, -1
+	if ladder(pol) {
+		p.Step = in.State.Step
+	}
 	return p
 }
 
 // blocked says which guardrail stops a remediation now, if one does.
-func blocked(in planInput) string {
+func blocked(in planInput, pol *PolicyConfig) string {
 	g := in.Guardrails
 	switch {
+	case ladder(pol) && in.State.Verifying != nil:
+		v := in.State.Verifying
+		return fmt.Sprintf("step %s (attempt %d) is being verified until %s", v.Action, v.Attempt, v.Deadline.UTC().Format(time.RFC3339))
+	case ladder(pol) && in.State.Step >= len(steps(pol)):
+		return fmt.Sprintf("every step of policy %s was tried", pol.Name)
 	case in.Brake.Engaged:
 		return "the brake is engaged: " + in.Brake.Reason
 	case in.State.Attempts >= g.MaxAttempts:
@@ -202,6 +212,81 @@ func planVerified(in verifiedInput) (decision, bool) {
 		d.Outcome = attrs.OutcomeVerified
 	}
 	return d, true
+}
+
+// ladder: the policy's webhook actions are steps, each verified after it
+// ran (verify_after).
+func ladder(pol *PolicyConfig) bool { return pol.VerifyAfter.HasValue() }
+
+// steps are the indexes of the policy's webhook actions, in order.
+func steps(pol *PolicyConfig) []int {
+	var out []int
+	for i, a := range pol.Actions {
+		if a.Type == "webhook" {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// judgeStep says what became of the step under verification v, given the
+// incident's latest transition: fixed when every affected endpoint was
+// healthy again after the step began (the correlator's fixed_at, or a
+// healthy resolution), ineffective once the deadline passed, else ""
+// (still waiting).
+func judgeStep(v *Verifying, inc *Incident, now time.Time) attrs.Outcome {
+	switch {
+	case v == nil:
+		return ""
+	case !inc.FixedAt.IsZero() && !inc.FixedAt.Before(v.Since.Truncate(time.Second)):
+		return attrs.OutcomeFixed
+	case inc.State == attrs.StateResolved && inc.Resolution == "healthy":
+		return attrs.OutcomeFixed
+	case now.After(v.Deadline):
+		return attrs.OutcomeIneffective
+	}
+	return ""
+}
+
+// nextInput is what planNext decides on, after a step failed or did not fix.
+type nextInput struct {
+	Policy     *PolicyConfig
+	State      incState // its Step is the step that would run
+	Brake      Brake
+	Guardrails GuardrailsConfig
+}
+
+// planNext says why the next step may not run, or "" when it may. The
+// cooldown does not apply (the step's own verification was the wait); the
+// attempt cap and the brake do, and the budget when it is spent.
+func planNext(in nextInput) string {
+	switch {
+	case in.Brake.Engaged:
+		return "the brake is engaged: " + in.Brake.Reason
+	case in.State.Step >= len(steps(in.Policy)):
+		return fmt.Sprintf("every step of policy %s was tried", in.Policy.Name)
+	case in.State.Attempts >= in.Guardrails.MaxAttempts:
+		return fmt.Sprintf("attempt cap reached (%d)", in.Guardrails.MaxAttempts)
+	}
+	return ""
+}
+
+// collateral names the incident of inc's service whose step was being
+// verified when inc opened: the step broke other endpoints of the service,
+// and the brake engages. "" when there is none.
+func collateral(inc *Incident, incidents map[string]*incState) string {
+	if inc.State != attrs.StateOpened {
+		return ""
+	}
+	for id, st := range incidents {
+		v := st.Verifying
+		if id == inc.ID || v == nil || st.Incident.Service != inc.Service || inc.Time.Before(v.Since) {
+			continue
+		}
+		return fmt.Sprintf("after step %s (attempt %d) of incident %s, other endpoints of %s started failing (incident %s, %s)",
+			v.Action, v.Attempt, id, inc.Service, inc.ID, inc.Reason)
+	}
+	return ""
 }
 
 // budgetSpent is the brake's reason when an attempt would exceed the

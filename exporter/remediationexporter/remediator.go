@@ -23,6 +23,7 @@ import (
 	"github.com/certpulse/certpulse/exporter/remediationexporter/internal/metadata"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/internal/trigger"
 )
 
 type remediator struct {
@@ -37,6 +38,8 @@ type remediator struct {
 	inspector   *tlsinspect.Inspector
 	verifyTLS   *tls.Config
 	sem         chan struct{}
+	// hub asks this collector's probes to look at once (verify_after).
+	hub *trigger.Hub
 	// clock is the time source; tests swap it while the expiry ticker
 	// runs, so it is read and written atomically.
 	clock atomic.Pointer[func() time.Time]
@@ -121,6 +124,11 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.inspector = tlsinspect.New(opts)
+	if r.cfg.Trigger != nil {
+		if r.hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
+			return err
+		}
+	}
 	if ac := r.cfg.Audit.Get(); ac != nil {
 		if r.auditClient, err = ac.ToClient(ctx, host.GetExtensions(), r.settings.TelemetrySettings); err != nil {
 			return fmt.Errorf("audit: %w", err)
@@ -174,6 +182,7 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 				return
 			case <-t.C:
 				r.expirePending(bg)
+				r.checkSteps(bg)
 			}
 		}
 	}()
@@ -276,6 +285,9 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	now := r.now()
 	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
 	st := r.st.incident(inc.ID)
+	if !deferred {
+		r.judgeLocked(ctx, inc, st, now)
+	}
 	p := plan(planInput{
 		Now: now, Incident: *inc, Deferred: deferred, State: *st, Brake: r.st.Brake, Recent: len(r.st.Recent),
 		Pending: r.pendingFor(inc.ID), Matched: matchPolicies(r.cfg.Policies, inc), AlertPolicy: alertPolicy(r.cfg.Policies),
@@ -345,7 +357,11 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	r.execWG.Add(1)
 	go func() {
 		defer r.execWG.Done()
-		r.runActions(r.execCtx, p.Policy, &run, attempt, evidence, 0, p.Dry)
+		if p.Step < 0 {
+			r.runActions(r.execCtx, p.Policy, &run, attempt, evidence, 0, p.Dry)
+			return
+		}
+		r.runStep(r.execCtx, p.Policy, &run, attempt, evidence, p.Step, p.Dry)
 	}()
 }
 

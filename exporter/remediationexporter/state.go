@@ -20,6 +20,19 @@ type incState struct {
 	// FiredSeverity is the severity label of the firing alert: when the
 	// incident changes tier, that alert is resolved and a new one fires.
 	FiredSeverity string `json:"fired_severity,omitempty"`
+	// Step is the next step of a verify_after policy (the index among its
+	// webhook actions); Verifying the step whose effect is awaited.
+	Step      int        `json:"step,omitempty"`
+	Verifying *Verifying `json:"verifying,omitempty"`
+}
+
+// Verifying is a step sent and not yet judged fixed or ineffective.
+type Verifying struct {
+	Policy   string    `json:"policy"`
+	Action   string    `json:"action"`
+	Attempt  int       `json:"attempt"`
+	Since    time.Time `json:"since"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // Pending is an action held for human approval.

@@ -229,9 +229,9 @@ const (
 	IncidentSuppressedBy  = "certpulse.incident.suppressed_by"
 	// IncidentResolution says how a resolved incident ended: "healthy"
 	// (consecutive healthy results) or "expired" (no data for idle_timeout).
-	IncidentResolution      = "certpulse.incident.resolution"
-	IncidentPrevState       = "certpulse.incident.previous_state"
-	IncidentFailures        = "certpulse.incident.failures"
+	IncidentResolution = "certpulse.incident.resolution"
+	IncidentPrevState  = "certpulse.incident.previous_state"
+	IncidentFailures   = "certpulse.incident.failures"
 	// The incident's timeline (RFC 3339): the fault's start (its first
 	// failing result, or the deploy that preceded it), the first
 	// remediation action sent, fixed (the first time every affected
@@ -245,9 +245,9 @@ const (
 	IncidentAutomated = "certpulse.incident.automated"
 	// Durations in seconds, on resolved records: opened - fault start,
 	// first action - opened, fixed - fault start.
-	IncidentTimeToDetect = "certpulse.incident.time_to_detect"
-	IncidentTimeToAct    = "certpulse.incident.time_to_act"
-	IncidentTimeToFix    = "certpulse.incident.time_to_fix"
+	IncidentTimeToDetect    = "certpulse.incident.time_to_detect"
+	IncidentTimeToAct       = "certpulse.incident.time_to_act"
+	IncidentTimeToFix       = "certpulse.incident.time_to_fix"
 	EnrichLastGoodChain     = "certpulse.last_good.chain.sha256"
 	EnrichLastGoodSPKI      = "certpulse.last_good.spki.sha256"
 	EnrichTrafficWeight     = "certpulse.traffic_weight"

@@ -26,6 +26,11 @@ const (
 	OutcomeBrakeEngaged     Outcome = "brake_engaged"
 	OutcomeBrakeReleased    Outcome = "brake_released"
 	OutcomeResolved         Outcome = "resolved"
+	// After an action (verify_after): fixed when every affected endpoint
+	// probes healthy within the timeout, else ineffective (the policy's
+	// next step runs).
+	OutcomeFixed       Outcome = "fixed"
+	OutcomeIneffective Outcome = "ineffective"
 )
 
 // Outcomes lists every outcome.
@@ -33,6 +38,7 @@ var Outcomes = []Outcome{
 	OutcomeUnmatched, OutcomeMatched, OutcomeVerified, OutcomeNotReproduced, OutcomeInconclusive,
 	OutcomeSkipped, OutcomeDryRun, OutcomeAwaitingApproval, OutcomeApproved, OutcomeDenied,
 	OutcomeExpired, OutcomeSent, OutcomeFailed, OutcomeBrakeEngaged, OutcomeBrakeReleased, OutcomeResolved,
+	OutcomeFixed, OutcomeIneffective,
 }
 
 // Valid reports whether o is a known outcome.

@@ -33,9 +33,9 @@ func (e *engine) lifecycle(r *record) {
 				inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
 			default:
 				switch r.stage {
-				case "awaiting_approval":
+				case string(attrs.OutcomeAwaitingApproval):
 					inc.Awaiting, e.dirtyInc = true, true
-				case "approved", "denied", "expired", "resolved", "sent", "failed":
+				case string(attrs.OutcomeApproved), string(attrs.OutcomeDenied), string(attrs.OutcomeExpired), string(attrs.OutcomeResolved), string(attrs.OutcomeSent), string(attrs.OutcomeFailed):
 					inc.Awaiting, e.dirtyInc = false, true
 				}
 				switch attrs.Outcome(r.stage) {
@@ -118,11 +118,14 @@ const (
 // incident pages as usual. `skipped` (the incident is suppressed, in
 // cooldown, capped, braked) neither starts nor ends anything: it is the
 // exporter's answer to the correlator's own suppressed transition.
+// A step found fixed or ineffective ends its hold (a next step's `sent`
+// starts another).
 func remediationEffect(decision string) holdEffect {
-	switch decision {
-	case "matched", "verified", "approved", "sent":
+	switch attrs.Outcome(decision) {
+	case attrs.OutcomeMatched, attrs.OutcomeVerified, attrs.OutcomeApproved, attrs.OutcomeSent:
 		return holdStarts
-	case "failed", "denied", "expired", "not_reproduced", "inconclusive", "dry_run", "awaiting_approval", "resolved":
+	case attrs.OutcomeFailed, attrs.OutcomeDenied, attrs.OutcomeExpired, attrs.OutcomeNotReproduced, attrs.OutcomeInconclusive,
+		attrs.OutcomeDryRun, attrs.OutcomeAwaitingApproval, attrs.OutcomeResolved, attrs.OutcomeFixed, attrs.OutcomeIneffective:
 		return holdEnds
 	}
 	return holdNeutral

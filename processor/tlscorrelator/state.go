@@ -153,7 +153,7 @@ type incident struct {
 	// decision compares against).
 	LastGoodChain string `json:"last_good_chain,omitempty"`
 	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
-	Derived  bool `json:"derived,omitempty"` // from lifecycle, not probes
+	Derived       bool   `json:"derived,omitempty"` // from lifecycle, not probes
 	// Edge: opened from edge telemetry (real clients' handshakes);
 	// EdgeShare is the failing (or not resuming) share measured, over
 	// EdgeHandshakes handshakes; EdgeNodes the nodes concerned. A probe
