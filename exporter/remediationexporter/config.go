@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -125,6 +126,16 @@ type ActionConfig struct {
 	Body            string              `mapstructure:"body"` // Go template over the incident
 	HMACSecret      configopaque.String `mapstructure:"hmac_secret"`
 	SignatureHeader string              `mapstructure:"signature_header"`
+	// SignatureScheme: "certpulse" (the default: HMAC-SHA256 over
+	// timestamp + "." + body, with X-Certpulse-Timestamp) or "body"
+	// (HMAC-SHA256 over the body alone, as "sha256=<hex>" in
+	// signature_header, default X-Hub-Signature-256: what adnanh/webhook's
+	// payload-hmac-sha256 rule and GitHub-style receivers check). With
+	// "body" the timestamp and idempotency key must be inside the signed
+	// body ({{.Timestamp}}, {{.IdempotencyKey}}), so that the receiver
+	// can refuse stale and repeated requests; the body is rendered anew
+	// for every try.
+	SignatureScheme string `mapstructure:"signature_scheme"`
 
 	// alertmanager
 	Labels map[string]string `mapstructure:"labels"`
@@ -297,6 +308,18 @@ func (cfg *Config) Validate() error {
 				}
 				if a.Timeout < 0 {
 					errs = append(errs, fmt.Errorf("%s: timeout must not be negative", aw))
+				}
+				switch a.SignatureScheme {
+				case "", SchemeCertpulse:
+				case SchemeBody:
+					if a.HMACSecret == "" {
+						errs = append(errs, fmt.Errorf("%s: signature_scheme body needs hmac_secret", aw))
+					}
+					if a.Body != "" && (!strings.Contains(a.Body, ".Timestamp") || !strings.Contains(a.Body, ".IdempotencyKey")) {
+						errs = append(errs, fmt.Errorf("%s: with signature_scheme body, the body must carry {{.Timestamp}} and {{.IdempotencyKey}} (the signature covers the body alone: without them a captured request replays)", aw))
+					}
+				default:
+					errs = append(errs, fmt.Errorf("%s: signature_scheme %q must be certpulse or body", aw, a.SignatureScheme))
 				}
 			case "alertmanager":
 				if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

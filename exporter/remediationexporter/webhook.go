@@ -2,6 +2,7 @@ package remediationexporter // import "github.com/certpulse/certpulse/exporter/r
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,14 @@ import (
 // Headers a webhook receiver can rely on.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderBodySignature is the default header of the body scheme.
+	HeaderBodySignature = "X-Hub-Signature-256"
+)
+
+// Signature schemes of webhook actions.
+const (
+	SchemeCertpulse = "certpulse"
+	SchemeBody      = "body"
 )
 
 // templateData is what a webhook body template sees.
@@ -32,6 +41,8 @@ type templateData struct {
 	IdempotencyKey string
 	Evidence       []string
 	DryRun         bool
+	// Timestamp is when this try was sent (Unix seconds).
+	Timestamp int64
 }
 
 // IdempotencyKey is stable across retries of one attempt:
@@ -70,6 +81,7 @@ type errPermanent struct{ error }
 // with backoff until the retry budget is spent. The idempotency key and
 // body are the same on every try; the signature is renewed per try.
 func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d templateData) (int, error) {
+	d.Timestamp = time.Now().Unix()
 	body, err := renderBody(a, d)
 	if err != nil {
 		return 0, errPermanent{err}
@@ -95,6 +107,13 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 	try := func() (struct{}, error) {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		if a.SignatureScheme == SchemeBody {
+			// The timestamp is in the signed body: each try is rendered anew.
+			d.Timestamp = time.Now().Unix()
+			if body, err = renderBody(a, d); err != nil {
+				return struct{}{}, backoff.Permanent(errPermanent{err})
+			}
+		}
 		req, err := http.NewRequestWithContext(tctx, method, a.URL, bytes.NewReader(body))
 		if err != nil {
 			return struct{}{}, backoff.Permanent(err)
@@ -102,7 +121,11 @@ func (r *remediator) deliverWebhook(ctx context.Context, a *ActionConfig, d temp
 		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("User-Agent", "certpulse-remediation")
 		req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey)
-		if a.HMACSecret != "" {
+		switch {
+		case a.HMACSecret == "":
+		case a.SignatureScheme == SchemeBody:
+			req.Header.Set(cmp.Or(a.SignatureHeader, HeaderBodySignature), signature.BodyValue([]byte(a.HMACSecret), body))
+		default:
 			signature.Set(req.Header, a.SignatureHeader, []byte(a.HMACSecret), body)
 		}
 		resp, err := r.clientFor(a).Do(req) // confighttp: tls, proxy, auth, headers

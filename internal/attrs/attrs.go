@@ -176,6 +176,11 @@ const (
 	LifecycleRotationPlanned    = "rotation_planned"
 	LifecycleMaintenanceStarted = "maintenance_started"
 	LifecycleMaintenanceEnded   = "maintenance_ended"
+	// A remediation runbook's results (distributions/runbooks): the
+	// bundle it restored, a rollout frozen. A runbook's successful
+	// reissue or refresh is `deployed`, its failure `deploy_failed`.
+	LifecycleRolledBack = "rolled_back"
+	LifecycleFrozen     = "frozen"
 	// LifecycleRemediation is the remediation exporter's audit trail: one
 	// event per decision, with incident_id and the decision in
 	// pipeline_stage. Its CloudEvents type is "dev.certpulse.remediation".
@@ -187,6 +192,7 @@ var LifecycleTypes = []string{
 	LifecycleDiscovered, LifecycleIssued, LifecycleRenewed, LifecycleRenewalFailed, LifecycleDeployed,
 	LifecycleDeployFailed, LifecycleValidated, LifecycleRotated, LifecycleRevoked, LifecycleRetired,
 	LifecycleRotationPlanned, LifecycleMaintenanceStarted, LifecycleMaintenanceEnded, LifecycleRemediation,
+	LifecycleRolledBack, LifecycleFrozen,
 }
 
 // CloudEventsType returns the CloudEvents type of a lifecycle event type.

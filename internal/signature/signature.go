@@ -35,6 +35,15 @@ func Value(secret []byte, timestamp string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(Sum(secret, timestamp, body))
 }
 
+// BodyValue is the body-only scheme's header value: "sha256=" +
+// hex(HMAC-SHA256(secret, body)), as GitHub and adnanh/webhook's
+// payload-hmac-sha256 rule check it. It carries no timestamp: the body must.
+func BodyValue(secret []byte, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
 // Set signs body now: it sets TimestampHeader (Unix seconds) and sigHeader
 // (SignatureHeader when empty).
 func Set(h http.Header, sigHeader string, secret []byte, body []byte) {

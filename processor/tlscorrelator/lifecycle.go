@@ -31,6 +31,9 @@ func (e *engine) lifecycle(r *record) {
 				inc.RemediateTil, e.dirtyInc = t, true
 			case r.ltype != attrs.LifecycleRemediation:
 				inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
+				if inc.ActedAt.IsZero() && (r.ltype == attrs.LifecycleDeployed || r.ltype == attrs.LifecycleRolledBack || r.ltype == attrs.LifecycleFrozen) {
+					inc.ActedAt = t // a runbook's result may come before the exporter's own audit
+				}
 			default:
 				switch r.stage {
 				case string(attrs.OutcomeAwaitingApproval):
@@ -67,7 +70,7 @@ func (e *engine) lifecycle(r *record) {
 		}
 		e.resolveExplained(r, t)
 		e.predictivePin(svc, r, ev)
-	case attrs.LifecycleDeployed:
+	case attrs.LifecycleDeployed, attrs.LifecycleRolledBack:
 		svc.LastDeploy = ev
 		if ev.Leaf != "" || ev.SPKI != "" {
 			svc.Expect = ev

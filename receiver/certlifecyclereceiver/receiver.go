@@ -261,7 +261,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // triggerTypes are the lifecycle events after which a service's certificate
 // may have changed where it is served: probe it now.
-var triggerTypes = map[string]bool{attrs.LifecycleDeployed: true, attrs.LifecycleRenewed: true, attrs.LifecycleRotationPlanned: true, attrs.LifecycleRotated: true}
+var triggerTypes = map[string]bool{attrs.LifecycleDeployed: true, attrs.LifecycleRenewed: true, attrs.LifecycleRotationPlanned: true, attrs.LifecycleRotated: true, attrs.LifecycleRolledBack: true}
 
 // fireTriggers asks this collector's probes to look at the services of the
 // delivered (not duplicate) events now.
