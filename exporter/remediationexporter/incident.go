@@ -41,6 +41,10 @@ type Incident struct {
 	// when last healthy (what a rollback restores).
 	LastGoodChain string `json:"last_good_chain,omitempty"`
 	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
+	// Chain, SPKI: the certificate identity the incident is about (what
+	// the endpoints serve now), where it has one.
+	Chain string `json:"chain,omitempty"`
+	SPKI  string `json:"spki,omitempty"`
 }
 
 func get(m pcommon.Map, k string) string {
@@ -94,6 +98,7 @@ func incidents(ld plog.Logs) []Incident {
 				}
 				inc.Resolution = get(a, attrs.IncidentResolution)
 				inc.LastGoodChain, inc.LastGoodSPKI = get(a, attrs.EnrichLastGoodChain), get(a, attrs.EnrichLastGoodSPKI)
+				inc.Chain, inc.SPKI = get(a, attrs.ChainSHA256), get(a, attrs.SPKISHA256)
 				if t, err := time.Parse(time.RFC3339Nano, get(a, attrs.IncidentFixedAt)); err == nil {
 					inc.FixedAt = t
 				}

@@ -189,6 +189,9 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 			a.PutStr(attrs.SPKISHA256, inc.Identity)
 		}
 	}
+	if _, ok := a.Get(attrs.SPKISHA256); !ok && inc.SPKI != "" && !inc.Edge {
+		a.PutStr(attrs.SPKISHA256, inc.SPKI)
+	}
 	if !inc.NotAfter.IsZero() {
 		a.PutStr(attrs.TLSServerNotAfter, inc.NotAfter.UTC().Format(time.RFC3339))
 	}

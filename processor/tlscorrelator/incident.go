@@ -98,6 +98,9 @@ func (e *engine) observe(o *obs) string {
 		if !r.notAfter.IsZero() {
 			inc.NotAfter = r.notAfter
 		}
+		if r.spki != "" {
+			inc.SPKI = r.spki
+		}
 		if inc.Endpoints == nil {
 			inc.Endpoints, inc.Vantages, inc.Profiles, inc.Regions = map[string]*incEndpoint{}, map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}
 		}

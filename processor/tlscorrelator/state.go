@@ -152,6 +152,9 @@ type incident struct {
 	// when it was last healthy (what a rollback restores, what a pin
 	// decision compares against).
 	LastGoodChain string `json:"last_good_chain,omitempty"`
+	// SPKI is the leaf key the endpoints served at the latest failure
+	// (what a pin decision is about).
+	SPKI string `json:"spki,omitempty"`
 	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
 	Derived       bool   `json:"derived,omitempty"` // from lifecycle, not probes
 	// Edge: opened from edge telemetry (real clients' handshakes);
