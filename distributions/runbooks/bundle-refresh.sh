@@ -5,8 +5,8 @@
 #   CERTPULSE_BUNDLE_SOURCE  the bundle as it should be
 #   CERTPULSE_BUNDLE         where the proxy reads its chain
 . "$(dirname "$0")/lib.sh"
-src=${CERTPULSE_BUNDLE_SOURCE:?set CERTPULSE_BUNDLE_SOURCE}
-bundle=${CERTPULSE_BUNDLE:?set CERTPULSE_BUNDLE}
+src=$(expand "${CERTPULSE_BUNDLE_SOURCE:?set CERTPULSE_BUNDLE_SOURCE}")
+bundle=$(expand "${CERTPULSE_BUNDLE:?set CERTPULSE_BUNDLE}")
 [ -r "$src" ] || fail "cannot read $src"
 n=$(grep -c -- '-----BEGIN CERTIFICATE-----' "$src" || true)
 [ "$n" -ge 2 ] || fail "$src holds $n certificate(s): a bundle needs the leaf and its intermediates"

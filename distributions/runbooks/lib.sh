@@ -10,6 +10,8 @@
 # Environment (set on the webhook process; it passes it on):
 #   CERTPULSE_RUNBOOK_STATE    state directory (keys seen), default /var/lib/certpulse-runbooks
 #   CERTPULSE_RUNBOOK_MAX_AGE  oldest request accepted, seconds, default 300
+#   CERTPULSE_BUNDLE, CERTPULSE_KEY, CERTPULSE_ARCHIVE, CERTPULSE_BUNDLE_SOURCE:
+#                              paths; {service} stands for the incident's service
 #   CERTPULSE_SEND             path of certpulse-send (default: beside this file,
 #                              the repository's distributions/otelcol-certpulse/hooks/, or PATH)
 #   CERTPULSE_URL, CERTPULSE_TOKEN, CERTPULSE_HMAC_SECRET: certpulse-send's
@@ -81,14 +83,17 @@ report() {
 }
 
 # done_ok TYPE MESSAGE: the run succeeded; reported, and the key kept.
+# Every run is logged in $state/runs.log (done or failed, with its key).
 done_ok() {
   touch "$keydir/done"
+  printf '%s done %s %s\n' "$(date +%s)" "$runbook" "$KEY" >>"$state/runs.log"
   report "$1" "$2"
   echo "$runbook: $2"
 }
 
 # fail MESSAGE: reported as deploy_failed, the key forgotten.
 fail() {
+  printf '%s failed %s %s\n' "$(date +%s)" "$runbook" "$KEY" >>"$state/runs.log"
   report deploy_failed "$runbook failed: $*"
   echo "$runbook: failed: $*" >&2
   exit 1
@@ -104,6 +109,23 @@ chain_sha256() {
     openssl x509 -in "$c" -outform DER | openssl dgst -sha256 -binary
   done | openssl dgst -sha256 -r | cut -d' ' -f1
   rm -rf "$tmpd"
+}
+
+# expand PATH: {service} in a configured path becomes the incident's
+# service (one bundle per service: CERTPULSE_BUNDLE=/etc/nginx/certs/{service}/fullchain.pem).
+expand() {
+  case $SERVICE in *[!A-Za-z0-9._-]*|'') fail "unexpected service name '$SERVICE'" ;; esac
+  printf '%s' "$1" | sed "s/{service}/$SERVICE/g"
+}
+
+# archive_bundle CHAIN KEY: keeps a deployed bundle (and its key) in
+# CERTPULSE_ARCHIVE, where a later rollback finds it by chain fingerprint.
+archive_bundle() {
+  [ -n "${CERTPULSE_ARCHIVE:-}" ] || return 0
+  a=$(expand "$CERTPULSE_ARCHIVE")
+  mkdir -p "$a"
+  base="$a/$SERVICE-$(chain_sha256 "$1" | cut -c1-16)"
+  cp "$1" "$base.pem" && { [ -z "$2" ] || cp "$2" "$base.key"; } || echo "$runbook: could not archive $1" >&2
 }
 
 # reload_proxy: CERTPULSE_RELOAD_CMD, else nginx -s reload.

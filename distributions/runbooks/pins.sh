@@ -5,7 +5,7 @@
 #   CERTPULSE_PINS_FILE         the pin set, one base64 SHA-256 SPKI a line
 #   CERTPULSE_PINS_PUBLISH_CMD  run after the file changed (optional)
 . "$(dirname "$0")/lib.sh"
-pins=${CERTPULSE_PINS_FILE:?set CERTPULSE_PINS_FILE}
+pins=$(expand "${CERTPULSE_PINS_FILE:?set CERTPULSE_PINS_FILE}")
 spki=$(field .Incident.spki)
 [ -n "$spki" ] || fail "the incident names no SPKI"
 case $spki in *[!A-Za-z0-9+/=]*) fail "SPKI '$spki' is not base64" ;; esac

@@ -13,16 +13,23 @@
 name=${CERTPULSE_CERT_NAME:-$SERVICE}
 case $name in *[!A-Za-z0-9._-]*|'') fail "unexpected certificate name '$name'" ;; esac
 certbot=${CERTPULSE_CERTBOT:-certbot}
+# One certbot at a time (it refuses to run beside itself): flock queues them.
+lock=""
+command -v flock >/dev/null && lock="flock $state/certbot.lock"
 # shellcheck disable=SC2086
-out=$($certbot renew --cert-name "$name" --force-renewal --no-random-sleep-on-renew --non-interactive ${CERTBOT_ARGS:-} 2>&1) ||
+out=$($lock $certbot renew --cert-name "$name" --force-renewal --no-random-sleep-on-renew --non-interactive ${CERTBOT_ARGS:-} 2>&1) ||
   fail "certbot renew --cert-name $name: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
 live=$($certbot certificates --cert-name "$name" ${CERTBOT_ARGS:-} 2>/dev/null | sed -n 's/^ *Certificate Path: *//p' | head -n1)
 live=$(dirname "${live:-/etc/letsencrypt/live/$name/fullchain.pem}")
-if [ -n "${CERTPULSE_BUNDLE:-}" ]; then
-  cp "$live/fullchain.pem" "$CERTPULSE_BUNDLE.tmp" && mv "$CERTPULSE_BUNDLE.tmp" "$CERTPULSE_BUNDLE" || fail "cannot install $CERTPULSE_BUNDLE"
-fi
+# The key first: nginx must never pair the new chain with the old key.
 if [ -n "${CERTPULSE_KEY:-}" ]; then
-  cp "$live/privkey.pem" "$CERTPULSE_KEY.tmp" && mv "$CERTPULSE_KEY.tmp" "$CERTPULSE_KEY" || fail "cannot install $CERTPULSE_KEY"
+  key=$(expand "$CERTPULSE_KEY")
+  cp "$live/privkey.pem" "$key.tmp" && mv "$key.tmp" "$key" || fail "cannot install $key"
 fi
+if [ -n "${CERTPULSE_BUNDLE:-}" ]; then
+  bundle=$(expand "$CERTPULSE_BUNDLE")
+  cp "$live/fullchain.pem" "$bundle.tmp" && mv "$bundle.tmp" "$bundle" || fail "cannot install $bundle"
+fi
+archive_bundle "$live/fullchain.pem" "$live/privkey.pem"
 reload_proxy
 done_ok deployed "reissued $name ($(chain_sha256 "$live/fullchain.pem" | cut -c1-12)) and reloaded, incident $INCIDENT, attempt $ATTEMPT"

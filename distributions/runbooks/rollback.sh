@@ -9,8 +9,8 @@
 #   CERTPULSE_BUNDLE   where the proxy reads its chain
 #   CERTPULSE_KEY      where the proxy reads its key (when separate)
 . "$(dirname "$0")/lib.sh"
-archive=${CERTPULSE_ARCHIVE:?set CERTPULSE_ARCHIVE}
-bundle=${CERTPULSE_BUNDLE:?set CERTPULSE_BUNDLE}
+archive=$(expand "${CERTPULSE_ARCHIVE:?set CERTPULSE_ARCHIVE}")
+bundle=$(expand "${CERTPULSE_BUNDLE:?set CERTPULSE_BUNDLE}")
 [ -n "$LAST_GOOD" ] || fail "the incident names no last known good chain"
 case $LAST_GOOD in *[!0-9a-f]*) fail "last known good chain '$LAST_GOOD' is not a hex fingerprint" ;; esac
 found=""
@@ -19,9 +19,10 @@ for f in "$archive"/*.pem; do
   if [ "$(chain_sha256 "$f")" = "$LAST_GOOD" ]; then found=$f; break; fi
 done
 [ -n "$found" ] || fail "no bundle in $archive has chain $LAST_GOOD"
-cp "$found" "$bundle.tmp" && mv "$bundle.tmp" "$bundle" || fail "cannot install $bundle"
 if [ -n "${CERTPULSE_KEY:-}" ] && [ -f "${found%.pem}.key" ]; then
-  cp "${found%.pem}.key" "$CERTPULSE_KEY.tmp" && mv "$CERTPULSE_KEY.tmp" "$CERTPULSE_KEY" || fail "cannot install $CERTPULSE_KEY"
+  key=$(expand "$CERTPULSE_KEY")
+  cp "${found%.pem}.key" "$key.tmp" && mv "$key.tmp" "$key" || fail "cannot install $key"
 fi
+cp "$found" "$bundle.tmp" && mv "$bundle.tmp" "$bundle" || fail "cannot install $bundle"
 reload_proxy
 done_ok rolled_back "restored $(basename "$found") (chain $(printf '%s' "$LAST_GOOD" | cut -c1-12)) for incident $INCIDENT, attempt $ATTEMPT"
