@@ -23,9 +23,12 @@ PROM3_VERSION  := v0.316.0
 VLOGS_VERSION  := v1.52.1
 PROM3   := $(CURDIR)/.cache/bin/prometheus-$(PROM3_VERSION)/prometheus
 VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
+# A real ACME CA for the remediation testbed, cached by version too.
+PEBBLE_VERSION := v2.10.3
+PEBBLE  := $(CURDIR)/.cache/bin/pebble-$(PEBBLE_VERSION)/pebble
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability edge bench-edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability edge remediate testbed-remediate bench-edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -52,7 +55,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy backends reliability edge fuzz
+test: unit e2e deploy backends reliability edge remediate fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -100,6 +103,22 @@ testbed-hostile: build
 # (distributions/edge/nginx) against Debian's nginx and Go clients.
 edge: build $(PROM3)
 	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 5m ./testbed/edge/
+
+# Automated remediation, end to end (testbed/remediate): Pebble, certbot,
+# nginx, adnanh/webhook running distributions/runbooks, and the built
+# distribution with single-tier.yaml + runbooks/remediation.yaml, live.
+# `make remediate` is the short form (part of make test, about 2 minutes);
+# `make testbed-remediate` the full one (30 s probe interval, three
+# endpoints per fault, then the same in dry-run; about 15 minutes), which
+# writes the table of docs/performance.md to .cache/remediate.md.
+$(PEBBLE):
+	GOBIN=$(dir $@) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+
+remediate: build $(PEBBLE)
+	CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) $(GO) test -count=1 -v -timeout 10m ./testbed/remediate/
+
+testbed-remediate: build $(PEBBLE)
+	CERTPULSE_REMEDIATE_FULL=1 CERTPULSE_REMEDIATE_OUT=$(CURDIR)/.cache/remediate.md CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) $(GO) test -count=1 -v -timeout 45m ./testbed/remediate/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)

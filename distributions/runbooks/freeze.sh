@@ -4,7 +4,7 @@
 # $CERTPULSE_RUNBOOK_STATE/frozen) and changes no certificate. Reports
 # `frozen`. Remove the file to resume rollouts.
 . "$(dirname "$0")/lib.sh"
-marker=${CERTPULSE_FREEZE_FILE:-$state/frozen}
+marker=$(expand "${CERTPULSE_FREEZE_FILE:-$state/frozen}")
 jq -nc --arg inc "$INCIDENT" --arg svc "$SERVICE" --arg reason "$REASON" --arg key "$KEY" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   '{frozen_at: $at, incident_id: $inc, service: $svc, reason: $reason, idempotency_key: $key}' >"$marker.tmp" &&
   mv "$marker.tmp" "$marker" || fail "cannot write $marker"

@@ -4,7 +4,10 @@
 # refuses.
 #   CERTPULSE_CERT_NAME   certbot --cert-name (default: the incident's service)
 #   CERTPULSE_CERTBOT     certbot command (default certbot)
-#   CERTBOT_ARGS          extra certbot arguments (--server, --config-dir, ...)
+#   CERTBOT_ARGS          extra certbot arguments (--config-dir, ...)
+#   CERTPULSE_CERTBOT_LOCK  the lock certbot runs under (flock), default
+#                         $CERTPULSE_RUNBOOK_STATE/certbot.lock; share it with
+#                         your other certbot runs (the renewal timer)
 #   CERTPULSE_BUNDLE      where the proxy reads its bundle (fullchain + key,
 #                         concatenated); unset when the proxy reads certbot's
 #                         live/ files itself
@@ -15,11 +18,11 @@ case $name in *[!A-Za-z0-9._-]*|'') fail "unexpected certificate name '$name'" ;
 certbot=${CERTPULSE_CERTBOT:-certbot}
 # One certbot at a time (it refuses to run beside itself): flock queues them.
 lock=""
-command -v flock >/dev/null && lock="flock $state/certbot.lock"
+command -v flock >/dev/null && lock="flock ${CERTPULSE_CERTBOT_LOCK:-$state/certbot.lock}"
 # shellcheck disable=SC2086
 out=$($lock $certbot renew --cert-name "$name" --force-renewal --no-random-sleep-on-renew --non-interactive ${CERTBOT_ARGS:-} 2>&1) ||
   fail "certbot renew --cert-name $name: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
-live=$($certbot certificates --cert-name "$name" ${CERTBOT_ARGS:-} 2>/dev/null | sed -n 's/^ *Certificate Path: *//p' | head -n1)
+live=$($lock $certbot certificates --cert-name "$name" ${CERTBOT_ARGS:-} 2>/dev/null | sed -n 's/^ *Certificate Path: *//p' | head -n1)
 live=$(dirname "${live:-/etc/letsencrypt/live/$name/fullchain.pem}")
 # The key first: nginx must never pair the new chain with the old key.
 if [ -n "${CERTPULSE_KEY:-}" ]; then

@@ -33,6 +33,11 @@ type Verifying struct {
 	Attempt  int       `json:"attempt"`
 	Since    time.Time `json:"since"`
 	Deadline time.Time `json:"deadline"`
+	// Calling: the step's webhook has not answered yet. A fixed verdict
+	// meanwhile (a runbook's own deploy event brings the probes) is kept
+	// in FixedAt and audited once the call is audited sent.
+	Calling bool      `json:"calling,omitempty"`
+	FixedAt time.Time `json:"fixed_at,omitzero"`
 }
 
 // Pending is an action held for human approval.

@@ -30,10 +30,26 @@ func (r *remediator) callStep(ctx context.Context, pol *PolicyConfig, a *ActionC
 	r.mu.Lock()
 	now := r.now()
 	st := r.st.incident(inc.ID)
-	st.Verifying = &Verifying{Policy: pol.Name, Action: a.Name, Attempt: attempt, Since: now, Deadline: now.Add(timeout)}
+	st.Verifying = &Verifying{Policy: pol.Name, Action: a.Name, Attempt: attempt, Since: now, Deadline: now.Add(timeout), Calling: true}
 	r.saveLocked(ctx)
 	r.mu.Unlock()
-	if !r.call(ctx, pol, a, inc, attempt, evidence, by) {
+	ok := r.call(ctx, pol, a, inc, attempt, evidence, by)
+	r.mu.Lock()
+	st = r.st.incident(inc.ID)
+	var fixed *decision
+	if v := st.Verifying; v != nil && v.Attempt == attempt {
+		v.Calling = false
+		if ok && !v.FixedAt.IsZero() {
+			d := fixedDecision(st.Incident, *v, v.FixedAt)
+			fixed = &d
+			st.Verifying = nil
+		}
+	}
+	r.mu.Unlock()
+	if fixed != nil {
+		r.audit(ctx, *fixed)
+	}
+	if !ok {
 		r.mu.Lock()
 		st := r.st.incident(inc.ID)
 		mine := st.Verifying != nil && st.Verifying.Attempt == attempt
@@ -57,15 +73,17 @@ func (r *remediator) callStep(ctx context.Context, pol *PolicyConfig, a *ActionC
 // step on another incident of its service, and ends the episode's steps
 // when inc resolved.
 func (r *remediator) judgeLocked(ctx context.Context, inc *Incident, st *incState, now time.Time) {
-	if v := st.Verifying; v != nil && judgeStep(v, inc, now) == attrs.OutcomeFixed {
+	if v := st.Verifying; v != nil && v.FixedAt.IsZero() && judgeStep(v, inc, now) == attrs.OutcomeFixed {
 		at := inc.FixedAt
 		if at.IsZero() {
 			at = inc.Time
 		}
-		r.audit(ctx, decision{Outcome: attrs.OutcomeFixed, Incident: inc, Policy: v.Policy, Action: v.Action, Attempt: v.Attempt,
-			Key: IdempotencyKey(inc.ID, v.Action, v.Attempt), Why: fmt.Sprintf("every affected endpoint probed healthy at %s, %s after the step began",
-				at.UTC().Format(time.RFC3339), at.Sub(v.Since).Round(time.Second))})
-		st.Verifying = nil
+		if v.Calling {
+			v.FixedAt = at // audited after the call's own outcome
+		} else {
+			r.audit(ctx, fixedDecision(*inc, *v, at))
+			st.Verifying = nil
+		}
 	}
 	if inc.State == attrs.StateResolved {
 		st.Step, st.Verifying = 0, nil
@@ -73,6 +91,12 @@ func (r *remediator) judgeLocked(ctx context.Context, inc *Incident, st *incStat
 	if why := collateral(inc, r.st.Incidents); why != "" {
 		r.engageBrakeLocked(ctx, why, "")
 	}
+}
+
+func fixedDecision(inc Incident, v Verifying, at time.Time) decision {
+	return decision{Outcome: attrs.OutcomeFixed, Incident: &inc, Policy: v.Policy, Action: v.Action, Attempt: v.Attempt,
+		Key: IdempotencyKey(inc.ID, v.Action, v.Attempt), Why: fmt.Sprintf("every affected endpoint probed healthy at %s, %s after the step began",
+			at.UTC().Format(time.RFC3339), max(at.Sub(v.Since), 0).Round(time.Second))}
 }
 
 // checkSteps audits every step whose time is up as ineffective and goes on
@@ -86,7 +110,7 @@ func (r *remediator) checkSteps(ctx context.Context) {
 	r.mu.Lock()
 	now := r.now()
 	for _, st := range r.st.Incidents {
-		if v := st.Verifying; v != nil && judgeStep(v, &Incident{}, now) == attrs.OutcomeIneffective {
+		if v := st.Verifying; v != nil && v.FixedAt.IsZero() && !v.Calling && judgeStep(v, &Incident{}, now) == attrs.OutcomeIneffective {
 			due = append(due, late{st.Incident, *v})
 			st.Verifying = nil
 		}

@@ -206,3 +206,17 @@ func TestVerifyAfterDryRunVerifiesNothing(t *testing.T) {
 	assert.Equal(t, []string{"matched", "dry_run"}, decisions(rig.audit))
 	assert.Empty(t, rig.host.events())
 }
+
+// A runbook's own deploy event can bring the healthy probes before its
+// HTTP answer: fixed is audited after sent, not before.
+func TestVerifyAfterFixedDuringTheCall(t *testing.T) {
+	rig := newLadder(t, time.Minute, nil)
+	rig.hooks["reissue"].onRequest = func() {
+		fixed := incident("inc-1", attrs.StateUpdated, attrs.SeverityAlert)
+		fixed.FixedAt = time.Now()
+		require.NoError(t, rig.e.r.push(context.Background(), incidentLogs(fixed)))
+	}
+	rig.e.send(t, incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))
+	rig.waitFor(t, "fixed", 1)
+	assert.Equal(t, []string{"matched", "sent", "fixed"}, decisions(rig.audit))
+}

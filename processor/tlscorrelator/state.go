@@ -154,9 +154,9 @@ type incident struct {
 	LastGoodChain string `json:"last_good_chain,omitempty"`
 	// SPKI is the leaf key the endpoints served at the latest failure
 	// (what a pin decision is about).
-	SPKI string `json:"spki,omitempty"`
-	LastGoodSPKI  string `json:"last_good_spki,omitempty"`
-	Derived       bool   `json:"derived,omitempty"` // from lifecycle, not probes
+	SPKI         string `json:"spki,omitempty"`
+	LastGoodSPKI string `json:"last_good_spki,omitempty"`
+	Derived      bool   `json:"derived,omitempty"` // from lifecycle, not probes
 	// Edge: opened from edge telemetry (real clients' handshakes);
 	// EdgeShare is the failing (or not resuming) share measured, over
 	// EdgeHandshakes handshakes; EdgeNodes the nodes concerned. A probe
