@@ -175,6 +175,9 @@ generate:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# Build outputs go to bin/ (ignored): no compiled executable is committed.
+	@bad=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ "$$(head -c4 "$$f" | od -An -c | tr -d " ")" = "177ELF" ] && echo "$$f"; done' sh); \
+	  if [ -n "$$bad" ]; then echo "compiled binaries are committed (build into bin/):"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 
 clean:
