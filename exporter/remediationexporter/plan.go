@@ -1,6 +1,7 @@
 package remediationexporter // import "github.com/certpulse/certpulse/exporter/remediationexporter"
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -326,18 +327,14 @@ func planAction(pol *PolicyConfig, a *ActionConfig, canApprove, dry bool) action
 
 // Errors of decide (approval); the approval API maps them to HTTP codes.
 var (
-	ErrNoPending        = errorString("no such pending action")
-	ErrBrakeEngaged     = errorString("the brake is engaged; nothing run, the action stays held")
-	ErrExpired          = errorString("expired")
-	ErrIncidentResolved = errorString("incident is resolved now; nothing run")
-	ErrPolicyGone       = errorString("policy or action no longer configured")
-	ErrNotPersisted     = errorString("state not persisted; nothing run, the action stays held")
-	ErrActionFailed     = errorString("approved, but the action failed (see the audit)")
+	ErrNoPending        = errors.New("no such pending action")
+	ErrBrakeEngaged     = errors.New("the brake is engaged; nothing run, the action stays held")
+	ErrExpired          = errors.New("expired")
+	ErrIncidentResolved = errors.New("incident is resolved now; nothing run")
+	ErrPolicyGone       = errors.New("policy or action no longer configured")
+	ErrNotPersisted     = errors.New("state not persisted; nothing run, the action stays held")
+	ErrActionFailed     = errors.New("approved, but the action failed (see the audit)")
 )
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // approvalInput is what judgeApproval decides on.
 type approvalInput struct {

@@ -354,14 +354,22 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	// The calls run outside this decision, so one slow webhook holds up
 	// neither the next incident nor the approval page.
 	run := *inc
+	r.goExec(func(ctx context.Context) {
+		if p.Step < 0 {
+			r.runActions(ctx, p.Policy, &run, attempt, evidence, 0, p.Dry)
+			return
+		}
+		r.runStep(ctx, p.Policy, &run, attempt, evidence, p.Step, p.Dry)
+	})
+}
+
+// goExec runs fn on its own goroutine with the executor's context (ended
+// at shutdown); shutdown and waitIdle wait for it.
+func (r *remediator) goExec(fn func(ctx context.Context)) {
 	r.execWG.Add(1)
 	go func() {
 		defer r.execWG.Done()
-		if p.Step < 0 {
-			r.runActions(r.execCtx, p.Policy, &run, attempt, evidence, 0, p.Dry)
-			return
-		}
-		r.runStep(r.execCtx, p.Policy, &run, attempt, evidence, p.Step, p.Dry)
+		fn(r.execCtx)
 	}()
 }
 
@@ -372,15 +380,13 @@ func (r *remediator) deferLocked(inc *Incident, wait time.Duration) {
 		return
 	}
 	run := *inc
-	r.execWG.Add(1)
-	go func() {
-		defer r.execWG.Done()
+	r.goExec(func(ctx context.Context) {
 		select {
 		case <-time.After(wait):
-			r.handle(r.execCtx, &run, true)
-		case <-r.execCtx.Done():
+			r.handle(ctx, &run, true)
+		case <-ctx.Done():
 		}
-	}()
+	})
 }
 
 // waitIdle waits until the actions started so far have run and their audit

@@ -109,14 +109,11 @@ func (r *remediator) checkSteps(ctx context.Context) {
 	var due []late
 	r.mu.Lock()
 	now := r.now()
-	for _, st := range r.st.Incidents {
+	for id, st := range r.st.Incidents {
 		if v := st.Verifying; v != nil && v.FixedAt.IsZero() && !v.Calling && judgeStep(v, &Incident{}, now) == attrs.OutcomeIneffective {
 			due = append(due, late{st.Incident, *v})
-			st.Verifying = nil
+			r.st.incident(id).Verifying = nil // incident marks it to be written at the save
 		}
-	}
-	for _, l := range due {
-		r.st.incident(l.inc.ID) // written at the save
 	}
 	if len(due) > 0 {
 		r.saveLocked(ctx)
@@ -161,9 +158,5 @@ func (r *remediator) advance(ctx context.Context, pol *PolicyConfig, inc *Incide
 		return
 	}
 	run := *inc
-	r.execWG.Add(1)
-	go func() {
-		defer r.execWG.Done()
-		r.runStep(r.execCtx, pol, &run, attempt, nil, step, dry)
-	}()
+	r.goExec(func(ctx context.Context) { r.runStep(ctx, pol, &run, attempt, nil, step, dry) })
 }

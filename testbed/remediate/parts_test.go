@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
@@ -112,7 +113,7 @@ type nginx struct {
 
 func startNginx(t *testing.T, dir, servers string, ports []int) *nginx {
 	t.Helper()
-	n := &nginx{bin: need(t, "nginx"), prefix: dir, conf: filepath.Join(dir, "nginx.conf")}
+	n := &nginx{bin: proxytest.Need(t, "nginx"), prefix: dir, conf: filepath.Join(dir, "nginx.conf")}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -167,23 +168,4 @@ func (n *nginx) reload(t *testing.T) {
 	if out, err := exec.Command("sh", "-c", n.reloadCmd()).CombinedOutput(); err != nil {
 		t.Fatalf("nginx reload: %v\n%s", err, out)
 	}
-}
-
-// need returns a program's path, or skips (fails in CI, which installs it).
-func need(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return filepath.Join(dir, name)
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not installed (scripts/install-test-deps.sh installs it)", name)
-	}
-	t.Skipf("%s not installed", name)
-	return ""
 }

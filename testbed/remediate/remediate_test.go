@@ -32,6 +32,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
@@ -101,7 +102,7 @@ func TestRemediateEndToEnd(t *testing.T) {
 		t.Skip("set CERTPULSE_BIN and PEBBLE_BIN (make remediate)")
 	}
 	for _, p := range []string{"certbot", "webhook", "jq", "openssl", "curl", "flock", "nginx"} {
-		need(t, p)
+		proxytest.Need(t, p)
 	}
 	full := os.Getenv("CERTPULSE_REMEDIATE_FULL") != ""
 	var live, dry []result
@@ -243,7 +244,7 @@ done
 
 	// adnanh/webhook with the shipped hooks.json and runbooks.
 	runbooks := filepath.Join(s.repo, "distributions", "runbooks")
-	wh := exec.Command(need(t, "webhook"), "-hooks", filepath.Join(runbooks, "hooks.json"), "-template", "-ip", "127.0.0.1", "-port", fmt.Sprint(whPort), "-verbose")
+	wh := exec.Command(proxytest.Need(t, "webhook"), "-hooks", filepath.Join(runbooks, "hooks.json"), "-template", "-ip", "127.0.0.1", "-port", fmt.Sprint(whPort), "-verbose")
 	wh.Env = append(os.Environ(), "CERTPULSE_RUNBOOKS="+runbooks, "CERTPULSE_RUNBOOK_HMAC="+runbookKey, "CERTPULSE_RUNBOOK_STATE="+s.path("runbooks"),
 		"CERTPULSE_URL="+s.lcURL, "CERTPULSE_TOKEN="+token, "CERTPULSE_HMAC_SECRET="+lcHMAC, "CERTPULSE_RETRIES=3", "CERTPULSE_RETRY_SLEEP=1",
 		"CERTBOT_ARGS="+strings.Join(s.cb.args(), " "), "REQUESTS_CA_BUNDLE="+s.cb.caBundle, "CERTPULSE_CERTBOT_LOCK="+filepath.Join(s.cb.dir, "certbot.lock"),
