@@ -282,7 +282,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	old := ep.Incident
 	if reason != "" {
 		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: cmp.Or(r.chainSHA, r.spki), deploy: deploy, detail: r.detail,
-			faultAt: time.Unix(ep.FailingSince, 0), lastGoodChain: ep.GoodChain, lastGood: ep.GoodSPKI})
+			faultAt: time.Unix(ep.FailingSince, 0), lastGoodChain: ep.GoodChain, lastGoodSPKI: ep.GoodSPKI})
 		ep.Incident = fp
 		if old != "" && old != fp {
 			e.healthyFor(old, key, t)

@@ -24,8 +24,8 @@ type obs struct {
 	edge        *edgeObs  // from edge telemetry
 	// faultAt is when the endpoint began failing (its first failing
 	// result); lastGood the chain and SPKI it served when last healthy.
-	faultAt                 time.Time
-	lastGoodChain, lastGood string
+	faultAt                     time.Time
+	lastGoodChain, lastGoodSPKI string
 }
 
 // edgeObs is what edge telemetry measured for an incident.
@@ -68,7 +68,7 @@ func (e *engine) observe(o *obs) string {
 			inc.Recurring = true
 			inc.Flaps++
 			// A new episode: its own timeline.
-			inc.FaultAt, inc.ActedAt, inc.FixedAt, inc.DryRun = time.Time{}, time.Time{}, time.Time{}, false
+			inc.FaultAt, inc.ActedAt, inc.FixedAt = time.Time{}, time.Time{}, time.Time{}
 		} else {
 			*inc = incident{ID: fp, Reason: o.reason, Service: service, Identity: o.identity}
 		}
@@ -379,7 +379,7 @@ func (inc *incident) noteFault(o *obs, t time.Time) {
 		inc.FaultAt = at
 	}
 	if inc.LastGoodChain == "" && inc.LastGoodSPKI == "" {
-		inc.LastGoodChain, inc.LastGoodSPKI = o.lastGoodChain, o.lastGood
+		inc.LastGoodChain, inc.LastGoodSPKI = o.lastGoodChain, o.lastGoodSPKI
 	}
 }
 

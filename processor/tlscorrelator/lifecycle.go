@@ -41,13 +41,8 @@ func (e *engine) lifecycle(r *record) {
 				case string(attrs.OutcomeApproved), string(attrs.OutcomeDenied), string(attrs.OutcomeExpired), string(attrs.OutcomeResolved), string(attrs.OutcomeSent), string(attrs.OutcomeFailed):
 					inc.Awaiting, e.dirtyInc = false, true
 				}
-				switch attrs.Outcome(r.stage) {
-				case attrs.OutcomeSent:
-					if r.jobID != "" && inc.ActedAt.IsZero() {
-						inc.ActedAt, e.dirtyInc = t, true // a webhook action (Alertmanager posts carry no key)
-					}
-				case attrs.OutcomeDryRun:
-					inc.DryRun, e.dirtyInc = true, true
+				if attrs.Outcome(r.stage) == attrs.OutcomeSent && r.jobID != "" && inc.ActedAt.IsZero() {
+					inc.ActedAt, e.dirtyInc = t, true // a webhook action (Alertmanager posts carry no key)
 				}
 				switch remediationEffect(r.stage) {
 				case holdStarts:

@@ -141,13 +141,11 @@ type incident struct {
 	Awaiting bool `json:"awaiting_approval,omitempty"`
 	// The incident's timeline (time to detect, act, fix): FaultAt its
 	// first failing result (or the deploy before it), ActedAt the first
-	// remediation action sent for it, FixedAt the first time every
-	// affected endpoint was healthy again. DryRun: a remediation ran in
-	// dry-run (counts as without automation).
+	// remediation action sent for it (a dry-run sends none), FixedAt the
+	// first time every affected endpoint was healthy again.
 	FaultAt time.Time `json:"fault_at,omitzero"`
 	ActedAt time.Time `json:"acted_at,omitzero"`
 	FixedAt time.Time `json:"fixed_at,omitzero"`
-	DryRun  bool      `json:"dry_run,omitempty"`
 	// LastGoodChain, LastGoodSPKI: what the first affected endpoint served
 	// when it was last healthy (what a rollback restores, what a pin
 	// decision compares against).
