@@ -114,11 +114,11 @@ edge: build $(PROM3)
 $(PEBBLE):
 	GOBIN=$(dir $@) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 
-remediate: build $(PEBBLE)
-	CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) $(GO) test -count=1 -v -timeout 10m ./testbed/remediate/
+remediate: build $(PEBBLE) $(PROM3)
+	CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 10m ./testbed/remediate/
 
-testbed-remediate: build $(PEBBLE)
-	CERTPULSE_REMEDIATE_FULL=1 CERTPULSE_REMEDIATE_OUT=$(CURDIR)/.cache/remediate.md CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) $(GO) test -count=1 -v -timeout 45m ./testbed/remediate/
+testbed-remediate: build $(PEBBLE) $(PROM3)
+	CERTPULSE_REMEDIATE_FULL=1 CERTPULSE_REMEDIATE_OUT=$(CURDIR)/.cache/remediate.md CERTPULSE_BIN=$(DIST) PEBBLE_BIN=$(PEBBLE) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 45m ./testbed/remediate/
 
 # The container image (podman or buildah, FROM scratch, no registry).
 image: $(DIST)

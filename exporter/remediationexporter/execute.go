@@ -173,10 +173,24 @@ func (r *remediator) spendLocked(ctx context.Context, pol *PolicyConfig, inc *In
 		st.Attempts--
 		st.LastAction = prevLast
 		r.st.Recent = r.st.Recent[:len(r.st.Recent)-1]
-		r.audit(ctx, decision{Outcome: attrs.OutcomeFailed, Incident: inc, Policy: pol.Name, Attempt: attempt, Why: "state not persisted (" + err.Error() + "); nothing run"})
+		// Keyed like the attempt's first action, as an action's failure is
+		// (the correlator ends its hold on keyed failures only).
+		r.audit(ctx, decision{Outcome: attrs.OutcomeFailed, Incident: inc, Policy: pol.Name, Attempt: attempt, Key: firstKey(pol, inc.ID, attempt),
+			Why: "state not persisted (" + err.Error() + "); nothing run"})
 		return 0
 	}
 	return attempt
+}
+
+// firstKey is the idempotency key of the policy's first webhook action at
+// attempt.
+func firstKey(pol *PolicyConfig, incident string, attempt int) string {
+	for i := range pol.Actions {
+		if pol.Actions[i].Type == "webhook" {
+			return IdempotencyKey(incident, pol.Actions[i].Name, attempt)
+		}
+	}
+	return ""
 }
 
 // decide approves or denies a pending action. Approval is re-checked

@@ -107,9 +107,8 @@ func plan(in planInput) Plan {
 		p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeResolved, Incident: inc, Policy: pols[0].Name})
 		return p
 	case attrs.StateSuppressed:
-		if pol != nil {
-			p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Why: "incident is suppressed"})
-		}
+		// Nothing to decide: the incident's own record says what
+		// suppresses it, and its alert keeps firing (planNotify).
 		return p
 	case attrs.StateOpened, attrs.StateEscalated:
 	default:
@@ -126,11 +125,14 @@ func plan(in planInput) Plan {
 		p.Defer = wait
 		return p
 	}
-	p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeMatched, Incident: inc, Policy: pol.Name})
+	// matched only when something will run: the correlator holds the
+	// incident (suppresses it) from matched on, and a guardrail's skipped
+	// ends that hold.
 	if why := blocked(in, pol); why != "" {
 		p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Why: why})
 		return p
 	}
+	p.Audits = append(p.Audits, decision{Outcome: attrs.OutcomeMatched, Incident: inc, Policy: pol.Name})
 	p.Policy, p.Verify, p.Dry, p.Step = pol, pol.verify(), in.DryRun || pol.DryRun, -1
 	if ladder(pol) {
 		p.Step = in.State.Step
@@ -164,7 +166,10 @@ func blocked(in planInput, pol *PolicyConfig) string {
 // one). Notifications bypass verification, cooldowns and the brake (they
 // change nothing) but honour dry-run.
 func planNotify(pol *PolicyConfig, inc *Incident, prev incState, dry bool) []notification {
-	resolve := inc.State == attrs.StateResolved || inc.State == attrs.StateSuppressed
+	if inc.State == attrs.StateSuppressed {
+		return nil // a suppressed incident is not over: its alert keeps firing
+	}
+	resolve := inc.State == attrs.StateResolved
 	if resolve && !prev.Firing {
 		return nil
 	}
@@ -189,8 +194,11 @@ type verifiedInput struct {
 	Policy   *PolicyConfig
 	Outcome  verifyOutcome
 	Evidence []string
-	// Moved: another decision on this incident acted (or the brake
-	// engaged) while the lock was released for the re-probe.
+	// Superseded: another decision on this incident acted while the lock
+	// was released for the re-probe (its trail goes on, its hold holds).
+	Superseded bool
+	// Moved: the brake engaged, or another decision's action awaits
+	// approval, meanwhile.
 	Moved bool
 }
 
@@ -198,8 +206,11 @@ type verifiedInput struct {
 func planVerified(in verifiedInput) (decision, bool) {
 	d := decision{Incident: in.Incident, Policy: in.Policy.Name, Evidence: in.Evidence}
 	switch {
+	case in.Superseded:
+		d.Outcome, d.Why = attrs.OutcomeSuperseded, "another decision on this incident acted during verification"
+		return d, false
 	case in.Moved:
-		d.Outcome, d.Why = attrs.OutcomeSkipped, "another decision on this incident acted (or the brake engaged) during verification"
+		d.Outcome, d.Why = attrs.OutcomeSkipped, "the brake engaged, or an action for this incident came to await approval, during verification"
 		return d, false
 	case in.Outcome == notReproduced:
 		d.Outcome, d.Why = attrs.OutcomeNotReproduced, "the failure does not reproduce from this collector"

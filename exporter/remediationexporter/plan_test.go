@@ -66,10 +66,13 @@ func TestPlan(t *testing.T) {
 		{name: "resolved, nothing firing, no match", in: base(attrs.StateResolved), want: want{cancel: true, unmatched: true}},
 		{name: "resolved with a match", in: base(attrs.StateResolved, &hook), want: want{cancel: true, audits: []string{"resolved"}}},
 		{name: "resolved, alert not firing: nothing posted", in: base(attrs.StateResolved, &alerts), want: want{cancel: true, audits: []string{"resolved"}}},
-		{name: "suppressed, remediating policy", in: base(attrs.StateSuppressed, &hook), want: want{audits: []string{"skipped: incident is suppressed"}}},
-		{name: "suppressed, firing alert resolves", in: base(attrs.StateSuppressed, &alerts),
+		// Suppressed (a remediation hold, maintenance, a rotation): nothing
+		// is decided and nothing audited (the incident's record says by
+		// what), and a firing alert keeps firing: only resolved resolves it.
+		{name: "suppressed, remediating policy: nothing to audit", in: base(attrs.StateSuppressed, &hook), want: want{}},
+		{name: "suppressed, firing alert keeps firing", in: base(attrs.StateSuppressed, &alerts),
 			mod:  func(in *planInput) { in.State.Firing = true },
-			want: want{notify: []string{"am:resolve"}}},
+			want: want{}},
 		{name: "an update never remediates", in: base(attrs.StateUpdated, &alerts, &hook), want: want{notify: []string{"am:fire"}}},
 		{name: "opened, alert-only policy", in: base(attrs.StateOpened, &alerts), want: want{notify: []string{"am:fire"}}},
 		{name: "escalated to another tier: the old alert resolves first", in: base(attrs.StateEscalated, &alerts),
@@ -86,16 +89,16 @@ func TestPlan(t *testing.T) {
 			want: want{audits: []string{"matched"}, policy: "fix", verify: true}},
 		{name: "brake engaged", in: base(attrs.StateOpened, &hook),
 			mod:  func(in *planInput) { in.Brake = Brake{Engaged: true, Reason: "budget"} },
-			want: want{audits: []string{"matched", "skipped: the brake is engaged: budget"}}},
+			want: want{audits: []string{"skipped: the brake is engaged: budget"}}},
 		{name: "attempt cap", in: base(attrs.StateOpened, &hook),
 			mod:  func(in *planInput) { in.State.Attempts = 3 },
-			want: want{audits: []string{"matched", "skipped: attempt cap reached (3)"}}},
+			want: want{audits: []string{"skipped: attempt cap reached (3)"}}},
 		{name: "held for approval", in: base(attrs.StateOpened, &hook),
 			mod:  func(in *planInput) { in.Pending = "p1" },
-			want: want{audits: []string{"matched", "skipped: an action for this incident awaits approval (p1)"}}},
+			want: want{audits: []string{"skipped: an action for this incident awaits approval (p1)"}}},
 		{name: "cooldown", in: base(attrs.StateEscalated, &hook),
 			mod:  func(in *planInput) { in.State.Attempts, in.State.LastAction = 1, now.Add(-10*time.Minute) },
-			want: want{audits: []string{"matched", "skipped: cooldown: last attempt 10m0s ago (cooldown 30m0s)"}}},
+			want: want{audits: []string{"skipped: cooldown: last attempt 10m0s ago (cooldown 30m0s)"}}},
 		{name: "cooldown over", in: base(attrs.StateEscalated, &hook),
 			mod:  func(in *planInput) { in.State.Attempts, in.State.LastAction = 1, now.Add(-31*time.Minute) },
 			want: want{audits: []string{"matched"}, policy: "fix", verify: true}},
@@ -145,18 +148,21 @@ func TestPlanVerified(t *testing.T) {
 		pol     *PolicyConfig
 		outcome verifyOutcome
 		moved   bool
+		super   bool
 		want    string
 		act     bool
 	}{
-		{pol, reproduced, true, "skipped: another decision on this incident acted (or the brake engaged) during verification", false},
-		{pol, notReproduced, false, "not_reproduced: the failure does not reproduce from this collector", false},
-		{pol, inconclusive, false, "inconclusive: this collector cannot reach the endpoint, so it cannot confirm the failure; held (on_inconclusive: hold)", false},
-		{act, inconclusive, false, "verified: inconclusive (this collector cannot reach the endpoint); acting as the policy says (on_inconclusive: act)", true},
-		{pol, reproduced, false, "verified", true},
+		{pol, reproduced, true, false, "skipped: the brake engaged, or an action for this incident came to await approval, during verification", false},
+		{pol, reproduced, false, true, "superseded: another decision on this incident acted during verification", false},
+		{pol, reproduced, true, true, "superseded: another decision on this incident acted during verification", false},
+		{pol, notReproduced, false, false, "not_reproduced: the failure does not reproduce from this collector", false},
+		{pol, inconclusive, false, false, "inconclusive: this collector cannot reach the endpoint, so it cannot confirm the failure; held (on_inconclusive: hold)", false},
+		{act, inconclusive, false, false, "verified: inconclusive (this collector cannot reach the endpoint); acting as the policy says (on_inconclusive: act)", true},
+		{pol, reproduced, false, false, "verified", true},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			d, act := planVerified(verifiedInput{Incident: &Incident{ID: "i"}, Policy: c.pol, Outcome: c.outcome, Evidence: []string{"e"}, Moved: c.moved})
+			d, act := planVerified(verifiedInput{Incident: &Incident{ID: "i"}, Policy: c.pol, Outcome: c.outcome, Evidence: []string{"e"}, Moved: c.moved, Superseded: c.super})
 			assert.Equal(t, []string{c.want}, outcomes([]decision{d}))
 			assert.Equal(t, c.act, act)
 			assert.Equal(t, []string{"e"}, d.Evidence)

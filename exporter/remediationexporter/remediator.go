@@ -336,8 +336,9 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 		r.mu.Lock()
 		// With several queue consumers another decision on this incident
 		// may have acted while the lock was released.
-		moved := r.st.incident(inc.ID).Attempts != attempts || r.pendingFor(inc.ID) != "" || r.st.Brake.Engaged
-		d, act := planVerified(verifiedInput{Incident: inc, Policy: p.Policy, Outcome: outcome, Evidence: ev, Moved: moved})
+		superseded := r.st.incident(inc.ID).Attempts != attempts
+		moved := r.pendingFor(inc.ID) != "" || r.st.Brake.Engaged
+		d, act := planVerified(verifiedInput{Incident: inc, Policy: p.Policy, Outcome: outcome, Evidence: ev, Superseded: superseded, Moved: moved})
 		r.audit(ctx, d)
 		if !act {
 			r.saveLocked(ctx)

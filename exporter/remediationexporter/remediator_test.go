@@ -125,7 +125,7 @@ func TestCooldownCapAndFlapping(t *testing.T) {
 	now = now.Add(11 * time.Minute)
 	e.send(t, incident("inc-1", attrs.StateEscalated, attrs.SeverityPage)) // cap
 	assert.Equal(t, []string{"inc-1:reload:1", "inc-1:reload:2"}, hook.calls())
-	assert.Equal(t, []string{"matched", "sent", "matched", "skipped", "matched", "sent", "matched", "skipped"}, decisions(audit))
+	assert.Equal(t, []string{"matched", "sent", "skipped", "matched", "sent", "skipped"}, decisions(audit), "a guardrail skips without matching first")
 }
 
 func TestBrakeEngagesAtBudgetAndOnlyOperatorReleases(t *testing.T) {

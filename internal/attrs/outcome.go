@@ -10,12 +10,15 @@ type Outcome string
 
 // Remediation outcomes.
 const (
-	OutcomeUnmatched        Outcome = "unmatched" // counted, never audited
-	OutcomeMatched          Outcome = "matched"
-	OutcomeVerified         Outcome = "verified"
-	OutcomeNotReproduced    Outcome = "not_reproduced"
-	OutcomeInconclusive     Outcome = "inconclusive"
-	OutcomeSkipped          Outcome = "skipped"
+	OutcomeUnmatched     Outcome = "unmatched" // counted, never audited
+	OutcomeMatched       Outcome = "matched"
+	OutcomeVerified      Outcome = "verified"
+	OutcomeNotReproduced Outcome = "not_reproduced"
+	OutcomeInconclusive  Outcome = "inconclusive"
+	OutcomeSkipped       Outcome = "skipped"
+	// Superseded: another decision on the same incident acted while this
+	// one verified; this one stands down (that one's trail goes on).
+	OutcomeSuperseded       Outcome = "superseded"
 	OutcomeDryRun           Outcome = "dry_run"
 	OutcomeAwaitingApproval Outcome = "awaiting_approval"
 	OutcomeApproved         Outcome = "approved"
@@ -36,7 +39,7 @@ const (
 // Outcomes lists every outcome.
 var Outcomes = []Outcome{
 	OutcomeUnmatched, OutcomeMatched, OutcomeVerified, OutcomeNotReproduced, OutcomeInconclusive,
-	OutcomeSkipped, OutcomeDryRun, OutcomeAwaitingApproval, OutcomeApproved, OutcomeDenied,
+	OutcomeSkipped, OutcomeSuperseded, OutcomeDryRun, OutcomeAwaitingApproval, OutcomeApproved, OutcomeDenied,
 	OutcomeExpired, OutcomeSent, OutcomeFailed, OutcomeBrakeEngaged, OutcomeBrakeReleased, OutcomeResolved,
 	OutcomeFixed, OutcomeIneffective,
 }

@@ -202,6 +202,25 @@ func incidents() *Dashboard {
 		instant(`sum by (certpulse_severity, certpulse_incident_remediation) (`+open+`)`, "{{certpulse_severity}} / {{certpulse_incident_remediation}}")), 7, 6)
 	b.add(prom("table", "Open incidents by service and reason", "", "none",
 		instant(`sum by (service_name, deployment_environment_name, certpulse_owner, certpulse_reason, certpulse_severity) (`+open+`) > 0`, "")), 9, 6)
+	// Time to detect, act and fix (signaltometrics/incidents, on each
+	// resolved incident): MTTD and MTTR by reason, with automation and
+	// without (remediation in dry-run counts as without).
+	mean := func(m string) string {
+		by := `certpulse_reason, certpulse_incident_automated`
+		if m == "time_to_act" {
+			by = `certpulse_reason`
+		}
+		h := `certpulse_incident_` + m + `{service_name=~"$service"}`
+		return `sum by (` + by + `) (increase(` + strings.Replace(h, "{", "_sum{", 1) + `[$__range])) / sum by (` + by + `) (increase(` + strings.Replace(h, "{", "_count{", 1) + `[$__range])) > 0`
+	}
+	b.add(prom("bargauge", "MTTD by reason", "Mean time from the fault's start (its first failing probe, or the deploy before it) to the incident opening, over the range; automated=true: remediation acted.", "s",
+		instant(mean("time_to_detect"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 8, 7)
+	b.add(prom("bargauge", "Mean time to act by reason", "From the incident opening to the first remediation action sent (incidents remediation acted on).", "s",
+		instant(mean("time_to_act"), "{{certpulse_reason}}")), 8, 7)
+	b.add(prom("bargauge", "MTTR (fault to fixed) by reason", "Mean time from the fault's start to every affected endpoint healthy again, with automation (true) and without (false: no policy, dry-run or a person fixed it).", "s",
+		instant(mean("time_to_fix"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 8, 7)
+	b.add(prom("timeseries", "Time to fix, p95, with and without automation", "95th percentile of fault to fixed over a sliding hour (histogram buckets).", "s",
+		t(`histogram_quantile(0.95, sum by (le, certpulse_incident_automated) (increase(certpulse_incident_time_to_fix_bucket{service_name=~"$service"}[1h])))`, "automated={{certpulse_incident_automated}}")), 24, 7)
 	b.add(&Panel{Type: "timeseries", Title: "Incident transitions by severity", Datasource: loki, FieldConfig: unit("none"),
 		Targets: []Target{{Expr: sel(`sum by (certpulse_severity) (count_over_time({S} | certpulse_incident_state=~"opened|escalated" [$__auto]))`), LegendFormat: "{{certpulse_severity}}"}}}, 12, 8)
 	b.add(&Panel{Type: "timeseries", Title: "Remediation decisions by outcome", Datasource: loki, FieldConfig: unit("none"),

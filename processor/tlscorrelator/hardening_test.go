@@ -234,34 +234,54 @@ func logtestRecords(sink *consumertest.LogsSink) []logtest.Record {
 	return out
 }
 
-// TestSkippedDoesNotEndRemediationHold plays the remediation loop: an action
-// was sent (hold), the correlator announces the incident suppressed, the
-// exporter audits `skipped` for that suppressed transition; the hold must
-// last (only outcomes that end an attempt end it), so the incident stays
-// suppressed instead of flapping back open on the next probe.
-func TestSkippedDoesNotEndRemediationHold(t *testing.T) {
-	h := newHarness(t, createDefaultConfig())
+// TestRemediationHoldFollowsTheExportersSequence replays the remediation
+// exporter's audit sequences (testbed/gateway's TestBrakeKeepsPagesFiring
+// runs the real exporter in the loop): an action under way holds the
+// incident through the Alertmanager post and the probes after it; a
+// remediation a guardrail stops before anything matches starts no hold; one
+// that matched and was stopped at the last moment (the budget spent) ends
+// the hold it started; a decision superseded by another's keeps that one's.
+func TestRemediationHoldFollowsTheExportersSequence(t *testing.T) {
 	bad := func(at time.Duration) probe {
 		return probe{at: at, service: "api", server: "a.example.com", vantage: "eu", reason: attrs.ReasonExpiredLeaf, chain: chainA, leaf: leafA, spki: spkiA}
 	}
-	h.feed(bad(0))
-	id := h.incidents()[0].id
-	h.feed(event{at: 10 * time.Second, typ: "remediation", service: "api", incident: id, stage: "matched"},
-		event{at: 11 * time.Second, typ: "remediation", service: "api", incident: id, stage: "verified"},
-		event{at: 12 * time.Second, typ: "remediation", service: "api", incident: id, stage: "sent"},
-		bad(30*time.Second),
-		event{at: 31 * time.Second, typ: "remediation", service: "api", incident: id, stage: "skipped"},
-		bad(60*time.Second), bad(90*time.Second))
-	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket"}, states(h.incidents()), "the hold lasts through skipped decisions")
-
-	// A skipped decision (cooldown, cap) while nothing is in progress does
-	// not start a hold either.
-	h2 := newHarness(t, createDefaultConfig())
-	h2.feed(bad(0))
-	id2 := h2.incidents()[0].id
-	h2.feed(event{at: 10 * time.Second, typ: "remediation", service: "api", incident: id2, stage: "skipped"}, bad(30*time.Second))
-	for _, inc := range h2.incidents() {
-		assert.NotEqual(t, "suppressed", inc.state, "skipped starts no hold")
+	rem := func(at time.Duration, id, stage, job string) event {
+		return event{at: at, typ: "remediation", service: "api", incident: id, stage: stage, job: job}
+	}
+	cases := []struct {
+		name  string
+		audit func(id string) []appender
+		want  []string
+	}{
+		{"action sent: held", func(id string) []appender {
+			return []appender{rem(10*time.Second, id, "sent", ""), // the page
+				rem(11*time.Second, id, "matched", ""), rem(12*time.Second, id, "verified", ""), rem(13*time.Second, id, "sent", id+":reload:1")}
+		}, []string{"opened/ticket", "suppressed/ticket"}},
+		{"brake engaged before: skipped alone, no hold", func(id string) []appender {
+			return []appender{rem(10*time.Second, id, "sent", ""), rem(11*time.Second, id, "skipped", "")}
+		}, []string{"opened/ticket"}},
+		{"budget spent at the last moment: matched then skipped, the hold ends", func(id string) []appender {
+			return []appender{rem(10*time.Second, id, "sent", ""), rem(11*time.Second, id, "matched", ""), rem(12*time.Second, id, "skipped", "")}
+		}, []string{"opened/ticket"}},
+		{"no approval server: skipped with its key, the hold ends", func(id string) []appender {
+			return []appender{rem(11*time.Second, id, "matched", ""), rem(12*time.Second, id, "verified", ""), rem(13*time.Second, id, "skipped", id+":pin:1")}
+		}, []string{"opened/ticket"}},
+		{"a page that failed to post starts nothing", func(id string) []appender {
+			return []appender{rem(10*time.Second, id, "failed", "")}
+		}, []string{"opened/ticket"}},
+		{"superseded: the other decision's action holds", func(id string) []appender {
+			return []appender{rem(11*time.Second, id, "matched", ""), rem(12*time.Second, id, "matched", ""), rem(13*time.Second, id, "verified", ""),
+				rem(14*time.Second, id, "sent", id+":reload:1"), rem(15*time.Second, id, "superseded", "")}
+		}, []string{"opened/ticket", "suppressed/ticket"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, createDefaultConfig())
+			h.feed(bad(0))
+			id := h.incidents()[0].id
+			h.feed(append(c.audit(id), bad(30*time.Second), bad(60*time.Second), bad(90*time.Second))...)
+			assert.Equal(t, c.want, states(h.incidents()))
+		})
 	}
 }
 

@@ -35,16 +35,18 @@ func (e *engine) lifecycle(r *record) {
 					inc.ActedAt = t // a runbook's result may come before the exporter's own audit
 				}
 			default:
-				switch r.stage {
-				case string(attrs.OutcomeAwaitingApproval):
+				o, keyed := attrs.Outcome(r.stage), r.jobID != "" // webhook actions carry their key; Alertmanager posts none
+				switch {
+				case o == attrs.OutcomeAwaitingApproval:
 					inc.Awaiting, e.dirtyInc = true, true
-				case string(attrs.OutcomeApproved), string(attrs.OutcomeDenied), string(attrs.OutcomeExpired), string(attrs.OutcomeResolved), string(attrs.OutcomeSent), string(attrs.OutcomeFailed):
+				case o == attrs.OutcomeApproved || o == attrs.OutcomeDenied || o == attrs.OutcomeExpired || o == attrs.OutcomeResolved,
+					keyed && (o == attrs.OutcomeSent || o == attrs.OutcomeFailed):
 					inc.Awaiting, e.dirtyInc = false, true
 				}
-				if attrs.Outcome(r.stage) == attrs.OutcomeSent && r.jobID != "" && inc.ActedAt.IsZero() {
-					inc.ActedAt, e.dirtyInc = t, true // a webhook action (Alertmanager posts carry no key)
+				if o == attrs.OutcomeSent && keyed && inc.ActedAt.IsZero() {
+					inc.ActedAt, e.dirtyInc = t, true
 				}
-				switch remediationEffect(r.stage) {
+				switch remediationEffect(o, keyed) {
 				case holdStarts:
 					inc.RemediateTil, e.dirtyInc = t.Add(e.cfg.RemediationHold), true
 				case holdEnds:
@@ -110,20 +112,28 @@ const (
 )
 
 // remediationEffect says what a remediation decision does to the hold.
-// An attempt under way (matched, verified, approved, sent) holds the
-// incident; only outcomes that end an attempt end the hold. An action
-// awaiting approval is not in progress: until someone approves it, the
-// incident pages as usual. `skipped` (the incident is suppressed, in
-// cooldown, capped, braked) neither starts nor ends anything: it is the
-// exporter's answer to the correlator's own suppressed transition.
-// A step found fixed or ineffective ends its hold (a next step's `sent`
-// starts another).
-func remediationEffect(decision string) holdEffect {
-	switch attrs.Outcome(decision) {
-	case attrs.OutcomeMatched, attrs.OutcomeVerified, attrs.OutcomeApproved, attrs.OutcomeSent:
+// An attempt under way (matched, verified, approved, an action sent) holds
+// the incident; every decision that ends an attempt, or decides not to act
+// (skipped: a guardrail, nothing will run), ends it, so an incident nothing
+// fixes pages as usual. An action awaiting approval is not in progress:
+// until someone approves it, the incident pages. keyed: the decision
+// carries an idempotency key (job_id), as every webhook action's does;
+// Alertmanager notifications (sent, failed, dry_run without a key) and a
+// decision superseded by another one's change nothing.
+func remediationEffect(o attrs.Outcome, keyed bool) holdEffect {
+	switch o {
+	case attrs.OutcomeSent:
+		if keyed {
+			return holdStarts
+		}
+	case attrs.OutcomeMatched, attrs.OutcomeVerified, attrs.OutcomeApproved:
 		return holdStarts
-	case attrs.OutcomeFailed, attrs.OutcomeDenied, attrs.OutcomeExpired, attrs.OutcomeNotReproduced, attrs.OutcomeInconclusive,
-		attrs.OutcomeDryRun, attrs.OutcomeAwaitingApproval, attrs.OutcomeResolved, attrs.OutcomeFixed, attrs.OutcomeIneffective:
+	case attrs.OutcomeFailed, attrs.OutcomeDryRun:
+		if keyed {
+			return holdEnds
+		}
+	case attrs.OutcomeSkipped, attrs.OutcomeDenied, attrs.OutcomeExpired, attrs.OutcomeNotReproduced, attrs.OutcomeInconclusive,
+		attrs.OutcomeAwaitingApproval, attrs.OutcomeResolved, attrs.OutcomeFixed, attrs.OutcomeIneffective:
 		return holdEnds
 	}
 	return holdNeutral

@@ -437,10 +437,10 @@ func TestRemediationInProgressSuppresses(t *testing.T) {
 	}
 	h.feed(bad(0))
 	id := h.incidents()[0].id
-	h.feed(event{at: time.Minute, typ: "remediation", service: "api", incident: id, stage: "sent"}, bad(2*time.Minute))
+	h.feed(event{at: time.Minute, typ: "remediation", service: "api", incident: id, stage: "sent", job: id + ":reload:1"}, bad(2*time.Minute))
 	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket"}, states(h.incidents()))
 	assert.Equal(t, "remediation", h.incidents()[1].suppressedBy)
-	h.feed(event{at: 3 * time.Minute, typ: "remediation", service: "api", incident: id, stage: "failed"}, bad(4*time.Minute))
+	h.feed(event{at: 3 * time.Minute, typ: "remediation", service: "api", incident: id, stage: "failed", job: id + ":reload:1"}, bad(4*time.Minute))
 	assert.Equal(t, []string{"opened/ticket", "suppressed/ticket", "updated/ticket"}, states(h.incidents()), "back to open once the remediation failed")
 }
 

@@ -21,7 +21,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/certpulse/certpulse/internal/dashboards"
 	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/proxytest"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
@@ -304,32 +303,8 @@ func TestNginxEdgeSignals(t *testing.T) {
 func checkEdgeDashboard(t *testing.T, prom string) {
 	t.Helper()
 	time.Sleep(3 * time.Second) // a few more samples: rate() needs two
-	total := 0
-	for _, d := range dashboards.All() {
-		if d.UID != "certpulse-edge" {
-			continue
-		}
-		for _, p := range d.Panels {
-			if p.Datasource == nil || p.Datasource.UID != "${mimir}" {
-				continue
-			}
-			for _, tg := range p.Targets {
-				total++
-				expr := dashboards.Substitute(tg.Expr, name)
-				n, err := tb.PromQuery(prom, expr)
-				switch {
-				case err != nil:
-					t.Errorf("edge dashboard / %s: %v\n  %s", p.Title, err, expr)
-				case n == 0:
-					t.Errorf("edge dashboard / %s: no data\n  %s", p.Title, expr)
-				}
-			}
-		}
-	}
+	total := tb.CheckPanels(t, prom, "certpulse-edge", name, nil)
 	t.Logf("edge dashboard: %d PromQL queries run on Prometheus 3", total)
-	if total == 0 {
-		t.Error("no edge dashboard")
-	}
 }
 
 // earlyData runs openssl s_client twice against addr: once to get a TLS 1.3

@@ -94,6 +94,7 @@ type scenario struct {
 	sink       *tb.LogSink
 	lcURL      string
 	approveURL string
+	prom       string // Prometheus 3 (Mimir's stand-in for the dashboards), if PROMETHEUS3_BIN is set
 }
 
 func TestRemediateEndToEnd(t *testing.T) {
@@ -129,7 +130,28 @@ func run(t *testing.T, bin, pebbleBin string, full, dry bool) []result {
 	s.warmUp()
 	s.injectAll()
 	s.waitDone()
+	if s.prom != "" && !dry {
+		s.checkDashboard()
+	}
 	return s.results()
+}
+
+// checkDashboard runs the incidents dashboard's time to detect, act and fix
+// panels on Prometheus 3, fed by the shipped signaltometrics/incidents
+// pipeline from the incidents this run resolved.
+func (s *scenario) checkDashboard() {
+	t := s.t
+	ttf := `count(certpulse_incident_time_to_fix_count{certpulse_incident_automated="true"})`
+	for end := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Second) {
+		if n, err := tb.PromQuery(s.prom, ttf); err == nil && n > 0 {
+			break
+		} else if time.Now().After(end) {
+			t.Fatalf("no time-to-fix histogram in Prometheus within a minute (%d, %v)", n, err)
+		}
+	}
+	time.Sleep(3 * time.Second) // increase() wants a second sample
+	n := tb.CheckPanels(t, s.prom, "certpulse-incidents", "", func(expr string) bool { return strings.Contains(expr, "certpulse_incident_time_to_") })
+	t.Logf("incidents dashboard: %d time-to panels return data on Prometheus 3", n)
 }
 
 func (s *scenario) path(p ...string) string { return filepath.Join(append([]string{s.dir}, p...)...) }
@@ -281,6 +303,16 @@ done
 			},
 		},
 		"service": map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}}},
+	}
+	if p3 := os.Getenv("PROMETHEUS3_BIN"); p3 != "" {
+		// Start timestamps as a zero sample (Mimir:
+		// -distributor.otel-created-timestamp-zero-ingestion-enabled), so that
+		// increase() counts a histogram's first observations.
+		s.prom = tb.Prometheus3(t, t.Context(), p3, "--enable-feature=created-timestamp-zero-ingestion")
+		overlay["exporters"].(map[string]any)["otlphttp/prom3"] = map[string]any{"endpoint": s.prom + "/api/v1/otlp"}
+		overlay["service"].(map[string]any)["pipelines"] = map[string]any{"metrics/incidents": map[string]any{"exporters": []string{"otlphttp/mimir", "otlphttp/prom3"}}}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("PROMETHEUS3_BIN not set (make remediate sets it)")
 	}
 	ov, err := yaml.Marshal(overlay)
 	if err != nil {

@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/certpulse/certpulse/exporter/remediationexporter"
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/processor/tlscorrelator"
+	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
+	"github.com/certpulse/certpulse/testbed/internal/tb"
+)
+
+// TestBrakeKeepsPagesFiring closes the real loop in one process: probe
+// results into the correlator, its incidents into the remediation exporter,
+// the exporter's audit trail back through the certlifecycle receiver into
+// the correlator, and its pages to a real Alertmanager. The budget is one
+// action: the first incident's action spends it, the second finds it spent
+// at the last moment (matched, then skipped: the brake engages), the third
+// is stopped by the engaged brake before anything matches. While they keep
+// failing, none of the two that nothing fixes may be suppressed, and their
+// alerts stay firing (issue: a guardrail that blocks remediation silenced
+// the incident and resolved its alert within one probe interval).
+func TestBrakeKeepsPagesFiring(t *testing.T) {
+	am := startAlertmanager(t)
+	var mu sync.Mutex
+	var calls []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	ctx := context.Background()
+
+	// The correlator, fed by the test (probes) and by certlifecycle (audit).
+	rf := remediationexporter.NewFactory()
+	rcfg := rf.CreateDefaultConfig().(*remediationexporter.Config)
+	rcfg.QueueSettings = configoptional.None[exporterhelper.QueueBatchConfig]()
+	rcfg.Guardrails.Budget = 1
+	lcAddr := fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))
+	audit := rcfg.Audit.GetOrInsertDefault()
+	audit.Endpoint = "http://" + lcAddr + "/v1/lifecycle"
+	verify := false
+	rcfg.Policies = []remediationexporter.PolicyConfig{{Name: "reload", Reasons: []string{string(attrs.ReasonExpiredLeaf)}, Verify: &verify,
+		Actions: []remediationexporter.ActionConfig{
+			{Name: "page", Type: "alertmanager", ClientConfig: confighttp.ClientConfig{Endpoint: am}},
+			{Name: "reload", Type: "webhook", Operation: "reload", URL: hook.URL, HMACSecret: actionHMAC},
+		}}}
+	require.NoError(t, rcfg.Validate())
+	exp, err := rf.CreateLogs(ctx, exportertest.NewNopSettings(rf.Type()), rcfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+	defer func() { _ = exp.Shutdown(ctx) }()
+	out := &tee{next: exp}
+
+	cf := tlscorrelator.NewFactory()
+	proc, err := cf.CreateLogs(ctx, processortest.NewNopSettings(cf.Type()), cf.CreateDefaultConfig(), out)
+	require.NoError(t, err)
+	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
+	defer func() { _ = proc.Shutdown(ctx) }()
+
+	lf := certlifecyclereceiver.NewFactory()
+	lcfg := lf.CreateDefaultConfig().(*certlifecyclereceiver.Config)
+	lcfg.NetAddr.Endpoint = lcAddr
+	require.NoError(t, lcfg.Validate())
+	lc, err := lf.CreateLogs(ctx, receivertest.NewNopSettings(lf.Type()), lcfg, proc)
+	require.NoError(t, err)
+	require.NoError(t, lc.Start(ctx, componenttest.NewNopHost()))
+	defer func() { _ = lc.Shutdown(ctx) }()
+
+	probe := func(svc string) {
+		ld := plog.NewLogs()
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.Resource().Attributes().PutStr(attrs.ServiceName, svc)
+		rl.Resource().Attributes().PutStr(attrs.Vantage, "v1")
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.SetEventName(attrs.EventProbeResult)
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+		a := lr.Attributes()
+		a.PutStr(attrs.ServerAddress, svc+".example.com")
+		a.PutInt(attrs.ServerPort, 443)
+		a.PutStr(attrs.ClientProfile, "default")
+		a.PutStr(attrs.ReasonKey, string(attrs.ReasonExpiredLeaf))
+		a.PutStr(attrs.ChainSHA256, "cafe"+svc)
+		a.PutStr(attrs.TLSServerHash, "CAFE")
+		a.PutStr(attrs.SPKISHA256, "c2Fmzq==")
+		require.NoError(t, proc.ConsumeLogs(ctx, ld))
+	}
+	audited := func(svc string, outcome attrs.Outcome) bool {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		for _, r := range out.recs {
+			if r.ResAttr(attrs.ServiceName) == svc && r.Attr(attrs.LifecycleType) == string(attrs.LifecycleRemediation) && r.Attr(attrs.LifecyclePipelineStage) == string(outcome) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, svc := range []string{"first", "second", "third"} {
+		probe(svc)
+		want := attrs.OutcomeSent
+		if svc != "first" {
+			want = attrs.OutcomeSkipped
+		}
+		require.Eventually(t, func() bool { return audited(svc, want) }, 10*time.Second, 20*time.Millisecond, "%s: no %s decision came back", svc, want)
+	}
+	// The outage goes on: two more rounds of probes.
+	for i := 0; i < 2; i++ {
+		time.Sleep(300 * time.Millisecond)
+		for _, svc := range []string{"first", "second", "third"} {
+			probe(svc)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	out.mu.Lock()
+	transitions := map[string][]string{}
+	for _, r := range out.recs {
+		if r.Attr(attrs.LifecycleType) != "" {
+			t.Logf("%s lifecycle %s %s incident=%s", r.ResAttr(attrs.ServiceName), r.Attr(attrs.LifecycleType), r.Attr(attrs.LifecyclePipelineStage), r.Attr(attrs.IncidentID))
+		}
+		if r.EventName() == attrs.EventIncident {
+			svc := r.ResAttr(attrs.ServiceName)
+			transitions[svc] = append(transitions[svc], r.Attr(attrs.IncidentState))
+		}
+	}
+	out.mu.Unlock()
+	t.Logf("incident transitions: %v", transitions)
+	assert.Equal(t, []string{"opened", "suppressed"}, transitions["first"], "the action under way holds its incident")
+	for _, svc := range []string{"second", "third"} {
+		assert.Equal(t, []string{"opened"}, transitions[svc], "%s: nothing runs for it, so nothing may suppress it", svc)
+	}
+	assert.False(t, audited("third", attrs.OutcomeMatched), "a remediation the brake stops never matches")
+
+	firing := map[string]bool{}
+	for _, a := range amAlerts(t, am) {
+		if a.Status.State == "active" && a.EndsAt.After(time.Now()) {
+			firing[a.Labels["service"]] = true
+		}
+	}
+	assert.Equal(t, map[string]bool{"first": true, "second": true, "third": true}, firing, "every page keeps firing while its incident is open")
+	mu.Lock()
+	assert.Len(t, calls, 1, "one action: the budget")
+	mu.Unlock()
+}
+
+// startAlertmanager runs Debian's prometheus-alertmanager on 127.0.0.1,
+// clustering off, and returns its base URL.
+func startAlertmanager(t *testing.T) string {
+	bin := proxytest.Need(t, "prometheus-alertmanager")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "alertmanager.yml")
+	require.NoError(t, os.WriteFile(conf, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o600))
+	addr := fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))
+	tb.StartReady(t, t.Context(), "alertmanager", "http://"+addr+"/-/ready", nil, bin, "--config.file="+conf, "--storage.path="+dir,
+		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
+	return "http://" + addr
+}
+
+type amAlert struct {
+	Labels map[string]string `json:"labels"`
+	Status struct {
+		State string `json:"state"`
+	} `json:"status"`
+	EndsAt time.Time `json:"endsAt"`
+}
+
+func amAlerts(t *testing.T, base string) []amAlert {
+	t.Helper()
+	res, err := http.Get(base + "/api/v2/alerts")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var out []amAlert
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
+	return out
+}
+
