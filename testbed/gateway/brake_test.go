@@ -197,4 +197,3 @@ func amAlerts(t *testing.T, base string) []amAlert {
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
 	return out
 }
-
