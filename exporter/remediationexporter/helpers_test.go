@@ -160,6 +160,9 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		if inc.LastGoodChain != "" {
 			a.PutStr(attrs.EnrichLastGoodChain, inc.LastGoodChain)
 		}
+		if !inc.OpenedAt.IsZero() {
+			a.PutStr(attrs.IncidentOpenedAt, inc.OpenedAt.UTC().Format(time.RFC3339))
+		}
 	}
 	// noise the exporter must ignore
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().SetEventName(attrs.EventProbeResult)

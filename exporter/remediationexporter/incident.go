@@ -32,6 +32,9 @@ type Incident struct {
 	JobID       string    `json:"job_id,omitempty"`
 	Artifact    string    `json:"artifact_version,omitempty"`
 	Time        time.Time `json:"time"`
+	// OpenedAt: when this episode of the incident opened (ids repeat
+	// across episodes; idempotency keys and the attempt cap do not).
+	OpenedAt time.Time `json:"opened_at,omitzero"`
 	// Resolution: healthy or expired, on resolved transitions.
 	Resolution string `json:"resolution,omitempty"`
 	// FixedAt: every affected endpoint healthy again (the correlator's
@@ -102,6 +105,9 @@ func incidents(ld plog.Logs) []Incident {
 				if t, err := time.Parse(time.RFC3339Nano, get(a, attrs.IncidentFixedAt)); err == nil {
 					inc.FixedAt = t
 				}
+				if t, err := time.Parse(time.RFC3339Nano, get(a, attrs.IncidentOpenedAt)); err == nil {
+					inc.OpenedAt = t
+				}
 				if inc.ID != "" && inc.State != "" {
 					out = append(out, inc)
 				}
@@ -155,4 +161,9 @@ func auditTrail(ld plog.Logs) []actedOn {
 		}
 	}
 	return out
+}
+
+// key is the idempotency key of action at attempt in this episode.
+func (i *Incident) key(action string, attempt int) string {
+	return IdempotencyKey(i.ID, i.OpenedAt, action, attempt)
 }

@@ -140,6 +140,20 @@ func plan(in planInput) Plan {
 	return p
 }
 
+// newEpisode reports whether inc opens a new episode of an incident the
+// exporter has state for: it resolved before, or it opened at another
+// instant. Attempts and steps start again (the cooldown, which stops
+// action loops, does not).
+func newEpisode(prev incState, inc *Incident) bool {
+	if inc.State != attrs.StateOpened || prev.Incident.ID == "" {
+		return false
+	}
+	if prev.Incident.State == attrs.StateResolved {
+		return true
+	}
+	return !inc.OpenedAt.IsZero() && !prev.Incident.OpenedAt.IsZero() && !inc.OpenedAt.Equal(prev.Incident.OpenedAt)
+}
+
 // blocked says which guardrail stops a remediation now, if one does.
 func blocked(in planInput, pol *PolicyConfig) string {
 	g := in.Guardrails

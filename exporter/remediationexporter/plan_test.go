@@ -260,3 +260,28 @@ func TestOutcomesKnown(t *testing.T) {
 	assert.NoError(t, o.UnmarshalText([]byte("inconclusive")))
 	assert.Error(t, o.UnmarshalText([]byte("fixed-ish")))
 }
+
+func TestNewEpisode(t *testing.T) {
+	t1 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour)
+	st := func(state string, opened time.Time) incState {
+		return incState{Incident: Incident{ID: "i", State: state, OpenedAt: opened}, Attempts: 3}
+	}
+	cases := []struct {
+		name string
+		prev incState
+		inc  Incident
+		want bool
+	}{
+		{"first sight", incState{}, Incident{ID: "i", State: attrs.StateOpened, OpenedAt: t1}, false},
+		{"reopened after resolved", st(attrs.StateResolved, t1), Incident{ID: "i", State: attrs.StateOpened, OpenedAt: t2}, true},
+		{"reopened after resolved, no opening instant", st(attrs.StateResolved, time.Time{}), Incident{ID: "i", State: attrs.StateOpened}, true},
+		{"opened at another instant (the resolution was missed)", st(attrs.StateEscalated, t1), Incident{ID: "i", State: attrs.StateOpened, OpenedAt: t2}, true},
+		{"the same opening again (redelivery)", st(attrs.StateOpened, t1), Incident{ID: "i", State: attrs.StateOpened, OpenedAt: t1}, false},
+		{"escalated within the episode", st(attrs.StateOpened, t1), Incident{ID: "i", State: attrs.StateEscalated, OpenedAt: t1}, false},
+		{"suppressed before it opened", st(attrs.StateSuppressed, time.Time{}), Incident{ID: "i", State: attrs.StateOpened, OpenedAt: t1}, false},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, newEpisode(c.prev, &c.inc), c.name)
+	}
+}

@@ -285,6 +285,9 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	now := r.now()
 	r.st.prune(now, r.cfg.Guardrails.BudgetWindow, 24*time.Hour)
 	st := r.st.incident(inc.ID)
+	if !deferred && newEpisode(*st, inc) {
+		st.Attempts, st.Step, st.Verifying = 0, 0, nil
+	}
 	if !deferred {
 		r.judgeLocked(ctx, inc, st, now)
 	}

@@ -309,3 +309,40 @@ func TestNotificationsFromEveryMatchingPolicy(t *testing.T) {
 	e.send(t, incident("inc-2", attrs.StateResolved, attrs.SeverityPage))
 	assert.Len(t, am.calls(), 2, "and resolved")
 }
+
+// TestRecurrenceIsANewEpisode: incident ids are deterministic, so a fault
+// that comes back after its incident resolved has the same id. Its
+// idempotency keys must differ from the last episode's (a receiver told to
+// deduplicate would drop them), and the attempt cap starts again.
+func TestRecurrenceIsANewEpisode(t *testing.T) {
+	hook := newHookServer(t)
+	cfg := testConfig(webhookPolicy("p", hook.URL, "reload"))
+	cfg.Guardrails.MaxAttempts = 1
+	cfg.Guardrails.Cooldown = time.Minute
+	audit := auditSink(t, cfg)
+	e := startExporter(t, cfg, nopHost())
+	now := time.Now()
+	e.r.setNow(func() time.Time { return now })
+	first := incident("inc-1", attrs.StateOpened, attrs.SeverityAlert)
+	first.OpenedAt = now.Add(-time.Minute).Truncate(time.Second)
+	e.send(t, first)
+	first.State = attrs.StateResolved
+	e.send(t, first)
+	now = now.Add(2 * time.Hour) // within the 24 h the state is kept
+	again := incident("inc-1", attrs.StateOpened, attrs.SeverityAlert)
+	again.OpenedAt = now.Add(-10 * time.Second).Truncate(time.Second)
+	e.send(t, again)
+	keys := hook.calls()
+	require.Len(t, keys, 2, "the recurrence is remediated: the cap does not carry over")
+	assert.NotEqual(t, keys[0], keys[1], "each episode has its own keys")
+	assert.Equal(t, fmt.Sprintf("inc-1:%d:reload:1", first.OpenedAt.Unix()), keys[0])
+	assert.Equal(t, fmt.Sprintf("inc-1:%d:reload:1", again.OpenedAt.Unix()), keys[1])
+	assert.Equal(t, []string{"matched", "sent", "resolved", "matched", "sent"}, decisions(audit))
+
+	// Within one episode the cap holds.
+	again.State = attrs.StateEscalated
+	again.Severity = attrs.SeverityPage
+	now = now.Add(2 * time.Minute)
+	e.send(t, again)
+	assert.Len(t, hook.calls(), 2, "attempt cap within the episode")
+}

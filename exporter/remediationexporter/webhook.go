@@ -45,10 +45,16 @@ type templateData struct {
 	Timestamp int64
 }
 
-// IdempotencyKey is stable across retries of one attempt:
-// incident id + action + attempt.
-func IdempotencyKey(incidentID, action string, attempt int) string {
-	return incidentID + ":" + action + ":" + strconv.Itoa(attempt)
+// IdempotencyKey names one attempt of one action on one episode of an
+// incident: <incident id>:<opened, Unix seconds>:<action>:<attempt>.
+// Incident ids repeat when a fault recurs (they are fingerprints), so the
+// episode keeps a recurrence's keys apart from the last one's. Without an
+// opening instant (an older correlator) the episode is left out.
+func IdempotencyKey(incidentID string, opened time.Time, action string, attempt int) string {
+	if opened.IsZero() {
+		return incidentID + ":" + action + ":" + strconv.Itoa(attempt)
+	}
+	return incidentID + ":" + strconv.FormatInt(opened.Unix(), 10) + ":" + action + ":" + strconv.Itoa(attempt)
 }
 
 func renderBody(a *ActionConfig, d templateData) ([]byte, error) {
