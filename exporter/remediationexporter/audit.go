@@ -120,10 +120,12 @@ const auditDrain = 5 * time.Second
 
 func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	ac := r.cfg.Audit.Get()
+	now := time.Now().UTC()
 	ev := map[string]any{
+		"time":           now.Format(time.RFC3339Nano),
 		"type":           attrs.LifecycleRemediation,
 		"source":         "certpulse-remediation",
-		"id":             fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, time.Now().UnixNano()),
+		"id":             fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, now.UnixNano()),
 		"pipeline_stage": d.Outcome,
 	}
 	msg := string(d.Outcome)
@@ -146,6 +148,9 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	if inc := d.Incident; inc != nil {
 		ev["service"] = inc.Service
 		ev["incident_id"] = inc.ID
+		if r.cfg.TrailSecret != "" {
+			ev["attestation"] = signature.Attest([]byte(r.cfg.TrailSecret), inc.ID, d.Key, string(d.Outcome), now)
+		}
 		if inc.Environment != "" {
 			ev["environment"] = inc.Environment
 		}

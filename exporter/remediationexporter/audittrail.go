@@ -75,7 +75,7 @@ func (r *remediator) tailAuditTrail(ctx context.Context, c AuditTrailConfig) err
 				if err != nil {
 					return // not OTLP logs: not ours to judge here
 				}
-				trail = append(trail, auditTrail(ld)...)
+				trail = append(trail, r.attested(ctx, ld)...)
 			})
 			if len(trail) > 0 {
 				r.learn(ctx, trail)

@@ -58,6 +58,13 @@ type Config struct {
 	// Kafka, so attempts made by a gateway that died count on the one that
 	// takes over its incidents.
 	AuditTrail configoptional.Optional[AuditTrailConfig] `mapstructure:"audit_trail"`
+	// TrailSecret (at least 16 bytes), shared by the remediation exporters
+	// of a deployment and nothing else, attests every audit event this
+	// exporter posts; remediation history (attempts, last action) is only
+	// learned from events it attests. Without it nothing is learned from
+	// other instances: any lifecycle sender could post `remediation`
+	// events and forge attempt counts. Required with audit_trail.
+	TrailSecret configopaque.String `mapstructure:"trail_secret"`
 	// Trigger names a certpulse_trigger extension: after an action of a
 	// policy with verify_after, the incident's endpoints are probed at
 	// once by this collector's tlsprobe receivers.
@@ -228,6 +235,12 @@ func (cfg *Config) Validate() error {
 		if err := at.validate(); err != nil {
 			errs = append(errs, err)
 		}
+		if cfg.TrailSecret == "" {
+			errs = append(errs, errors.New("audit_trail needs trail_secret: remediation history is only learned from attested events"))
+		}
+	}
+	if cfg.TrailSecret != "" && len(cfg.TrailSecret) < 16 {
+		errs = append(errs, errors.New("trail_secret must be at least 16 bytes"))
 	}
 	if cfg.HandoverHold < 0 || cfg.HandoverHold > 10*time.Minute {
 		errs = append(errs, errors.New("handover_hold must be between 0 and 10m"))

@@ -89,8 +89,11 @@ func testConfig(policies ...PolicyConfig) *Config {
 	cfg.ActionRetry.InitialInterval = 10 * time.Millisecond
 	cfg.ActionRetry.MaxInterval = 50 * time.Millisecond
 	cfg.ActionRetry.MaxElapsedTime = 2 * time.Second
+	cfg.TrailSecret = testTrailSecret // the deployment's remediation exporters share it
 	return cfg
 }
+
+const testTrailSecret = "trail-secret-0123456789"
 
 type testExporter struct {
 	exporter.Logs

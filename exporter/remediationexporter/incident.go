@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/signature"
 )
 
 // Incident is an incident transition as the correlator emits it; it is also
@@ -131,8 +132,11 @@ var actedOutcomes = map[attrs.Outcome]bool{attrs.OutcomeSent: true, attrs.Outcom
 
 // auditTrail extracts the spent attempts from the remediation audit events
 // in ld.
-func auditTrail(ld plog.Logs) []actedOn {
-	var out []actedOn
+//
+// Only events attested under secret count (signature.Attest); rejected
+// counts those that claimed to be remediation history and were not
+// attested.
+func auditTrail(ld plog.Logs, secret []byte) (out []actedOn, rejected int) {
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		sls := rls.At(i).ScopeLogs()
@@ -156,11 +160,16 @@ func auditTrail(ld plog.Logs) []actedOn {
 				if err != nil || n < 1 || n > 1000 {
 					continue
 				}
-				out = append(out, actedOn{incidentID: id, attempt: n, at: lr.Timestamp().AsTime()})
+				when := lr.Timestamp().AsTime()
+				if !signature.VerifyAttestation(secret, get(a, attrs.LifecycleAttestation), id, key, get(a, attrs.LifecyclePipelineStage), when) {
+					rejected++
+					continue
+				}
+				out = append(out, actedOn{incidentID: id, attempt: n, at: when})
 			}
 		}
 	}
-	return out
+	return out, rejected
 }
 
 // key is the idempotency key of action at attempt in this episode.

@@ -234,7 +234,7 @@ func (r *remediator) shutdown(ctx context.Context) error {
 // counted (another instance's, after a handover), incident records are
 // decided on, the rest ignored.
 func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
-	if trail := auditTrail(ld); len(trail) > 0 {
+	if trail := r.attested(ctx, ld); len(trail) > 0 {
 		r.learn(ctx, trail)
 	}
 	for _, inc := range incidents(ld) {
@@ -246,6 +246,17 @@ func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
 // learn counts attempts read from the audit trail: an incident whose
 // attempt n was spent (here or by another instance) continues at n+1,
 // with its cooldown from then.
+// attested returns the attested remediation history in ld and counts the
+// events that claimed to be and were not.
+func (r *remediator) attested(ctx context.Context, ld plog.Logs) []actedOn {
+	trail, rejected := auditTrail(ld, []byte(r.cfg.TrailSecret))
+	if rejected > 0 {
+		r.telemetry.RemediationTrailRejected.Add(ctx, int64(rejected))
+		r.logger.Warn("remediation history not attested by a remediation exporter (trail_secret): not learned from", zap.Int("events", rejected))
+	}
+	return trail
+}
+
 func (r *remediator) learn(ctx context.Context, trail []actedOn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

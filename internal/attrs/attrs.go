@@ -154,6 +154,7 @@ const (
 	LifecycleWindowStart       = "certpulse.lifecycle.window.start"
 	LifecycleWindowEnd         = "certpulse.lifecycle.window.end"
 	LifecycleIncidentID        = "certpulse.lifecycle.incident_id"
+	LifecycleAttestation       = "certpulse.lifecycle.attestation"
 	CertSerial                 = "certpulse.cert.serial"
 	EventLifecyclePrefix       = "certpulse.lifecycle."
 	LifecycleCloudEventsPrefix = "dev.certpulse."

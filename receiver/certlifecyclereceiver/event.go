@@ -27,18 +27,21 @@ type Event struct {
 // EventData is the event payload: the CloudEvents `data`, or the plain JSON
 // object itself (which also carries type, id, source and time).
 type EventData struct {
-	Service         string    `json:"service"`
-	Environment     string    `json:"environment,omitempty"`
-	Region          string    `json:"region,omitempty"`
-	Cluster         string    `json:"cluster,omitempty"`
-	Endpoints       []string  `json:"endpoints,omitempty"`
-	JobID           string    `json:"job_id,omitempty"`
-	PipelineStage   string    `json:"pipeline_stage,omitempty"`
-	ArtifactVersion string    `json:"artifact_version,omitempty"`
-	Message         string    `json:"message,omitempty"`
-	IncidentID      string    `json:"incident_id,omitempty"`
-	Certificate     *CertInfo `json:"certificate,omitempty"`
-	Window          *Window   `json:"window,omitempty"`
+	Service         string   `json:"service"`
+	Environment     string   `json:"environment,omitempty"`
+	Region          string   `json:"region,omitempty"`
+	Cluster         string   `json:"cluster,omitempty"`
+	Endpoints       []string `json:"endpoints,omitempty"`
+	JobID           string   `json:"job_id,omitempty"`
+	PipelineStage   string   `json:"pipeline_stage,omitempty"`
+	ArtifactVersion string   `json:"artifact_version,omitempty"`
+	Message         string   `json:"message,omitempty"`
+	IncidentID      string   `json:"incident_id,omitempty"`
+	// Attestation: a remediation exporter's HMAC over its audit event
+	// (trail_secret); only attested events count as remediation history.
+	Attestation string    `json:"attestation,omitempty"`
+	Certificate *CertInfo `json:"certificate,omitempty"`
+	Window      *Window   `json:"window,omitempty"`
 }
 
 // CertInfo identifies a certificate by fingerprints, or carries its PEM, from
@@ -102,6 +105,7 @@ func (e *Event) normalize(idx int, lim limits, now time.Time) []FieldError {
 	str("data.pipeline_stage", e.Data.PipelineStage, false)
 	str("data.artifact_version", e.Data.ArtifactVersion, false)
 	str("data.incident_id", e.Data.IncidentID, false)
+	str("data.attestation", e.Data.Attestation, false)
 	if len(e.Data.Message) > 4*lim.maxField {
 		bad("data.message", fmt.Sprintf("is longer than %d bytes", 4*lim.maxField))
 	}

@@ -78,6 +78,7 @@ func fillRecord(lr plog.LogRecord, e *Event, dup bool, observed pcommon.Timestam
 	put(attrs.LifecycleArtifactVersion, d.ArtifactVersion)
 	put(attrs.LifecycleMessage, d.Message)
 	put(attrs.LifecycleIncidentID, d.IncidentID)
+	put(attrs.LifecycleAttestation, d.Attestation)
 	if len(d.Endpoints) > 0 {
 		s := a.PutEmptySlice(attrs.LifecycleEndpoints)
 		for _, ep := range d.Endpoints {

@@ -484,7 +484,7 @@ func TestDistributionConfigsValidate(t *testing.T) {
 			"LOKI_URL=http://127.0.0.1:3100", "MIMIR_TENANT=t", "LOKI_TENANT=t", "CERTPULSE_STATE_DIR=/tmp", "CERTPULSE_WEBHOOK_TOKEN=t", "CERTPULSE_WEBHOOK_HMAC=0123456789abcdef0123",
 			"CERTPULSE_LAB_DIR=/tmp", "CERTPULSE_DEMO_OUT=/tmp", "CERTPULSE_DEMO_TOKEN=t", "CERTPULSE_DEMO_HMAC_SECRET=0123456789abcdef0123",
 			"CERTPULSE_APPROVERS_HTPASSWD=/dev/null", "CERTPULSE_VERIFY_CA_FILE=/etc/ssl/certs/ca-certificates.crt", "CERTPULSE_RELOAD_WEBHOOK=https://deploy.example.com/hooks/reload",
-			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "CERTPULSE_RUNBOOK_URL=http://127.0.0.1:9000/hooks", "CERTPULSE_RUNBOOK_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle",
+			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "CERTPULSE_TRAIL_SECRET=0123456789abcdef-trail", "CERTPULSE_RUNBOOK_URL=http://127.0.0.1:9000/hooks", "CERTPULSE_RUNBOOK_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle",
 			"NGINX_TLS_LOG=/var/log/nginx/tls.json", "NGINX_ERROR_LOG=/var/log/nginx/error.log", "HAPROXY_LOG=/var/log/haproxy.json", "CADDY_ACCESS_LOG=/var/log/caddy/access.json", "ENVOY_TLS_LOG=/var/log/envoy/tls.json")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s does not validate: %v\n%s", f, err, out)

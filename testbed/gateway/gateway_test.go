@@ -311,7 +311,7 @@ exporters:
 	for i, ip := range gatewayIP {
 		name := fmt.Sprintf("gw%d", i+1)
 		env := append([]string{"POD_IP=" + ip, "CERTPULSE_STATE_DIR=" + filepath.Join(dir, name), "CERTPULSE_APPROVERS_HTPASSWD=/dev/null",
-			"CERTPULSE_VERIFY_CA_FILE=" + files.Roots, "CERTPULSE_RELOAD_WEBHOOK=" + hookSrv.URL + "/" + name, "CERTPULSE_ACTION_HMAC=" + actionHMAC,
+			"CERTPULSE_VERIFY_CA_FILE=" + files.Roots, "CERTPULSE_RELOAD_WEBHOOK=" + hookSrv.URL + "/" + name, "CERTPULSE_ACTION_HMAC=" + actionHMAC, "CERTPULSE_TRAIL_SECRET=gateway-test-trail-0123456789",
 			"ALERTMANAGER_URL=http://127.0.0.1:1", "CERTPULSE_LIFECYCLE_URL=http://" + agentIP[0] + ":4380/v1/lifecycle",
 			"LOKI_URL=" + lokiSrv.URL + "/" + name}, common...)
 		gateways = append(gateways, start(t, bin, name, env, shipped("gateway.yaml"), gatewayOverride))

@@ -31,6 +31,7 @@ type TelemetryBuilder struct {
 	RemediationBrakeEngaged     metric.Int64UpDownCounter
 	RemediationDecisions        metric.Int64Counter
 	RemediationPendingApprovals metric.Int64UpDownCounter
+	RemediationTrailRejected    metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -91,6 +92,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_remediation_pending_approvals",
 		metric.WithDescription("Actions held for human approval. [Alpha]"),
 		metric.WithUnit("{action}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.RemediationTrailRejected, err = builder.meter.Int64Counter(
+		"otelcol_remediation_trail_rejected",
+		metric.WithDescription("Remediation history events (pipeline or audit_trail) not learned from because no valid attestation (trail_secret) vouches for them. [Alpha]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -24,6 +24,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.RemediationBrakeEngaged.Add(context.Background(), 1)
 	tb.RemediationDecisions.Add(context.Background(), 1)
 	tb.RemediationPendingApprovals.Add(context.Background(), 1)
+	tb.RemediationTrailRejected.Add(context.Background(), 1)
 	AssertEqualRemediationActionDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
@@ -37,6 +38,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationPendingApprovals(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualRemediationTrailRejected(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 
