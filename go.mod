@@ -58,6 +58,8 @@ require (
 	golang.org/x/sync v0.24.0
 	google.golang.org/grpc v1.78.0
 	k8s.io/api v0.34.3
+	k8s.io/apimachinery v0.34.3
+	k8s.io/pod-security-admission v0.34.3
 	sigs.k8s.io/yaml v1.6.0
 )
 
@@ -134,7 +136,7 @@ require (
 	google.golang.org/protobuf v1.36.11 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/apimachinery v0.34.3 // indirect
+	k8s.io/component-base v0.34.3 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/utils v0.0.0-20250604170112-4c0f3b243397 // indirect
 	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8 // indirect
