@@ -68,11 +68,12 @@ func TestPrivateFetchDenied(t *testing.T) {
 		t.Errorf("loopback CRL: status %q, want error", r.CRLStatus)
 	}
 	// A missing intermediate cannot be fetched from a loopback AIA URL
-	// either: the chain does not validate, and the record says why.
+	// either: still the server's incomplete chain, and the record says why
+	// the issuer could not be fetched.
 	mi, _ := lab.Endpoint("missing-intermediate")
 	r = in.Inspect(context.Background(), labTarget(lab, mi))[0]
-	if r.Primary() != attrs.ReasonUnknownCA || !strings.Contains(r.Findings[0].Detail, "denied by policy") {
-		t.Errorf("loopback AIA: findings %+v, want unknown_ca naming the denied fetch", r.Findings)
+	if r.Primary() != attrs.ReasonMissingIntermediate || !strings.Contains(r.Findings[0].Detail, "denied by policy") {
+		t.Errorf("loopback AIA: findings %+v, want missing_intermediate naming the denied fetch", r.Findings)
 	}
 
 	o.AllowPrivateFetch = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}

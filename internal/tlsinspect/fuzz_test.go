@@ -91,7 +91,7 @@ func TestClassifyOffline(t *testing.T) {
 	}{
 		{[]*x509.Certificate{leaf, inter}, "a.test", nil, attrs.ReasonOK},
 		{[]*x509.Certificate{leaf, inter}, "b.test", nil, attrs.ReasonHostnameMismatch},
-		{[]*x509.Certificate{leaf}, "a.test", nil, attrs.ReasonUnknownCA}, // AIA off: cannot tell
+		{[]*x509.Certificate{leaf}, "a.test", nil, attrs.ReasonMissingIntermediate}, // a lone leaf, AIA off: incomplete all the same
 		{[]*x509.Certificate{leaf, inter, root}, "a.test", nil, attrs.ReasonOK},
 		{[]*x509.Certificate{leaf, inter}, "a.test", []string{"sha256/" + tlsinspect.SPKIPin(inter)}, attrs.ReasonOK},
 		{[]*x509.Certificate{leaf, inter}, "a.test", []string{"sha256/" + tlsinspect.SPKIPin(root)}, attrs.ReasonOK}, // anchor on the path

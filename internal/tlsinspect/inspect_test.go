@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,35 @@ func TestKeyExchangeAndHelloRetry(t *testing.T) {
 			t.Errorf("%s with groups %v: detail %+v, want %q", tc.endpoint, tc.curves, r.Findings, tc.detail)
 		}
 	}
+}
+
+// TestLeafOnlyWithFetchRefused: a server on an internal PKI sends only its
+// leaf, and the default fetch policy refuses the AIA fetch to a private
+// address. The chain is incomplete whatever AIA says: a server fault
+// (missing_intermediate), not the client's trust store (unknown_ca), with
+// the refused fetch in the detail.
+func TestLeafOnlyWithFetchRefused(t *testing.T) {
+	lab, err := faultlab.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lab.Close)
+	o := testOptions()
+	o.AllowPrivateFetch = nil // the default
+	in := tlsinspect.New(o)
+	t.Cleanup(in.Close)
+	for _, ep := range lab.Endpoints {
+		if ep.Name != "missing-intermediate" {
+			continue
+		}
+		r := in.Inspect(context.Background(), labTarget(lab, ep))[0]
+		if got := r.Primary(); got != attrs.ReasonMissingIntermediate {
+			t.Fatalf("primary reason = %s, want missing_intermediate; findings: %+v", got, r.Findings)
+		}
+		if d := r.Findings[0].Detail; !strings.Contains(d, "could not be fetched") {
+			t.Errorf("detail does not say the issuer could not be fetched: %s", d)
+		}
+		return
+	}
+	t.Fatal("no missing-intermediate endpoint in the lab")
 }

@@ -513,10 +513,23 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 				return p, []Finding{{attrs.ReasonMissingIntermediate, fmt.Sprintf("certificate chain is missing intermediate %v; clients without AIA fetching fail", joinNames(names))}}
 			}
 		}
-		issuer := leaf.Issuer.String()
-		if len(chain) > 1 {
-			issuer = chain[len(chain)-1].Issuer.String()
+		if len(chain) == 1 {
+			// A lone leaf that is not self-signed names an issuer the
+			// server did not send: the chain is incomplete whatever AIA
+			// says (a server fault), even where the issuer cannot be
+			// fetched to prove it.
+			detail := fmt.Sprintf("the server sent only certificate %s, not its issuer %q; clients that cannot complete the chain themselves fail", Name(leaf), leaf.Issuer.String())
+			switch {
+			case aerr != nil && len(leaf.IssuingCertificateURL) > 0:
+				detail += "; the issuer could not be fetched through AIA: " + aerr.Error()
+			case len(leaf.IssuingCertificateURL) == 0:
+				detail += "; the issuer could not be fetched: the certificate names no AIA caIssuers URL"
+			default:
+				detail += "; the issuer fetched through AIA does not lead to a root this client profile trusts either"
+			}
+			return nil, []Finding{{attrs.ReasonMissingIntermediate, detail}}
 		}
+		issuer := chain[len(chain)-1].Issuer.String()
 		detail := fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)
 		if aerr != nil && len(leaf.IssuingCertificateURL) > 0 {
 			detail += "; the issuer could not be fetched through AIA: " + aerr.Error()
