@@ -28,6 +28,12 @@ type handshakeOutcome struct {
 	phase string
 	// sentCert is true when the profile offers a client certificate.
 	sentCert bool
+	// asked: the server sent a CertificateRequest (Go calls
+	// GetClientCertificate only then).
+	asked bool
+	// grace is how long the post-handshake read waited (TLS 1.3, when a
+	// certificate was asked for): not part of any reported duration.
+	grace time.Duration
 	// presented is the server's chain as it arrived, captured in the
 	// verification callback: known even when the handshake fails after it
 	// (Go refusing the server's key during the key exchange).
@@ -79,6 +85,7 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 	}
 	c := cfg.Clone()
 	out.sentCert = len(c.Certificates) > 0 || c.GetClientCertificate != nil
+	c.GetClientCertificate = askedFor(c, &out.asked)
 	c.ServerName = serverName
 	c.InsecureSkipVerify = true // validated afterwards, per profile
 	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
@@ -99,14 +106,38 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 	st := tc.ConnectionState()
 	out.state = &st
 	// Under TLS 1.3 the client finishes before the server has seen its
-	// (missing) certificate: read the server's first flight so that a
-	// certificate_required alert is not mistaken for success.
-	if st.Version == tls.VersionTLS13 {
+	// certificate (or its lack of one): when the server asked for one, read
+	// the server's first flight so that a certificate_required or
+	// bad_certificate alert is not mistaken for success. A server that
+	// asked for none cannot refuse for that reason: no wait.
+	if st.Version == tls.VersionTLS13 && out.asked {
+		graceStart := time.Now()
 		if err := readPostHandshake(ctx, tc, out.handshake); err != nil {
 			out.err, out.phase = &postHandshakeError{err}, "handshake"
 		}
+		out.grace = time.Since(graceStart)
 	}
 	return out
+}
+
+// askedFor returns a GetClientCertificate that records that the server
+// asked for a certificate and answers as c would have: its own callback,
+// or else the first of c.Certificates the request supports (Go's own
+// choice), or none.
+func askedFor(c *tls.Config, asked *bool) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	get, certs := c.GetClientCertificate, c.Certificates
+	return func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		*asked = true
+		if get != nil {
+			return get(cri)
+		}
+		for i := range certs {
+			if cri.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+		return new(tls.Certificate), nil
+	}
 }
 
 // readPostHandshake reads until the server's post-handshake flight (session

@@ -112,15 +112,17 @@ func (in *Inspector) Inspect(ctx context.Context, t Target) []Result {
 
 	// Profiles with identical handshake parameters share one handshake.
 	byKey := map[string]*shared{}
+	var grace time.Duration // post-handshake reads: kept out of Total
 	for i, p := range profiles {
 		key := handshakeKey(p)
 		sh, ok := byKey[key]
 		if !ok {
 			sh = in.runShared(ctx, &t, serverName, p.TLS)
 			byKey[key] = sh
+			grace += sh.hs.grace
 		}
 		in.finish(ctx, &results[i], sh, &t, p, serverName)
-		results[i].Total = time.Since(wall)
+		results[i].Total = time.Since(wall) - grace
 	}
 	return results
 }
