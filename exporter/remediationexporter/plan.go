@@ -301,7 +301,7 @@ func planNext(in nextInput) string {
 // verified when inc opened: the step broke other endpoints of the service,
 // and the brake engages. "" when there is none.
 func collateral(inc *Incident, incidents map[string]*incState) string {
-	if inc.State != attrs.StateOpened {
+	if inc.State != attrs.StateOpened || notCollateral[attrs.Reason(inc.Reason)] {
 		return ""
 	}
 	for id, st := range incidents {
@@ -313,6 +313,18 @@ func collateral(inc *Incident, incidents map[string]*incState) string {
 			v.Action, v.Attempt, id, inc.Service, inc.ID, inc.Reason)
 	}
 	return ""
+}
+
+// notCollateral: incidents a step opens by doing its job, not endpoints
+// that start failing. A reissue or rollback changes the certificate, and a
+// probe may see the new one before the runbook's deployed event announces
+// it (unexpected_cert_change, resolved by that event); a refused reissue
+// is reported as a failed renewal, which the step's own ineffective verdict
+// answers.
+var notCollateral = map[attrs.Reason]bool{
+	attrs.ReasonUnexpectedCertChange: true,
+	attrs.ReasonRenewalFailed:        true,
+	attrs.ReasonRenewalOverdue:       true,
 }
 
 // budgetSpent is the brake's reason when an attempt would exceed the

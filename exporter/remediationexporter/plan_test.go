@@ -285,3 +285,28 @@ func TestNewEpisode(t *testing.T) {
 		assert.Equal(t, c.want, newEpisode(c.prev, &c.inc), c.name)
 	}
 }
+
+func TestCollateral(t *testing.T) {
+	since := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	acting := map[string]*incState{"i1": {Incident: Incident{ID: "i1", Service: "pay"}, Verifying: &Verifying{Action: "reissue", Attempt: 1, Since: since}}}
+	open := func(id, svc string, reason attrs.Reason, at time.Time) *Incident {
+		return &Incident{ID: id, State: attrs.StateOpened, Service: svc, Reason: string(reason), Time: at}
+	}
+	after := since.Add(time.Second)
+	cases := []struct {
+		name  string
+		inc   *Incident
+		brake bool
+	}{
+		{"another endpoint of the service fails after the step", open("i2", "pay", attrs.ReasonHostnameMismatch, after), true},
+		{"before the step", open("i2", "pay", attrs.ReasonHostnameMismatch, since.Add(-time.Second)), false},
+		{"another service", open("i2", "shop", attrs.ReasonHostnameMismatch, after), false},
+		{"the incident itself", open("i1", "pay", attrs.ReasonExpiredLeaf, after), false},
+		{"the step's own certificate change, not announced yet", open("i2", "pay", attrs.ReasonUnexpectedCertChange, after), false},
+		{"a refused reissue reported as a failed renewal", open("i2", "pay", attrs.ReasonRenewalFailed, after), false},
+		{"an update, not an opening", &Incident{ID: "i2", State: attrs.StateUpdated, Service: "pay", Reason: "hostname_mismatch", Time: after}, false},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.brake, collateral(c.inc, acting) != "", c.name)
+	}
+}
