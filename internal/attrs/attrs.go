@@ -235,7 +235,8 @@ const (
 	IncidentCorroborated  = "certpulse.incident.corroborated"
 	IncidentSuppressedBy  = "certpulse.incident.suppressed_by"
 	// IncidentResolution says how a resolved incident ended: "healthy"
-	// (consecutive healthy results) or "expired" (no data for idle_timeout).
+	// (consecutive healthy results), "expired" (no data for idle_timeout)
+	// or "retired" (its endpoints left a `nodes` name's node set).
 	IncidentResolution = "certpulse.incident.resolution"
 	IncidentPrevState  = "certpulse.incident.previous_state"
 	IncidentFailures   = "certpulse.incident.failures"

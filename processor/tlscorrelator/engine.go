@@ -92,6 +92,8 @@ type enrichment struct {
 type engine struct {
 	cfg       *Config
 	endpoints map[string]*endpointState
+	// nodesOf indexes node endpoints (host:port@node) by name (nodes.go).
+	nodesOf map[string]map[string]struct{}
 	services  map[string]*serviceState
 	incidents map[string]*incident
 	watermark time.Time
@@ -214,7 +216,10 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		}
 		ep = &endpointState{}
 		e.endpoints[key] = ep
+		e.indexNode(key)
 	}
+	prevSeen := ep.LastSeen
+	defer e.retireGone(key, prevSeen, t)
 	e.dirtyBuckets[bucketOf(key)] = true
 	en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI
 	prevReason, prevChain := ep.LastReason, ep.CurChain

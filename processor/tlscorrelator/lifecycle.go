@@ -206,6 +206,7 @@ func (e *engine) expire(now time.Time) {
 	for k, ep := range e.endpoints {
 		if ep.LastSeen < cut.Unix() {
 			delete(e.endpoints, k)
+			e.unindexNode(k)
 			e.dirtyBuckets[bucketOf(k)] = true
 			// A gone endpoint's leaf no longer counts for the service (it
 			// comes back with the endpoint's next probe).

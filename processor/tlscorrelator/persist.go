@@ -184,6 +184,7 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 		}
 		for k, v := range b {
 			e.endpoints[k] = v
+			e.indexNode(k)
 		}
 	}
 	if e.incidents == nil {
