@@ -93,7 +93,7 @@ type engine struct {
 	cfg       *Config
 	endpoints map[string]*endpointState
 	// nodesOf indexes node endpoints (host:port@node) by name (nodes.go).
-	nodesOf map[string]map[string]struct{}
+	nodesOf   map[string]map[string]struct{}
 	services  map[string]*serviceState
 	incidents map[string]*incident
 	watermark time.Time
