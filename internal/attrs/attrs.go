@@ -236,7 +236,8 @@ const (
 	IncidentSuppressedBy  = "certpulse.incident.suppressed_by"
 	// IncidentResolution says how a resolved incident ended: "healthy"
 	// (consecutive healthy results), "expired" (no data for idle_timeout)
-	// or "retired" (its endpoints left a `nodes` name's node set).
+	// "retired" (its endpoints left a `nodes` name's node set) or
+	// "unobserved" (an edge signal too thin to judge for an edge window).
 	IncidentResolution = "certpulse.incident.resolution"
 	IncidentPrevState  = "certpulse.incident.previous_state"
 	IncidentFailures   = "certpulse.incident.failures"

@@ -167,6 +167,7 @@ func (e *engine) edgeWindow(r *record) {
 		svc.Edge = svc.Edge[len(svc.Edge)-maxEdgeWindows:]
 	}
 	v := judgeEdge(svc.Edge, e.cfg.Edge)
+	e.edgeUnobserved(r.service, v, t)
 
 	// Failure rate.
 	if v.judged {
@@ -266,5 +267,54 @@ func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share floa
 	e.observe(&obs{reason: reason, service: r.service, at: t, identity: "edge", derived: true, deploy: deploy, detail: detail, edge: &edgeObs{share: share, handshakes: handshakes, nodes: nodes}})
 	if own = e.incidents[fp]; wasOpen && own != nil && own.open() && math.Abs(share-prevShare) > 0.25*prevShare {
 		e.emit(own, attrs.StateUpdated, own.State, t)
+	}
+}
+
+// edgeUnobserved resolves the service's own edge incidents whose signal has
+// been below what can be judged for a whole edge window (the bad node
+// drained, traffic failed over, or stopped): "no longer observed"
+// (resolution unobserved), instead of staying open until the idle expiry.
+// A signal judged again clears the count; a judged good one resolves the
+// incident as healthy (edgeSignal).
+func (e *engine) edgeUnobserved(service string, v edgeVerdict, t time.Time) {
+	for _, c := range []struct {
+		reason attrs.Reason
+		judged bool
+	}{{attrs.ReasonHandshakeFailureRate, v.judged}, {attrs.ReasonResumptionDegraded, v.resJudged}} {
+		inc := e.incidents[fingerprint(c.reason, service, "edge")]
+		if inc == nil || !inc.open() {
+			continue
+		}
+		switch {
+		case c.judged:
+			if !inc.UnjudgedSince.IsZero() {
+				inc.UnjudgedSince, e.dirtyInc = time.Time{}, true
+			}
+		case inc.UnjudgedSince.IsZero():
+			inc.UnjudgedSince, e.dirtyInc = t, true
+		case t.Sub(inc.UnjudgedSince) >= e.cfg.Edge.Window:
+			e.resolveAs(inc, t, "unobserved")
+		}
+	}
+}
+
+// edgeSweep runs edgeUnobserved for every service with an open edge
+// incident at now (the tick): a service whose edge sends nothing any more
+// is judged on the windows it has left.
+func (e *engine) edgeSweep(now time.Time) {
+	cut := now.Add(-e.cfg.Edge.Window).Unix()
+	for _, inc := range e.incidents {
+		if !inc.Edge || !inc.open() {
+			continue
+		}
+		var wins []edgeWindow
+		if svc := e.services[inc.Service]; svc != nil {
+			for _, w := range svc.Edge {
+				if w.End > cut {
+					wins = append(wins, w)
+				}
+			}
+		}
+		e.edgeUnobserved(inc.Service, judgeEdge(wins, e.cfg.Edge), now)
 	}
 }

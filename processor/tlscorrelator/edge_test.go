@@ -189,3 +189,73 @@ func TestEdgeWindowsStaySmall(t *testing.T) {
 	// Everything inside the last 5 minutes (give or take one bucket).
 	assert.InDelta(t, 2*20*10, hs, 2*2*10)
 }
+
+// TestEdgeIncidentsResolveWhenNoLongerObserved: the bad node is drained and
+// the rest of the traffic is too thin to judge (a trickle under
+// min_handshakes, or one judged node for resumption): after an edge window
+// of that the edge incidents resolve as unobserved, instead of staying
+// open until the 24 h idle expiry. With no edge data at all, the tick
+// does the same.
+func TestEdgeIncidentsResolveWhenNoLongerObserved(t *testing.T) {
+	t.Run("failure rate, a trickle", func(t *testing.T) {
+		h := newHarness(t, createDefaultConfig())
+		var items []appender
+		for i := 1; i <= 8; i++ {
+			items = append(items, edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "n1", hs: 50, failed: 25, reasons: map[string]int64{"unknown_ca": 25}})
+		}
+		for i := 9; i <= 60; i++ { // n1 drained: n2 sees 1 handshake in 15 s
+			items = append(items, edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "n2", hs: 1})
+		}
+		h.feed(items...)
+		var states []string
+		for _, x := range h.incidents() {
+			if x.reason == string(attrs.ReasonHandshakeFailureRate) {
+				states = append(states, x.state)
+			}
+		}
+		assert.Equal(t, []string{"opened", "resolved"}, states)
+		assert.Equal(t, "unobserved", h.lastResolution())
+	})
+	t.Run("resumption, one node left", func(t *testing.T) {
+		h := newHarness(t, createDefaultConfig())
+		var items []appender
+		for i := 1; i <= 8; i++ {
+			at := time.Duration(i) * 15 * time.Second
+			items = append(items, edgeWin{at: at, service: "shop", node: "a", hs: 40, resumed: 32}, edgeWin{at: at, service: "shop", node: "c", hs: 40, resumed: 4})
+		}
+		for i := 9; i <= 60; i++ { // c drained: only a is judged
+			items = append(items, edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "a", hs: 40, resumed: 32})
+		}
+		h.feed(items...)
+		var states []string
+		for _, x := range h.incidents() {
+			if x.reason == string(attrs.ReasonResumptionDegraded) {
+				states = append(states, x.state)
+			}
+		}
+		assert.Equal(t, []string{"opened", "resolved"}, states)
+	})
+	t.Run("no edge data at all: the tick", func(t *testing.T) {
+		e := newEngine(createDefaultConfig())
+		for i := 1; i <= 8; i++ {
+			ld := plog.NewLogs()
+			edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "n1", hs: 50, failed: 25}.appendTo(ld)
+			e.edgeWindow(recordOf(t, ld))
+		}
+		inc := e.incidents[fingerprint(attrs.ReasonHandshakeFailureRate, "shop", "edge")]
+		require.NotNil(t, inc)
+		require.True(t, inc.open())
+		e.expire(t0.Add(10 * time.Minute)) // the windows aged out: unjudged from here
+		e.expire(t0.Add(15*time.Minute + time.Second))
+		assert.Equal(t, attrs.StateResolved, inc.State)
+		assert.Equal(t, "unobserved", inc.Resolution)
+	})
+}
+
+// recordOf extracts the one record of ld as the correlator does.
+func recordOf(t *testing.T, ld plog.Logs) *record {
+	t.Helper()
+	rl := ld.ResourceLogs().At(0)
+	r := extract(rl.Resource().Attributes(), rl.ScopeLogs().At(0).LogRecords().At(0))
+	return &r
+}

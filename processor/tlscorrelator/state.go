@@ -163,6 +163,11 @@ type incident struct {
 	EdgeShare      float64  `json:"edge_share,omitempty"`
 	EdgeHandshakes int64    `json:"edge_handshakes,omitempty"`
 	EdgeNodes      []string `json:"edge_nodes,omitempty"`
+	// UnjudgedSince: since when an open edge incident's signal has been
+	// below what can be judged (too few handshakes, fewer than two judged
+	// nodes); after an edge window of it, the incident resolves as
+	// unobserved.
+	UnjudgedSince time.Time `json:"unjudged_since,omitzero"`
 }
 
 const maxFailObs = 64
