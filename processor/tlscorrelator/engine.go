@@ -183,6 +183,20 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 	return s
 }
 
+// enrichment is what a probe record is enriched with, from the state
+// alone (a redelivered record, already applied).
+func (e *engine) enrichment(r *record) enrichment {
+	sc := e.cfg.Services[r.service]
+	en := enrichment{owner: cmp.Or(sc.Owner, r.owner), crit: cmp.Or(sc.Criticality, r.crit, attrs.CriticalityMedium), env: cmp.Or(sc.Environment, r.env), trafficWeight: trafficWeight(sc)}
+	if svc := e.services[r.service]; svc != nil {
+		en.owner, en.crit, en.env, en.deploy, en.renewal = svc.Owner, svc.Crit, svc.Env, svc.LastDeploy, svc.LastRenewal
+	}
+	if ep := e.endpoints[epKey(r)]; ep != nil {
+		en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI
+	}
+	return en
+}
+
 // probe processes one probe result; pass is false when volume control holds
 // the record back.
 func (e *engine) probe(r *record) (pass bool, en enrichment) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type correlator struct {
 	// futureLogged rate-limits the log line about records from the future,
 	// per source (vantage or lifecycle source), to one a minute.
 	futureLogged map[string]time.Time
+	// applied: records already applied (redelivery changes nothing).
+	applied *applied
+	keyHash maphash.Hash
 	// lastSummary and prevSummary: the latest open-incidents snapshot
 	// (only the ticker goroutine touches them).
 	lastSummary time.Time
@@ -50,7 +54,7 @@ func newCorrelator(cfg *Config, set processor.Settings, next consumer.Logs) (*co
 	if err != nil {
 		return nil, err
 	}
-	return &correlator{next: next, cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}, futureLogged: map[string]time.Time{}}, nil
+	return &correlator{next: next, cfg: cfg, settings: set, logger: set.Logger, telemetry: tb, eng: newEngine(cfg), open: map[string][3]string{}, futureLogged: map[string]time.Time{}, applied: newApplied(maxApplied)}, nil
 }
 
 func (c *correlator) start(ctx context.Context, host component.Host) error {
@@ -216,7 +220,7 @@ func (c *correlator) appendTransitions(ld plog.Logs, entries []*outboxEntry) {
 // before the processor retries it) and leave the outbox only once the next
 // consumer accepted them; a refusal is returned so the records are retried.
 func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
-	var counts [7]int64 // probe, lifecycle, other, late, dropped, future, edge
+	var counts [8]int64 // probe, lifecycle, other, late, dropped, future, edge, redelivered
 	now := time.Now()
 	c.mu.Lock()
 	eng := c.eng
@@ -243,10 +247,27 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 						return false
 					}
 				}
+				var key uint64
+				if r.kind == kindProbe || r.kind == kindLifecycle || r.kind == kindEdge {
+					key = recordKey(&c.keyHash, res, lr)
+					if pass, ok := c.applied.seen(key); ok {
+						// Redelivered: already applied; passed on as the
+						// first time (enriched from the state it made).
+						counts[7]++
+						if r.kind == kindProbe {
+							if !pass {
+								return true
+							}
+							enrich(res, lr, eng.enrichment(&r))
+						}
+						return false
+					}
+				}
 				switch r.kind {
 				case kindProbe:
 					counts[0]++
 					pass, en := eng.probe(&r)
+					c.applied.add(key, pass)
 					if !pass {
 						counts[4]++
 						return true
@@ -255,9 +276,11 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 				case kindLifecycle:
 					counts[1]++
 					eng.lifecycle(&r)
+					c.applied.add(key, true)
 				case kindEdge:
 					counts[6]++
 					eng.edgeWindow(&r)
+					c.applied.add(key, true)
 				default:
 					counts[2]++
 				}
@@ -283,7 +306,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	c.mu.Unlock()
 	for k, n := range counts {
 		if n > 0 {
-			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge"}[k])))
+			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge", "redelivered"}[k])))
 		}
 	}
 	if perr != nil {

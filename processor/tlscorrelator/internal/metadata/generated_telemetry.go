@@ -76,7 +76,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlscorrelatorRecords, err = builder.meter.Int64Counter(
 		"otelcol_tlscorrelator_records",
-		metric.WithDescription("Records processed, by kind (late records are passed on without changing state; dropped are healthy results held back by volume control; future are records stamped beyond the wall clock plus max_clock_skew, dropped). [Alpha]"),
+		metric.WithDescription("Records processed, by kind (late records are passed on without changing state; dropped are healthy results held back by volume control; future are records stamped beyond the wall clock plus max_clock_skew, passed on uncorrelated; redelivered are records already applied, from a batch refused and sent again, which change no state the second time). [Alpha]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)

@@ -56,7 +56,7 @@ func AssertEqualTlscorrelatorIncidentsOpen(t *testing.T, tt *componenttest.Telem
 func AssertEqualTlscorrelatorRecords(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlscorrelator_records",
-		Description: "Records processed, by kind (late records are passed on without changing state; dropped are healthy results held back by volume control; future are records stamped beyond the wall clock plus max_clock_skew, dropped). [Alpha]",
+		Description: "Records processed, by kind (late records are passed on without changing state; dropped are healthy results held back by volume control; future are records stamped beyond the wall clock plus max_clock_skew, passed on uncorrelated; redelivered are records already applied, from a batch refused and sent again, which change no state the second time). [Alpha]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
