@@ -306,13 +306,28 @@ func collateral(inc *Incident, incidents map[string]*incState) string {
 	}
 	for id, st := range incidents {
 		v := st.Verifying
-		if id == inc.ID || v == nil || st.Incident.Service != inc.Service || inc.Time.Before(v.Since) {
+		if id == inc.ID || v == nil || st.Incident.Service != inc.Service || inc.Time.Before(v.Since) || !otherEndpoints(inc.Endpoints, st.Incident.Endpoints) {
 			continue
 		}
 		return fmt.Sprintf("after step %s (attempt %d) of incident %s, other endpoints of %s started failing (incident %s, %s)",
 			v.Action, v.Attempt, id, inc.Service, inc.ID, inc.Reason)
 	}
 	return ""
+}
+
+// otherEndpoints reports whether eps names an endpoint that acted does not
+// (the same endpoints failing under another reason are the same fault seen
+// another way, not collateral). Incidents that name none count as other.
+func otherEndpoints(eps, acted []string) bool {
+	if len(eps) == 0 {
+		return true
+	}
+	for _, e := range eps {
+		if !slices.Contains(acted, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // notCollateral: incidents a step opens by doing its job, not endpoints

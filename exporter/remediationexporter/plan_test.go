@@ -288,10 +288,12 @@ func TestNewEpisode(t *testing.T) {
 
 func TestCollateral(t *testing.T) {
 	since := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	acting := map[string]*incState{"i1": {Incident: Incident{ID: "i1", Service: "pay"}, Verifying: &Verifying{Action: "reissue", Attempt: 1, Since: since}}}
+	acting := map[string]*incState{"i1": {Incident: Incident{ID: "i1", Service: "pay", Endpoints: []string{"a.pay:443"}}, Verifying: &Verifying{Action: "reissue", Attempt: 1, Since: since}}}
 	open := func(id, svc string, reason attrs.Reason, at time.Time) *Incident {
-		return &Incident{ID: id, State: attrs.StateOpened, Service: svc, Reason: string(reason), Time: at}
+		return &Incident{ID: id, State: attrs.StateOpened, Service: svc, Reason: string(reason), Time: at, Endpoints: []string{"b.pay:443"}}
 	}
+	same := open("i2", "pay", attrs.ReasonMissingIntermediate, since.Add(time.Second))
+	same.Endpoints = []string{"a.pay:443"}
 	after := since.Add(time.Second)
 	cases := []struct {
 		name  string
@@ -304,6 +306,7 @@ func TestCollateral(t *testing.T) {
 		{"the incident itself", open("i1", "pay", attrs.ReasonExpiredLeaf, after), false},
 		{"the step's own certificate change, not announced yet", open("i2", "pay", attrs.ReasonUnexpectedCertChange, after), false},
 		{"a refused reissue reported as a failed renewal", open("i2", "pay", attrs.ReasonRenewalFailed, after), false},
+		{"the acted endpoint under another reason: the same fault", same, false},
 		{"an update, not an opening", &Incident{ID: "i2", State: attrs.StateUpdated, Service: "pay", Reason: "hostname_mismatch", Time: after}, false},
 	}
 	for _, c := range cases {

@@ -190,6 +190,7 @@ func TestVerifyAfterCollateralEngagesBrake(t *testing.T) {
 	other := incident("inc-2", attrs.StateOpened, attrs.SeverityAlert)
 	other.Reason = "hostname_mismatch"
 	other.Time = time.Now()
+	other.Endpoints = []string{"www.example.com:443"} // another endpoint of the service
 	rig.e.send(t, other)
 	assert.True(t, rig.e.r.brakeState().Engaged)
 	assert.Contains(t, rig.e.r.brakeState().Reason, "other endpoints of payments started failing (incident inc-2")
