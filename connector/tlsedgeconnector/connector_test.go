@@ -252,3 +252,30 @@ func TestShutdownFlushes(t *testing.T) {
 		t.Errorf("windows after shutdown: %d", windows)
 	}
 }
+
+// TestShutdownCountsPendingFailures: a failure still waiting for its
+// listener's node when the collector stops is counted (without a node) in
+// the last flush, not dropped.
+func TestShutdownCountsPendingFailures(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Interval = time.Hour
+	msink := new(consumertest.MetricsSink)
+	mc := newMetricsConnector(connectortest.NewNopSettings(NewFactory().Type()), cfg, msink)
+	ctx := context.Background()
+	if err := mc.Start(ctx, componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	fail := map[string]any{attrs.EdgeProxy: "nginx", attrs.EdgeListener: "127.0.0.9:443", attrs.EdgeTLSFailure: "no shared cipher"}
+	if err := mc.ConsumeLogs(ctx, nginxLogs(fail)); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(msink.AllMetrics()) == 0 {
+		t.Fatal("nothing flushed at shutdown")
+	}
+	if got := sums(msink.AllMetrics())["tlsedge.handshakes|reason=cipher_mismatch"]; got != 1 {
+		t.Errorf("pending failure at shutdown: counted %d, want 1", got)
+	}
+}

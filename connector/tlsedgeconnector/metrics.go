@@ -88,6 +88,8 @@ type metricsConnector struct {
 	// log names none): the next flush takes it from the access log of the
 	// same listener; after two flushes they count without a node.
 	pending map[pendKey]*pend
+	// closing: the shutdown flush counts every pending failure.
+	closing bool
 
 	ticks periodic
 }
@@ -114,7 +116,13 @@ func (m *metricsConnector) Start(context.Context, component.Host) error {
 }
 
 // Shutdown flushes once more: a restart loses nothing since the last tick.
-func (m *metricsConnector) Shutdown(ctx context.Context) error { return m.ticks.stop(ctx) }
+// Failures still waiting for their node count without one.
+func (m *metricsConnector) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+	return m.ticks.stop(ctx)
+}
 
 func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	now := time.Now()
@@ -187,7 +195,7 @@ func (m *metricsConnector) resolvePending() {
 	for pk, p := range m.pending {
 		k := pk.k
 		k.node = m.tracker.nodeOf[pk.proxy+"|"+k.listener]
-		if p.age++; k.node != "" || p.age > 2 {
+		if p.age++; k.node != "" || p.age > 2 || m.closing {
 			m.addHandshakes(k, p.n)
 			delete(m.pending, pk)
 		}
