@@ -26,9 +26,10 @@ type Event struct {
 // Hub fans events out to subscribers. It is safe for concurrent use;
 // subscribers are called on the firing goroutine and must not block.
 type Hub struct {
-	mu   sync.Mutex
-	next int
-	subs map[int]func(Event)
+	mu      sync.Mutex
+	next    int
+	subs    map[int]func(Event)
+	budgets map[budgetKey]*Budget
 }
 
 // NewHub returns an empty hub.

@@ -68,7 +68,7 @@ type tlsProbeReceiver struct {
 	wait             []func()
 	onShutdown       func()
 
-	budget *budget
+	budget *trigger.Budget
 	unsub  func()
 
 	fileHash [sha256.Size]byte
@@ -165,12 +165,18 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	r.sched.set(dedupTargets(targets, r.logger))
-	r.budget = newBudget(r.cfg.ExtraProbes.PerSecond, r.cfg.ExtraProbes.Burst, time.Now)
 	var hub *trigger.Hub
 	if r.cfg.Trigger != nil {
 		if hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
 			return fmt.Errorf("tlsprobe: %w", err)
 		}
+	}
+	// With a trigger hub, one budget per collector (receiver_creator starts
+	// a receiver per discovered target); without one, per receiver.
+	if hub != nil {
+		r.budget = hub.Budget(r.cfg.ExtraProbes.PerSecond, r.cfg.ExtraProbes.Burst)
+	} else {
+		r.budget = trigger.NewBudget(r.cfg.ExtraProbes.PerSecond, r.cfg.ExtraProbes.Burst, time.Now)
 	}
 	r.launch = func() {
 		if hub != nil {
@@ -345,7 +351,7 @@ func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func(
 // the firing goroutine: it only schedules.
 func (r *tlsProbeReceiver) onTrigger(ev trigger.Event) {
 	delays := append([]time.Duration{0}, r.cfg.OnChange.Backoff...)
-	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) }, delays, r.budget.allow)
+	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) }, delays, r.budget.Allow)
 	if added+refused > 0 {
 		r.logger.Info("lifecycle trigger: probing now", zap.String("service", ev.Service), zap.String("event", ev.Type),
 			zap.Int("probes_scheduled", added), zap.Int("refused_by_budget", refused))
@@ -404,5 +410,5 @@ func (r *tlsProbeReceiver) confirm(t *probeTarget) {
 		delays[i] = time.Duration(i+1) * r.cfg.Confirm.Interval
 	}
 	key := t.meta.cfg.key()
-	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.allow)
+	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.Allow)
 }

@@ -80,10 +80,10 @@ func TestTriggerProbesAtOnce(t *testing.T) {
 // TestBudget: a token bucket with a burst and a rate.
 func TestBudget(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	b := newBudget(2, 3, func() time.Time { return now })
+	b := trigger.NewBudget(2, 3, func() time.Time { return now })
 	n := 0
 	for i := 0; i < 10; i++ {
-		if b.allow() {
+		if b.Allow() {
 			n++
 		}
 	}
@@ -91,7 +91,7 @@ func TestBudget(t *testing.T) {
 	now = now.Add(time.Second)
 	n = 0
 	for i := 0; i < 10; i++ {
-		if b.allow() {
+		if b.Allow() {
 			n++
 		}
 	}
@@ -191,11 +191,11 @@ func TestFloodBoundedByBudget(t *testing.T) {
 		ts = append(ts, &probeTarget{meta: newTargetMeta(c), interval: time.Hour})
 	}
 	s.set(ts)
-	b := newBudget(20, 200, func() time.Time { return now })
+	b := trigger.NewBudget(20, 200, func() time.Time { return now })
 	added, refused := 0, 0
 	for i := 0; i < 1000; i++ { // one second of events, 1ms apart
 		now = now.Add(time.Millisecond)
-		a, r := s.runSoon(func(t *probeTarget) bool { return t.meta.service == "pay" }, []time.Duration{0, 5 * time.Second}, b.allow)
+		a, r := s.runSoon(func(t *probeTarget) bool { return t.meta.service == "pay" }, []time.Duration{0, 5 * time.Second}, b.Allow)
 		added, refused = added+a, refused+r
 	}
 	assert.LessOrEqual(t, added, 200+20, "burst plus one second of rate")
@@ -215,14 +215,14 @@ func BenchmarkTriggerFlood(b *testing.B) {
 		ts = append(ts, &probeTarget{meta: newTargetMeta(c), interval: time.Hour})
 	}
 	s.set(ts)
-	bud := newBudget(20, 200, func() time.Time { return now })
+	bud := trigger.NewBudget(20, 200, func() time.Time { return now })
 	match := func(t *probeTarget) bool { return t.meta.service == "pay" }
 	delays := []time.Duration{0, 5 * time.Second, 15 * time.Second, 30 * time.Second}
 	added := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		now = now.Add(time.Millisecond) // 1,000 events per second
-		a, _ := s.runSoon(match, delays, bud.allow)
+		a, _ := s.runSoon(match, delays, bud.Allow)
 		added += a
 	}
 	b.ReportMetric(float64(added)/(float64(b.N)/1000), "runs/s")
