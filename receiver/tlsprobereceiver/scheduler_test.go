@@ -2,14 +2,15 @@ package tlsprobereceiver
 
 import (
 	"context"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// TestReloadWhileProbing swaps the target set (as a targets_file reload does)
-// while probes of the same targets run: each probe must see one immutable
-// snapshot of its target (the race detector fails the test otherwise).
+// TestReloadWhileProbing reloads the target set 500 times while probes run
+// (the race detector watches the shared state): afterwards only the last
+// set is probed, every target of it, and nothing of an earlier set.
 func TestReloadWhileProbing(t *testing.T) {
 	mk := func(service string) []*probeTarget {
 		var out []*probeTarget
@@ -19,12 +20,12 @@ func TestReloadWhileProbing(t *testing.T) {
 		}
 		return out
 	}
-	var probes atomic.Int64
+	var mu sync.Mutex
+	var seen []string // service/endpoint of each probe, in order
 	s := newScheduler(4, func(_ context.Context, _ *job, t *probeTarget) {
-		for i := 0; i < 100; i++ {
-			_ = t.meta.service + t.meta.cfg.Endpoint
-		}
-		probes.Add(1)
+		mu.Lock()
+		seen = append(seen, t.meta.service+"/"+t.meta.cfg.Endpoint)
+		mu.Unlock()
 	})
 	s.set(mk("a"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -32,9 +33,34 @@ func TestReloadWhileProbing(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		s.set(mk(string(rune('a' + i%26))))
 	}
-	for probes.Load() < 50 {
-		time.Sleep(time.Millisecond)
+	s.set(mk("final"))
+	mu.Lock()
+	mark := len(seen)
+	mu.Unlock()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	for end := time.Now().Add(10 * time.Second); count() < mark+200 && time.Now().Before(end); time.Sleep(time.Millisecond) {
 	}
 	cancel()
 	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < mark+200 {
+		t.Fatalf("only %d probes after the last reload", len(seen)-mark)
+	}
+	// Probes dispatched before the last reload may finish after it: judge
+	// the last hundred.
+	last := map[string]int{}
+	for _, p := range seen[len(seen)-100:] {
+		last[p]++
+	}
+	for p := range last {
+		if !strings.HasPrefix(p, "final/") {
+			t.Errorf("a target of an earlier set probed after the last reload: %s", p)
+		}
+	}
+	for _, ep := range []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"} {
+		if last["final/"+ep] == 0 {
+			t.Errorf("target %s of the last set not probed: %v", ep, last)
+		}
+	}
 }
