@@ -235,7 +235,7 @@ const (
 	IncidentCorroborated  = "certpulse.incident.corroborated"
 	IncidentSuppressedBy  = "certpulse.incident.suppressed_by"
 	// IncidentResolution says how a resolved incident ended: "healthy"
-	// (consecutive healthy results), "expired" (no data for idle_timeout)
+	// (consecutive healthy results), "expired" (no data for idle_timeout),
 	// "retired" (its endpoints left a `nodes` name's node set) or
 	// "unobserved" (an edge signal too thin to judge for an edge window).
 	IncidentResolution = "certpulse.incident.resolution"

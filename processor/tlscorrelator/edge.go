@@ -155,14 +155,7 @@ func (e *engine) edgeWindow(r *record) {
 	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
 	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)
 	svc.Crit = cmp.Or(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
-	cut := t.Add(-e.cfg.Edge.Window).Unix()
-	kept := svc.Edge[:0]
-	for _, w := range svc.Edge {
-		if w.End > cut {
-			kept = append(kept, w)
-		}
-	}
-	svc.Edge = mergeWindow(kept, r.edge, int64(max(e.cfg.Edge.Window/10, time.Second)/time.Second))
+	svc.Edge = mergeWindow(e.recentEdge(svc.Edge, t), r.edge, int64(max(e.cfg.Edge.Window/10, time.Second)/time.Second))
 	if len(svc.Edge) > maxEdgeWindows {
 		svc.Edge = svc.Edge[len(svc.Edge)-maxEdgeWindows:]
 	}
@@ -302,19 +295,28 @@ func (e *engine) edgeUnobserved(service string, v edgeVerdict, t time.Time) {
 // incident at now (the tick): a service whose edge sends nothing any more
 // is judged on the windows it has left.
 func (e *engine) edgeSweep(now time.Time) {
-	cut := now.Add(-e.cfg.Edge.Window).Unix()
 	for _, inc := range e.incidents {
 		if !inc.Edge || !inc.open() {
 			continue
 		}
 		var wins []edgeWindow
 		if svc := e.services[inc.Service]; svc != nil {
-			for _, w := range svc.Edge {
-				if w.End > cut {
-					wins = append(wins, w)
-				}
-			}
+			svc.Edge = e.recentEdge(svc.Edge, now)
+			wins = svc.Edge
 		}
 		e.edgeUnobserved(inc.Service, judgeEdge(wins, e.cfg.Edge), now)
 	}
+}
+
+// recentEdge keeps, in place, the windows that end within an edge window
+// of t.
+func (e *engine) recentEdge(wins []edgeWindow, t time.Time) []edgeWindow {
+	cut := t.Add(-e.cfg.Edge.Window).Unix()
+	kept := wins[:0]
+	for _, w := range wins {
+		if w.End > cut {
+			kept = append(kept, w)
+		}
+	}
+	return kept
 }

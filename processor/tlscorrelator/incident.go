@@ -328,11 +328,7 @@ func (e *engine) healthyFor(fp, key string, t time.Time) bool {
 	}
 	e.dirtyInc = true
 	if !inc.open() {
-		// Pending (never corroborated): forget the endpoint.
-		delete(inc.Endpoints, key)
-		if len(inc.Endpoints) == 0 && inc.State == "" {
-			delete(e.incidents, fp)
-		}
+		e.forgetPending(fp, inc, key)
 		return true
 	}
 	if ie.ConsecOK < 1<<15 {
@@ -353,6 +349,15 @@ func (e *engine) healthyFor(fp, key string, t time.Time) bool {
 	}
 	e.resolve(inc, t)
 	return true
+}
+
+// forgetPending drops endpoint key from a pending (never corroborated)
+// incident, and the incident once it has none left.
+func (e *engine) forgetPending(fp string, inc *incident, key string) {
+	delete(inc.Endpoints, key)
+	if len(inc.Endpoints) == 0 && inc.State == "" {
+		delete(e.incidents, fp)
+	}
 }
 
 // allHealthy: every affected endpoint of inc has n healthy results in a row.

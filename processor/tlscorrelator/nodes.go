@@ -59,9 +59,9 @@ func (e *engine) unindexNode(key string) {
 // was at prev, Unix seconds; 0 for none): the endpoints of the same name
 // and vantage that are no longer probed give up their incidents. A result
 // for a node means the name resolves: the node-less endpoint of a failed
-// resolution is done. A sibling (another node, or the node-less endpoint)
-// that has not reported since before this endpoint's previous result
-// missed a whole round: it left the name's node set.
+// resolution is done. Another node that has not reported since before this
+// endpoint's previous result missed a whole round: it left the name's node
+// set.
 func (e *engine) retireGone(key string, prev int64, t time.Time) {
 	name, node := nameKey(key)
 	if node != "" {
@@ -71,11 +71,6 @@ func (e *engine) retireGone(key string, prev int64, t time.Time) {
 	}
 	if prev == 0 {
 		return
-	}
-	if node != "" {
-		if ep := e.endpoints[name]; ep != nil && ep.LastSeen < prev {
-			e.retireEndpoint(ep, name, t)
-		}
 	}
 	for k := range e.nodesOf[name] {
 		if k == key {
@@ -112,13 +107,11 @@ func (e *engine) retireFrom(fp, key string, t time.Time) {
 		return
 	}
 	e.dirtyInc = true
-	delete(inc.Endpoints, key)
 	if !inc.open() {
-		if len(inc.Endpoints) == 0 && inc.State == "" {
-			delete(e.incidents, fp)
-		}
+		e.forgetPending(fp, inc, key)
 		return
 	}
+	delete(inc.Endpoints, key)
 	switch {
 	case len(inc.Endpoints) == 0:
 		e.resolveAs(inc, t, "retired")
