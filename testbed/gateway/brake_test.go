@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +40,7 @@ import (
 // alerts stay firing (issue: a guardrail that blocks remediation silenced
 // the incident and resolved its alert within one probe interval).
 func TestBrakeKeepsPagesFiring(t *testing.T) {
-	am := startAlertmanager(t)
+	am := proxytest.StartAlertmanager(t)
 	var mu sync.Mutex
 	var calls []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +153,7 @@ func TestBrakeKeepsPagesFiring(t *testing.T) {
 	assert.False(t, audited("third", attrs.OutcomeMatched), "a remediation the brake stops never matches")
 
 	firing := map[string]bool{}
-	for _, a := range amAlerts(t, am) {
+	for _, a := range proxytest.Alerts(t, am) {
 		if a.Status.State == "active" && a.EndsAt.After(time.Now()) {
 			firing[a.Labels["service"]] = true
 		}
@@ -165,35 +162,4 @@ func TestBrakeKeepsPagesFiring(t *testing.T) {
 	mu.Lock()
 	assert.Len(t, calls, 1, "one action: the budget")
 	mu.Unlock()
-}
-
-// startAlertmanager runs Debian's prometheus-alertmanager on 127.0.0.1,
-// clustering off, and returns its base URL.
-func startAlertmanager(t *testing.T) string {
-	bin := proxytest.Need(t, "prometheus-alertmanager")
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(conf, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o600))
-	addr := fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))
-	tb.StartReady(t, t.Context(), "alertmanager", "http://"+addr+"/-/ready", nil, bin, "--config.file="+conf, "--storage.path="+dir,
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	return "http://" + addr
-}
-
-type amAlert struct {
-	Labels map[string]string `json:"labels"`
-	Status struct {
-		State string `json:"state"`
-	} `json:"status"`
-	EndsAt time.Time `json:"endsAt"`
-}
-
-func amAlerts(t *testing.T, base string) []amAlert {
-	t.Helper()
-	res, err := http.Get(base + "/api/v2/alerts")
-	require.NoError(t, err)
-	defer res.Body.Close()
-	var out []amAlert
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
-	return out
 }
