@@ -13,18 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
-	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/processor/tlscorrelator"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
 	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
@@ -53,31 +46,17 @@ func TestBrakeKeepsPagesFiring(t *testing.T) {
 	ctx := context.Background()
 
 	// The correlator, fed by the test (probes) and by certlifecycle (audit).
-	rf := remediationexporter.NewFactory()
-	rcfg := rf.CreateDefaultConfig().(*remediationexporter.Config)
-	rcfg.QueueSettings = configoptional.None[exporterhelper.QueueBatchConfig]()
-	rcfg.Guardrails.Budget = 1
 	lcAddr := fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))
-	audit := rcfg.Audit.GetOrInsertDefault()
-	audit.Endpoint = "http://" + lcAddr + "/v1/lifecycle"
 	verify := false
-	rcfg.Policies = []remediationexporter.PolicyConfig{{Name: "reload", Reasons: []string{string(attrs.ReasonExpiredLeaf)}, Verify: &verify,
+	rcfg := remediationConfig(remediationexporter.PolicyConfig{Name: "reload", Reasons: []string{string(attrs.ReasonExpiredLeaf)}, Verify: &verify,
 		Actions: []remediationexporter.ActionConfig{
 			{Name: "page", Type: "alertmanager", ClientConfig: confighttp.ClientConfig{Endpoint: am}},
 			{Name: "reload", Type: "webhook", Operation: "reload", URL: hook.URL, HMACSecret: actionHMAC},
-		}}}
-	require.NoError(t, rcfg.Validate())
-	exp, err := rf.CreateLogs(ctx, exportertest.NewNopSettings(rf.Type()), rcfg)
-	require.NoError(t, err)
-	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
-	defer func() { _ = exp.Shutdown(ctx) }()
-	out := &tee{next: exp}
-
-	cf := tlscorrelator.NewFactory()
-	proc, err := cf.CreateLogs(ctx, processortest.NewNopSettings(cf.Type()), cf.CreateDefaultConfig(), out)
-	require.NoError(t, err)
-	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
-	defer func() { _ = proc.Shutdown(ctx) }()
+		}})
+	rcfg.Guardrails.Budget = 1
+	rcfg.Audit.GetOrInsertDefault().Endpoint = "http://" + lcAddr + "/v1/lifecycle"
+	out := startRemediation(t, rcfg)
+	proc := startCorrelator(t, out)
 
 	lf := certlifecyclereceiver.NewFactory()
 	lcfg := lf.CreateDefaultConfig().(*certlifecyclereceiver.Config)
@@ -89,22 +68,7 @@ func TestBrakeKeepsPagesFiring(t *testing.T) {
 	defer func() { _ = lc.Shutdown(ctx) }()
 
 	probe := func(svc string) {
-		ld := plog.NewLogs()
-		rl := ld.ResourceLogs().AppendEmpty()
-		rl.Resource().Attributes().PutStr(attrs.ServiceName, svc)
-		rl.Resource().Attributes().PutStr(attrs.Vantage, "v1")
-		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
-		lr.SetEventName(attrs.EventProbeResult)
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-		a := lr.Attributes()
-		a.PutStr(attrs.ServerAddress, svc+".example.com")
-		a.PutInt(attrs.ServerPort, 443)
-		a.PutStr(attrs.ClientProfile, "default")
-		a.PutStr(attrs.ReasonKey, string(attrs.ReasonExpiredLeaf))
-		a.PutStr(attrs.ChainSHA256, "cafe"+svc)
-		a.PutStr(attrs.TLSServerHash, "CAFE")
-		a.PutStr(attrs.SPKISHA256, "c2Fmzq==")
-		require.NoError(t, proc.ConsumeLogs(ctx, ld))
+		require.NoError(t, proc.ConsumeLogs(ctx, probeResult(svc, svc+".example.com", attrs.ReasonExpiredLeaf, "cafe"+svc, time.Now())))
 	}
 	audited := func(svc string, outcome attrs.Outcome) bool {
 		out.mu.Lock()

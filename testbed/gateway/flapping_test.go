@@ -9,19 +9,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
-	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/processor/tlscorrelator"
 )
 
 // tee hands every batch to the remediation exporter and keeps a copy.
@@ -58,27 +51,13 @@ func TestFlappingEndpointNoRemediationLoop(t *testing.T) {
 	defer hook.Close()
 	ctx := context.Background()
 
-	rf := remediationexporter.NewFactory()
-	rcfg := rf.CreateDefaultConfig().(*remediationexporter.Config)
-	rcfg.QueueSettings = configoptional.None[exporterhelper.QueueBatchConfig]()
+	verify := false
+	rcfg := remediationConfig(remediationexporter.PolicyConfig{Name: "reload", Reasons: []string{string(attrs.ReasonExpiredLeaf)}, Verify: &verify,
+		Actions: []remediationexporter.ActionConfig{{Name: "reload", Type: "webhook", Operation: "reload", URL: hook.URL, HMACSecret: actionHMAC}}})
 	rcfg.Guardrails.Cooldown = 50 * time.Millisecond // wall clock: the 30 minutes are replayed in seconds
 	rcfg.Guardrails.MaxAttempts = 3
-	verify := false
-	rcfg.Policies = []remediationexporter.PolicyConfig{{Name: "reload", Reasons: []string{string(attrs.ReasonExpiredLeaf)}, Verify: &verify,
-		Actions: []remediationexporter.ActionConfig{{Name: "reload", Type: "webhook", Operation: "reload", URL: hook.URL, HMACSecret: actionHMAC}}}}
-	require.NoError(t, rcfg.Validate())
-	exp, err := rf.CreateLogs(ctx, exportertest.NewNopSettings(rf.Type()), rcfg)
-	require.NoError(t, err)
-	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
-	defer func() { _ = exp.Shutdown(ctx) }()
-	out := &tee{next: exp}
-
-	cf := tlscorrelator.NewFactory()
-	ccfg := cf.CreateDefaultConfig()
-	proc, err := cf.CreateLogs(ctx, processortest.NewNopSettings(cf.Type()), ccfg, out)
-	require.NoError(t, err)
-	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
-	defer func() { _ = proc.Shutdown(ctx) }()
+	out := startRemediation(t, rcfg)
+	proc := startCorrelator(t, out)
 
 	t0 := time.Now().Add(-31 * time.Minute)
 	for i := 0; i < 60; i++ {
@@ -86,21 +65,7 @@ func TestFlappingEndpointNoRemediationLoop(t *testing.T) {
 		if i%2 == 1 {
 			reason = attrs.ReasonOK
 		}
-		ld := plog.NewLogs()
-		rl := ld.ResourceLogs().AppendEmpty()
-		rl.Resource().Attributes().PutStr(attrs.ServiceName, "flappy")
-		rl.Resource().Attributes().PutStr(attrs.Vantage, "v1")
-		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
-		lr.SetEventName(attrs.EventProbeResult)
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Duration(i) * 30 * time.Second)))
-		a := lr.Attributes()
-		a.PutStr(attrs.ServerAddress, "flappy.example.com")
-		a.PutInt(attrs.ServerPort, 443)
-		a.PutStr(attrs.ClientProfile, "default")
-		a.PutStr(attrs.ReasonKey, string(reason))
-		a.PutStr(attrs.ChainSHA256, "cafe")
-		a.PutStr(attrs.TLSServerHash, "CAFE")
-		a.PutStr(attrs.SPKISHA256, "c2Fmzq==")
+		ld := probeResult("flappy", "flappy.example.com", reason, "cafe", t0.Add(time.Duration(i)*30*time.Second))
 		require.NoError(t, proc.ConsumeLogs(ctx, ld))
 		time.Sleep(20 * time.Millisecond)
 	}
