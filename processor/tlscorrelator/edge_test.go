@@ -207,12 +207,7 @@ func TestEdgeIncidentsResolveWhenNoLongerObserved(t *testing.T) {
 			items = append(items, edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "n2", hs: 1})
 		}
 		h.feed(items...)
-		var states []string
-		for _, x := range h.incidents() {
-			if x.reason == string(attrs.ReasonHandshakeFailureRate) {
-				states = append(states, x.state)
-			}
-		}
+		states := h.statesOf(attrs.ReasonHandshakeFailureRate)
 		assert.Equal(t, []string{"opened", "resolved"}, states)
 		assert.Equal(t, "unobserved", h.lastResolution())
 	})
@@ -227,12 +222,7 @@ func TestEdgeIncidentsResolveWhenNoLongerObserved(t *testing.T) {
 			items = append(items, edgeWin{at: time.Duration(i) * 15 * time.Second, service: "shop", node: "a", hs: 40, resumed: 32})
 		}
 		h.feed(items...)
-		var states []string
-		for _, x := range h.incidents() {
-			if x.reason == string(attrs.ReasonResumptionDegraded) {
-				states = append(states, x.state)
-			}
-		}
+		states := h.statesOf(attrs.ReasonResumptionDegraded)
 		assert.Equal(t, []string{"opened", "resolved"}, states)
 	})
 	t.Run("no edge data at all: the tick", func(t *testing.T) {
@@ -258,4 +248,15 @@ func recordOf(t *testing.T, ld plog.Logs) *record {
 	rl := ld.ResourceLogs().At(0)
 	r := extract(rl.Resource().Attributes(), rl.ScopeLogs().At(0).LogRecords().At(0))
 	return &r
+}
+
+// statesOf lists the states of reason's incident transitions, in order.
+func (h *harness) statesOf(reason attrs.Reason) []string {
+	var out []string
+	for _, x := range h.incidents() {
+		if x.reason == string(reason) {
+			out = append(out, x.state)
+		}
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // repo is the repository root.
@@ -73,3 +75,17 @@ type validateError struct {
 }
 
 func (e *validateError) Error() string { return e.err.Error() + ": " + e.out }
+
+// loadYAML reads the repository file p as YAML into a map.
+func loadYAML(t *testing.T, p string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo(t), p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return m
+}

@@ -1,11 +1,8 @@
 package deploy
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
-	"sigs.k8s.io/yaml"
 )
 
 // TestAgentK8sAttributesNodeFilter: every agent (DaemonSet) config filters
@@ -13,14 +10,7 @@ import (
 // it every agent caches every pod of the cluster.
 func TestAgentK8sAttributesNodeFilter(t *testing.T) {
 	for _, f := range []string{"distributions/kubernetes/base/agent.yaml", "distributions/kubernetes/overlays/gateway/agent-kafka.yaml"} {
-		b, err := os.ReadFile(filepath.Join(repo(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg map[string]any
-		if err := yaml.Unmarshal(b, &cfg); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		cfg := loadYAML(t, f)
 		if got := dig(cfg, "processors", "k8sattributes", "filter", "node_from_env_var"); got != "NODE_NAME" {
 			t.Errorf("%s: k8sattributes filter.node_from_env_var = %v, want NODE_NAME (the DaemonSet's downward API)", f, got)
 		}

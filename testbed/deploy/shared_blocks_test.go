@@ -1,13 +1,10 @@
 package deploy
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 
-	"sigs.k8s.io/yaml"
 )
 
 // TestSharedConfigBlocksAgree: the shipped configs each carry their own copy
@@ -18,14 +15,7 @@ import (
 // config with the correlator feeds the connector.
 func TestSharedConfigBlocksAgree(t *testing.T) {
 	load := func(p string) map[string]any {
-		b, err := os.ReadFile(filepath.Join(repo(t), p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := yaml.Unmarshal(b, &m); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
+		m := loadYAML(t, p)
 		if alt, ok := m["alternateConfig"].(map[string]any); ok {
 			return alt // Helm values
 		}
