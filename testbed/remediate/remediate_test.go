@@ -152,7 +152,7 @@ func (s *scenario) checkDashboard() {
 	// The panels run on Prometheus 3. Data is not required of them: the
 	// histograms get a sample per resolved incident only, and increase()
 	// over a range wants two (the count above proves the pipeline).
-	n := tb.CheckPanels(t, s.prom, "certpulse-incidents", "", func(expr string) bool { return strings.Contains(expr, "certpulse_incident_time_to_") }, false)
+	n := tb.CheckPanels(t, s.prom, "certpulse-incidents", "", func(expr string) bool { return strings.Contains(expr, "certpulse_incident_time_to_") }, func(string) bool { return true })
 	t.Logf("incidents dashboard: %d time-to panel queries run on Prometheus 3", n)
 }
 
