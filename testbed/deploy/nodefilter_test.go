@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"testing"
-
 )
 
 // TestAgentK8sAttributesNodeFilter: every agent (DaemonSet) config filters

@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"slices"
 	"testing"
-
 )
 
 // TestSharedConfigBlocksAgree: the shipped configs each carry their own copy
