@@ -36,6 +36,9 @@ type planInput struct {
 	Guardrails   GuardrailsConfig
 	HandoverHold time.Duration
 	DryRun       bool // the exporter's dry_run
+	// TrailBehind: the audit trail (audit_trail) is not yet read up to its
+	// end at start; another gateway's attempts may still be in it.
+	TrailBehind bool
 }
 
 // notification is one Alertmanager post.
@@ -64,6 +67,8 @@ type Plan struct {
 	Audits        []decision
 	// Defer runs the decision again after this long (handover_hold).
 	Defer time.Duration
+	// AwaitTrail runs the decision again once the audit trail is read.
+	AwaitTrail bool
 	// Policy remediates (nil: nothing to run).
 	Policy *PolicyConfig
 	Verify bool
@@ -123,6 +128,12 @@ func plan(in planInput) Plan {
 	}
 	if wait := in.HandoverHold - in.Now.Sub(firstSeen); wait > 0 {
 		p.Defer = wait
+		return p
+	}
+	if in.TrailBehind {
+		// Nothing audited yet: the trail may hold attempts that decide
+		// what runs (cooldown, attempt cap, the next idempotency key).
+		p.AwaitTrail = true
 		return p
 	}
 	// matched only when something will run: the correlator holds the

@@ -44,6 +44,7 @@ func TestPlan(t *testing.T) {
 		notify                    []string // action:resolve|fire[:first]
 		audits                    []string
 		deferFor                  time.Duration
+		awaitTrail                bool
 		policy                    string
 		verify, dry               bool
 	}
@@ -87,6 +88,15 @@ func TestPlan(t *testing.T) {
 		{name: "handover hold passed", in: base(attrs.StateOpened, &hook),
 			mod:  func(in *planInput) { in.HandoverHold = time.Minute; in.State.FirstSeen = now.Add(-time.Minute) },
 			want: want{audits: []string{"matched"}, policy: "fix", verify: true}},
+		{name: "audit trail not read yet: alerts go, remediation waits, nothing audited", in: base(attrs.StateOpened, &alerts, &hook),
+			mod:  func(in *planInput) { in.TrailBehind = true },
+			want: want{notify: []string{"am:fire"}, awaitTrail: true}},
+		{name: "audit trail not read yet, handover hold first", in: base(attrs.StateOpened, &hook),
+			mod:  func(in *planInput) { in.TrailBehind, in.HandoverHold = true, time.Minute },
+			want: want{deferFor: time.Minute}},
+		{name: "audit trail not read yet, resolved: resolves", in: base(attrs.StateResolved, &hook),
+			mod:  func(in *planInput) { in.TrailBehind = true },
+			want: want{cancel: true, audits: []string{"resolved"}}},
 		{name: "brake engaged", in: base(attrs.StateOpened, &hook),
 			mod:  func(in *planInput) { in.Brake = Brake{Engaged: true, Reason: "budget"} },
 			want: want{audits: []string{"skipped: the brake is engaged: budget"}}},
@@ -132,7 +142,7 @@ func TestPlan(t *testing.T) {
 				notify = append(notify, s)
 			}
 			got := want{ignore: p.Ignore, unmatched: p.Unmatched, cancel: p.CancelPending, notify: notify, audits: outcomes(p.Audits),
-				deferFor: p.Defer, verify: p.Verify, dry: p.Dry}
+				deferFor: p.Defer, awaitTrail: p.AwaitTrail, verify: p.Verify, dry: p.Dry}
 			if p.Policy != nil {
 				got.policy = p.Policy.Name
 			}

@@ -48,6 +48,10 @@ type remediator struct {
 	st     *state
 	client storage.Client
 
+	// trailReady is closed once the audit trail is read up to its end at
+	// start (nil without audit_trail): remediation waits for it.
+	trailReady chan struct{}
+
 	approval     *http.Server
 	approvalAddr string
 	cancel       context.CancelFunc
@@ -166,6 +170,7 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	if at := r.cfg.AuditTrail.Get(); at != nil {
+		r.trailReady = make(chan struct{})
 		if err := r.tailAuditTrail(bg, *at); err != nil {
 			cancel()
 			return fmt.Errorf("audit_trail: %w", err)
@@ -306,6 +311,7 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 		Now: now, Incident: *inc, Deferred: deferred, State: *st, Brake: r.st.Brake, Recent: len(r.st.Recent),
 		Pending: r.pendingFor(inc.ID), Matched: matchPolicies(r.cfg.Policies, inc), AlertPolicy: alertPolicy(r.cfg.Policies),
 		Guardrails: r.cfg.Guardrails, HandoverHold: r.cfg.HandoverHold, DryRun: r.cfg.DryRun,
+		TrailBehind: !r.trailCaughtUp(),
 	})
 	if st.FirstSeen.IsZero() {
 		st.FirstSeen = now
@@ -336,6 +342,9 @@ func (r *remediator) handle(ctx context.Context, inc *Incident, deferred bool) {
 	}
 	if p.Defer > 0 {
 		r.deferLocked(inc, p.Defer)
+	}
+	if p.AwaitTrail {
+		r.awaitTrailLocked(inc)
 	}
 	if p.Policy == nil {
 		r.saveLocked(ctx)
@@ -398,6 +407,22 @@ func (r *remediator) deferLocked(inc *Incident, wait time.Duration) {
 	r.goExec(func(ctx context.Context) {
 		select {
 		case <-time.After(wait):
+			r.handle(ctx, &run, true)
+		case <-ctx.Done():
+		}
+	})
+}
+
+// awaitTrailLocked decides on inc again once the audit trail is read up
+// to its end at start.
+func (r *remediator) awaitTrailLocked(inc *Incident) {
+	if r.execCtx == nil || r.execCtx.Err() != nil {
+		return
+	}
+	run := *inc
+	r.goExec(func(ctx context.Context) {
+		select {
+		case <-r.trailReady:
 			r.handle(ctx, &run, true)
 		case <-ctx.Done():
 		}

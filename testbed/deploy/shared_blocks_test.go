@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
@@ -65,6 +66,56 @@ func TestSharedConfigBlocksAgree(t *testing.T) {
 		got := get(s[0].(map[string]any), "statements").([]any)
 		if len(s) != 1 || len(got) > len(refStmts) || !reflect.DeepEqual(got, refStmts[:len(got)]) {
 			t.Errorf("%s: transform/mimir_labels is not single-tier.yaml's (or its leading statements)", p)
+		}
+	}
+}
+
+// TestAuditTopic: every agent that publishes to Kafka publishes the
+// remediation audit events again on the audit topic, with the main topic's
+// settings and partitioning (kafka/audit equals kafka/logs but for the
+// topic; logs/audit runs logs' processors behind the filter), and every
+// gateway's audit_trail reads that topic.
+func TestAuditTopic(t *testing.T) {
+	get := func(m any, path ...string) any {
+		for _, k := range path {
+			mm, _ := m.(map[string]any)
+			m = mm[k]
+		}
+		return m
+	}
+	for _, p := range []string{"distributions/otelcol-certpulse/agent.yaml", "distributions/kubernetes/overlays/gateway/agent-kafka.yaml"} {
+		cfg := loadYAML(t, p)
+		main, audit := get(cfg, "exporters", "kafka/logs"), get(cfg, "exporters", "kafka/audit")
+		if main == nil || audit == nil {
+			t.Errorf("%s: kafka/logs and kafka/audit exporters expected", p)
+			continue
+		}
+		if topic := get(audit, "logs", "topic"); topic != "certpulse-audit" {
+			t.Errorf("%s: kafka/audit publishes to %v, want certpulse-audit", p, topic)
+		}
+		same := func(m any) any {
+			b, _ := json.Marshal(m)
+			var c map[string]any
+			_ = json.Unmarshal(b, &c)
+			delete(c["logs"].(map[string]any), "topic")
+			return c
+		}
+		if !reflect.DeepEqual(same(main), same(audit)) {
+			t.Errorf("%s: kafka/audit's settings differ from kafka/logs' (other than the topic)", p)
+		}
+		procs, _ := get(cfg, "service", "pipelines", "logs", "processors").([]any)
+		want := append([]any{procs[0], "filter/remediation_only"}, procs[1:]...)
+		ap := get(cfg, "service", "pipelines", "logs/audit")
+		if !reflect.DeepEqual(get(ap, "processors"), want) || !reflect.DeepEqual(get(ap, "receivers"), []any{"certlifecycle"}) || !reflect.DeepEqual(get(ap, "exporters"), []any{"kafka/audit"}) {
+			t.Errorf("%s: logs/audit is %v, want certlifecycle -> %v -> kafka/audit", p, ap, want)
+		}
+		if f := get(cfg, "processors", "filter/remediation_only", "logs", "log_record"); !reflect.DeepEqual(f, []any{`log.event_name != "certpulse.lifecycle.remediation"`}) {
+			t.Errorf("%s: filter/remediation_only keeps %v", p, f)
+		}
+	}
+	for _, p := range []string{"distributions/otelcol-certpulse/gateway.yaml", "distributions/kubernetes/overlays/gateway/gateway.yaml"} {
+		if topic := get(loadYAML(t, p), "exporters", "remediation", "audit_trail", "topic"); topic != "certpulse-audit" {
+			t.Errorf("%s: audit_trail reads %v, want certpulse-audit", p, topic)
 		}
 	}
 }

@@ -23,7 +23,7 @@ func TestAgentKillLosesNoAcceptedEvent(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
 	kport := tb.FreePort(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic, auditTopic))
 	if err != nil {
 		t.Fatal(err)
 	}

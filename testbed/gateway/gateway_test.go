@@ -38,6 +38,7 @@ import (
 
 const (
 	topic      = "certpulse-logs"
+	auditTopic = "certpulse-audit"
 	partitions = 6
 	token      = "gateway-test-token"
 	hmacSecret = "gateway-test-hmac-0123456789"
@@ -234,7 +235,7 @@ func TestGatewayTierSurvivesAGatewayKill(t *testing.T) {
 
 	// The broker.
 	kport := tb.FreePort(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic), kfake.GroupMinSessionTimeout(time.Second))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic, auditTopic), kfake.GroupMinSessionTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestHostileLifecycleLoad(t *testing.T) {
 	dir := t.TempDir()
 	dur := hostileDuration(t)
 	kport := tb.FreePort(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(partitions, topic, auditTopic))
 	if err != nil {
 		t.Fatal(err)
 	}

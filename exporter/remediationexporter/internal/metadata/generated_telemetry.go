@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	registrations               []metric.Registration
 	RemediationActionDuration   metric.Float64Histogram
 	RemediationAuditDropped     metric.Int64Counter
+	RemediationAuditTrailBehind metric.Int64UpDownCounter
 	RemediationBrakeEngaged     metric.Int64UpDownCounter
 	RemediationDecisions        metric.Int64Counter
 	RemediationPendingApprovals metric.Int64UpDownCounter
@@ -74,6 +75,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_remediation_audit_dropped",
 		metric.WithDescription("Audit events not posted because the audit queue was full (the decision is still in the collector log). [Alpha]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.RemediationAuditTrailBehind, err = builder.meter.Int64UpDownCounter(
+		"otelcol_remediation_audit_trail_behind",
+		metric.WithDescription("1 while the audit trail (audit_trail) is not yet read up to its end at start, and remediation holds; else 0. [Alpha]"),
+		metric.WithUnit("1"),
 	)
 	errs = errors.Join(errs, err)
 	builder.RemediationBrakeEngaged, err = builder.meter.Int64UpDownCounter(

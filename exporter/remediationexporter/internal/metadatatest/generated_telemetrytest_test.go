@@ -21,6 +21,7 @@ func TestSetupTelemetry(t *testing.T) {
 	defer tb.Shutdown()
 	tb.RemediationActionDuration.Record(context.Background(), 1)
 	tb.RemediationAuditDropped.Add(context.Background(), 1)
+	tb.RemediationAuditTrailBehind.Add(context.Background(), 1)
 	tb.RemediationBrakeEngaged.Add(context.Background(), 1)
 	tb.RemediationDecisions.Add(context.Background(), 1)
 	tb.RemediationPendingApprovals.Add(context.Background(), 1)
@@ -29,6 +30,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationAuditDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualRemediationAuditTrailBehind(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationBrakeEngaged(t, testTel,
