@@ -134,15 +134,27 @@ func probeID(r logtest.Record) string {
 	return strings.Join([]string{r.Attr(attrs.Vantage), r.Attr(attrs.ServerAddress), r.Attr(attrs.ServerPort), r.Attr(attrs.ClientProfile), r.Attr(attrs.EdgeNode), fmt.Sprint(r.Timestamp())}, "|")
 }
 
-// published reads every record the agents published to the topic.
+// published reads every record the agents published to the topic, by id.
 func published(t *testing.T, broker string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, r := range publishedOn(t, broker, topic) {
+		if id := recordID(r); id != "" {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// publishedOn reads every record published to topic.
+func publishedOn(t *testing.T, broker, topic string) []logtest.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	out := map[string]bool{}
+	var out []logtest.Record
 	var u plog.ProtoUnmarshaler
 	idle := 0
 	for idle < 3 {
@@ -157,11 +169,7 @@ func published(t *testing.T, broker string) map[string]bool {
 				t.Errorf("a message on %s is not OTLP logs: %v", topic, err)
 				return
 			}
-			for _, r := range logtest.Records(ld) {
-				if id := recordID(r); id != "" {
-					out[id] = true
-				}
-			}
+			out = append(out, logtest.Records(ld)...)
 		})
 		if n == 0 {
 			idle++
@@ -465,6 +473,26 @@ exporters:
 		posted, nAccepted, refused, len(want), total, dup, len(lost))
 	if len(lost) > 0 {
 		t.Errorf("%d records lost, e.g. %v", len(lost), lost[:min(len(lost), 10)])
+	}
+
+	// The remediation audit events are on the audit topic too, alone: what
+	// a starting gateway reads back (audit_trail) is nothing else.
+	remediation := attrs.EventLifecyclePrefix + attrs.LifecycleRemediation
+	onMain := 0
+	for _, r := range publishedOn(t, cluster.ListenAddrs()[0], topic) {
+		if r.EventName() == remediation {
+			onMain++
+		}
+	}
+	onAudit := publishedOn(t, cluster.ListenAddrs()[0], auditTopic)
+	for _, r := range onAudit {
+		if r.EventName() != remediation {
+			t.Errorf("%s carries a %s record", auditTopic, r.EventName())
+		}
+	}
+	t.Logf("remediation audit events: %d on %s, %d on %s", onMain, topic, len(onAudit), auditTopic)
+	if onMain == 0 || len(onAudit) < onMain {
+		t.Errorf("%d remediation events on %s, %d on %s: every one should be on both", onMain, topic, len(onAudit), auditTopic)
 	}
 
 	// Before the kill, every incident was opened by one gateway only.
