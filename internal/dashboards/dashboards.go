@@ -210,17 +210,17 @@ func incidents() *Dashboard {
 		if m == "time_to_act" {
 			by = `certpulse_reason`
 		}
-		h := `certpulse_incident_` + m + `{service_name=~"$service"}`
-		return `sum by (` + by + `) (increase(` + strings.Replace(h, "{", "_sum{", 1) + `[$__range])) / sum by (` + by + `) (increase(` + strings.Replace(h, "{", "_count{", 1) + `[$__range])) > 0`
+		h := `certpulse_incident_` + m + `%s{service_name=~"$service"}`
+		return rangeIncrease(strings.Replace(h, "%s", "_sum", 1), by) + ` / ` + rangeIncrease(strings.Replace(h, "%s", "_count", 1), by) + ` > 0`
 	}
 	b.add(prom("bargauge", "MTTD by reason", "Mean time from the fault's start (its first failing probe, or the deploy before it) to the incident opening, over the range; automated=true: remediation acted.", "s",
-		instant(mean("time_to_detect"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 8, 7)
-	b.add(prom("bargauge", "Mean time to act by reason", "From the incident opening to the first remediation action sent (incidents remediation acted on).", "s",
-		instant(mean("time_to_act"), "{{certpulse_reason}}")), 8, 7)
-	b.add(prom("bargauge", "MTTR (fault to fixed) by reason", "Mean time from the fault's start to every affected endpoint healthy again, with automation (true) and without (false: no policy, dry-run or a person fixed it).", "s",
-		instant(mean("time_to_fix"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 8, 7)
-	b.add(prom("timeseries", "Time to fix, p95, with and without automation", "95th percentile of fault to fixed over a sliding hour (histogram buckets).", "s",
-		t(`histogram_quantile(0.95, sum by (le, certpulse_incident_automated) (increase(certpulse_incident_time_to_fix_bucket{service_name=~"$service"}[1h])))`, "automated={{certpulse_incident_automated}}")), 24, 7)
+		instant(mean("time_to_detect"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 6, 7)
+	b.add(prom("bargauge", "Mean time to act by reason", "From the incident opening to the first remediation action sent (incidents remediation acted on), over the range.", "s",
+		instant(mean("time_to_act"), "{{certpulse_reason}}")), 6, 7)
+	b.add(prom("bargauge", "MTTR (fault to fixed) by reason", "Mean time from the fault's start to every affected endpoint healthy again, over the range, with automation (true) and without (false: no policy, dry-run or a person fixed it).", "s",
+		instant(mean("time_to_fix"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 6, 7)
+	b.add(prom("bargauge", "Time to fix, p95, with and without automation", "95th percentile of fault to fixed over the range (histogram buckets).", "s",
+		instant(`histogram_quantile(0.95, `+rangeIncrease(`certpulse_incident_time_to_fix_bucket{service_name=~"$service"}`, `le, certpulse_incident_automated`)+`)`, "automated={{certpulse_incident_automated}}")), 6, 7)
 	b.add(&Panel{Type: "timeseries", Title: "Incident transitions by severity", Datasource: loki, FieldConfig: unit("none"),
 		Targets: []Target{{Expr: sel(`sum by (certpulse_severity) (count_over_time({S} | certpulse_incident_state=~"opened|escalated" [$__auto]))`), LegendFormat: "{{certpulse_severity}}"}}}, 12, 8)
 	b.add(&Panel{Type: "timeseries", Title: "Remediation decisions by outcome", Datasource: loki, FieldConfig: unit("none"),
@@ -276,4 +276,18 @@ func edge() *Dashboard {
 	b.add(logs("Edge incidents", "handshake_failure_rate and resumption_degraded, and probe incidents joined by edge telemetry.",
 		`{S} | certpulse_incident_state!="" | certpulse_reason=~"handshake_failure_rate|resumption_degraded" or certpulse_incident_edge_failure_share!=""`), 24, 8)
 	return b.d
+}
+
+// rangeIncrease is how much the cumulative series sel grew over the
+// dashboard's range, summed by the labels by. The time-to histograms get a
+// sample only when an incident resolves (deltatocumulative re-exports
+// nothing), so increase() over the range sees nothing for a series with
+// one sample and misses the first incident of every series; instead: the
+// last value in the range minus the last value before it (0 for a series
+// that began in the range). A counter reset (the gateway restarted) in the
+// range undercounts it.
+func rangeIncrease(sel, by string) string {
+	sum := func(e string) string { return `sum by (` + by + `) (` + e + `)` }
+	return `(` + sum(`last_over_time(`+sel+`[$__range])`) + ` - (` + sum(`last_over_time(`+sel+`[30d] offset $__range)`) +
+		` or ` + sum(`last_over_time(`+sel+`[$__range])`) + ` * 0))`
 }
