@@ -28,7 +28,7 @@ PEBBLE_VERSION := v2.10.3
 PEBBLE  := $(CURDIR)/.cache/bin/pebble-$(PEBBLE_VERSION)/pebble
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability edge remediate testbed-remediate bench-edge testbed testbed-gateway testbed-agent-kill testbed-outage testbed-remediation-kill testbed-flapping testbed-hostile image testbed-detect dashboards fuzz bench lint generate tools clean
+.PHONY: build run test unit e2e deploy backends reliability edge remediate testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -84,20 +84,12 @@ backends: build $(PROM3) $(VLOGS)
 RELIABILITY = CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 20m ./testbed/gateway/
 reliability: build
 	$(RELIABILITY)
+# RUN= picks scenarios by name (a go test -run pattern), e.g.
+# `make testbed RUN=GatewayTier` (the gateway kill), AgentKill,
+# 'Outage|ReceiverDown', RemediationKilled, Flapping, Hostile.
+RUN ?= .
 testbed: build
-	CERTPULSE_OUTAGE=2m CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY)
-testbed-gateway: build
-	$(RELIABILITY) -run TestGatewayTierSurvivesAGatewayKill
-testbed-agent-kill: build
-	$(RELIABILITY) -run TestAgentKillLosesNoAcceptedEvent
-testbed-outage: build
-	CERTPULSE_OUTAGE=2m $(RELIABILITY) -run 'TestLogBackendOutageLosesNothing|TestRemediationReceiverDown'
-testbed-remediation-kill: build
-	$(RELIABILITY) -run TestRemediationKilledMidAction
-testbed-flapping: build
-	$(RELIABILITY) -run TestFlappingEndpointNoRemediationLoop
-testbed-hostile: build
-	CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY) -run TestHostileLifecycleLoad
+	CERTPULSE_OUTAGE=2m CERTPULSE_HOSTILE_DURATION=60s $(RELIABILITY) -run '$(RUN)'
 
 # Edge telemetry: the shipped nginx log format and collector overlay
 # (distributions/edge/nginx) against Debian's nginx and Go clients.

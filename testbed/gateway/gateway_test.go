@@ -48,7 +48,7 @@ const (
 func binary(t *testing.T) string {
 	bin := os.Getenv("CERTPULSE_BIN")
 	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make testbed-gateway builds it)")
+		t.Skip("CERTPULSE_BIN not set (make reliability builds it)")
 	}
 	return bin
 }

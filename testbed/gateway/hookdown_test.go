@@ -21,7 +21,7 @@ import (
 
 // TestRemediationReceiverDown: the webhook receiver is down (connection
 // refused) when incidents arrive, for as long as outage() (20s, 2m with
-// make testbed-outage), then back. With action_retry covering the outage,
+// make testbed RUN=ReceiverDown), then back. With action_retry covering the outage,
 // every queued action runs exactly once after it returns; nothing is
 // called twice.
 func TestRemediationReceiverDown(t *testing.T) {

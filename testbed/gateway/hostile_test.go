@@ -23,7 +23,7 @@ import (
 )
 
 // hostileDuration: 10s, or CERTPULSE_HOSTILE_DURATION (make
-// testbed-hostile: 60s).
+// testbed: 60s).
 func hostileDuration(t *testing.T) time.Duration {
 	if s := os.Getenv("CERTPULSE_HOSTILE_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -19,7 +19,7 @@ import (
 )
 
 // outage returns how long the log backend stays down: 20s, or
-// CERTPULSE_OUTAGE (make testbed-outage: 2m).
+// CERTPULSE_OUTAGE (make testbed: 2m).
 func outage(t *testing.T) time.Duration {
 	if s := os.Getenv("CERTPULSE_OUTAGE"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -95,6 +95,11 @@ type scenario struct {
 	lcURL      string
 	approveURL string
 	prom       string // Prometheus 3 (Mimir's stand-in for the dashboards), if PROMETHEUS3_BIN is set
+	// kinds and perKind override the faults (default: every kind, 1 each,
+	// 3 in the full form); budget, when set, the guardrails' budget.
+	kinds   []faultKind
+	perKind int
+	budget  int
 }
 
 func TestRemediateEndToEnd(t *testing.T) {
@@ -213,7 +218,14 @@ func (s *scenario) setup(bin, pebbleBin string) {
 	if s.full {
 		n = 3
 	}
-	for _, k := range append(append([]faultKind{}, faultKinds...), kCalm) {
+	if s.perKind > 0 {
+		n = s.perKind
+	}
+	kinds := faultKinds
+	if s.kinds != nil {
+		kinds = s.kinds
+	}
+	for _, k := range append(append([]faultKind{}, kinds...), kCalm) {
 		for i := 1; i <= n; i++ {
 			if k == kCalm && i > 1 {
 				break
@@ -306,14 +318,17 @@ done
 		},
 		"service": map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}}},
 	}
-	if p3 := os.Getenv("PROMETHEUS3_BIN"); p3 != "" {
+	if s.budget > 0 {
+		overlay["exporters"].(map[string]any)["remediation"].(map[string]any)["guardrails"] = map[string]any{"budget": s.budget}
+	}
+	if p3 := os.Getenv("PROMETHEUS3_BIN"); p3 != "" && s.budget == 0 {
 		// Start timestamps as a zero sample (Mimir:
 		// -distributor.otel-created-timestamp-zero-ingestion-enabled), so that
 		// increase() counts a histogram's first observations.
 		s.prom = tb.Prometheus3(t, t.Context(), p3, "--enable-feature=created-timestamp-zero-ingestion")
 		overlay["exporters"].(map[string]any)["otlphttp/prom3"] = map[string]any{"endpoint": s.prom + "/api/v1/otlp"}
 		overlay["service"].(map[string]any)["pipelines"] = map[string]any{"metrics/incidents": map[string]any{"exporters": []string{"otlphttp/mimir", "otlphttp/prom3"}}}
-	} else if os.Getenv("CI") == "true" {
+	} else if os.Getenv("CI") == "true" && s.budget == 0 {
 		t.Fatal("PROMETHEUS3_BIN not set (make remediate sets it)")
 	}
 	ov, err := yaml.Marshal(overlay)
