@@ -26,6 +26,8 @@ VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 # A real ACME CA for the remediation testbed, cached by version too.
 PEBBLE_VERSION := v2.10.3
 PEBBLE  := $(CURDIR)/.cache/bin/pebble-$(PEBBLE_VERSION)/pebble
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CURDIR)/.cache/bin/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
 .PHONY: build run test unit e2e deploy backends reliability edge remediate testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
@@ -103,6 +105,9 @@ edge: build $(PROM3)
 # `make testbed-remediate` the full one (30 s probe interval, three
 # endpoints per fault, then the same in dry-run; about 15 minutes), which
 # writes the table of docs/performance.md to .cache/remediate.md.
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
 $(PEBBLE):
 	GOBIN=$(dir $@) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 
@@ -165,12 +170,15 @@ generate:
 		(cd $$d && $(GO) tool mdatagen metadata.yaml) || exit 1; \
 	done
 
-lint:
+# gofmt, no committed binaries, go vet and staticcheck (honnef.co/go/tools,
+# default checks; a finding is fixed or carries a //lint:ignore with why).
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@# Build outputs go to bin/ (ignored): no compiled executable is committed.
 	@bad=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ "$$(head -c4 "$$f" | od -An -c | tr -d " ")" = "177ELF" ] && echo "$$f"; done' sh); \
 	  if [ -n "$$bad" ]; then echo "compiled binaries are committed (build into bin/):"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 clean:
 	rm -rf bin _build .cache

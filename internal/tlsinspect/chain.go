@@ -2,7 +2,8 @@ package tlsinspect
 
 import (
 	"bytes"
-	"crypto/dsa" //nolint:staticcheck // recognising legacy keys only
+	//lint:ignore SA1019 recognising legacy DSA keys in served certificates only
+	"crypto/dsa"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"

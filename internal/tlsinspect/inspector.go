@@ -1,6 +1,7 @@
 package tlsinspect
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -211,7 +212,7 @@ func (sh *shared) withChain(max int) *shared {
 		chain, sh.truncated = chain[:max], true
 	}
 	sh.chain = chain
-	if len(chain) > 1 && bytesEqual(chain[0].RawIssuer, chain[1].RawSubject) {
+	if len(chain) > 1 && bytes.Equal(chain[0].RawIssuer, chain[1].RawSubject) {
 		sh.issuer = chain[1]
 	}
 	sh.findings = chainFindings(chain)
@@ -300,15 +301,6 @@ func curveNames(cs []tls.CurveID) string {
 	}
 	return strings.Join(names, ", ")
 }
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 func pinMatches(pins []string, chain []*x509.Certificate) bool {
 	for _, c := range chain {

@@ -47,11 +47,10 @@ type nodeOutcome struct {
 
 // nodesRound is what a round showed about the name as a whole.
 type nodesRound struct {
-	count      int
-	skipped    int // addresses beyond max_nodes
-	cmp        nodeComparison
-	checkedAt  time.Time
-	resolveErr error
+	count     int
+	skipped   int // addresses beyond max_nodes
+	cmp       nodeComparison
+	checkedAt time.Time
 }
 
 // resolveNodes lists the nodes to probe: the configured list, or every

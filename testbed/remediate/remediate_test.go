@@ -72,14 +72,13 @@ func (e *endpoint) addr() string { return fmt.Sprintf("127.0.0.1:%d", e.port) }
 
 // result is what one endpoint's fault came to.
 type result struct {
-	kind                       faultKind
-	svc                        string
-	detect, act, fix           time.Duration // from the fault; -1: never
-	resolved                   bool
-	brokenAtEnd                bool
-	decisions                  []string
-	lastReason                 string
-	detectOK, actedOK, fixedOK bool
+	kind             faultKind
+	svc              string
+	detect, act, fix time.Duration // from the fault; -1: never
+	resolved         bool
+	brokenAtEnd      bool
+	decisions        []string
+	lastReason       string
 }
 
 type scenario struct {
