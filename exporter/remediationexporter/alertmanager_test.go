@@ -1,34 +1,16 @@
 package remediationexporter
 
 import (
-	"go.opentelemetry.io/collector/config/confighttp"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/confighttp"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 )
-
-// needBinary finds a system binary the test drives; missing, the test is
-// skipped locally and fails in CI (CI=true), whose script installs it.
-func needBinary(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%v not installed (.ci/run installs it)", names)
-	}
-	t.Skipf("%v not installed; apt-get install it to run this test", names)
-	return ""
-}
 
 // TestAlertmanagerFiresAndResolves posts to a real Alertmanager: the alert
 // carries the incident's routing keys, follows a tier change, and resolves.

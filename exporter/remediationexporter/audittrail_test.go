@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 func TestTrailBehind(t *testing.T) {
@@ -43,7 +44,7 @@ func TestTrailBehind(t *testing.T) {
 // partitions.
 func trailCluster(t *testing.T, topics ...string) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(freePort(t)), kfake.SeedTopics(6, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(tb.FreePort(t)), kfake.SeedTopics(6, topics...))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),

@@ -2,8 +2,7 @@ package remediationexporter
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
-	"net"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,13 +26,6 @@ import (
 type bearer struct {
 	host  hosttest.Host
 	value string
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func approvalConfig(t *testing.T) ApprovalConfig {

@@ -3,7 +3,7 @@ package remediationexporter
 import (
 	"context"
 	"fmt"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"io"
 	"net/http"
 	"net/http/httptest"

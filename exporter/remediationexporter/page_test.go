@@ -2,7 +2,8 @@ package remediationexporter
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"io"
 	"net/http"
 	"strconv"
@@ -41,7 +42,7 @@ func withBasicAuth(t *testing.T, cfg *Config) component.Host {
 
 // browser starts headless Chromium (Debian's chromium) through chromedp.
 func browser(t *testing.T) context.Context {
-	bin := needBinary(t, "chromium", "chromium-browser", "google-chrome")
+	bin := proxytest.Need(t, "chromium", "chromium-browser", "google-chrome")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()), chromedp.Flag("disable-dev-shm-usage", true))

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
 )
 
@@ -31,7 +32,7 @@ func auditSink(t *testing.T, cfg *Config) *consumertest.LogsSink {
 	rc.HMAC.Secret = "audit-secret-0123456789"
 	// Find a free port: the receiver binds 127.0.0.1:0 but does not expose it,
 	// so bind one here first.
-	port := freePort(t)
+	port := tb.FreePort(t)
 	rc.NetAddr.Endpoint = fmt.Sprintf("127.0.0.1:%d", port)
 	rcv, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), rc, sink)
 	require.NoError(t, err)

@@ -2,7 +2,7 @@ package remediationexporter
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"net/http"
 	"testing"
 	"time"

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/tools/logql"
 )
 
@@ -98,7 +99,7 @@ func TestStructure(t *testing.T) {
 func TestPromQLParses(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if proxytest.InCI() {
 			t.Fatal("promtool is required (Debian's prometheus package)")
 		}
 		t.Skip("promtool not installed")
@@ -134,7 +135,7 @@ func TestPromQLParses(t *testing.T) {
 // run with node from tools/logql (scripts/install-test-deps.sh installs it).
 func TestLogQLParses(t *testing.T) {
 	if err := logql.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
+		if proxytest.InCI() {
 			t.Fatal(err)
 		}
 		t.Skip(err)

@@ -3,7 +3,7 @@ package tlscorrelator
 import (
 	"context"
 	"errors"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +23,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadatatest"
 )
 

@@ -2,7 +2,7 @@ package tlscorrelator
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"testing"
 	"time"
 

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 )
 
 // TestOpenIncidentsSnapshot: the periodic snapshot counts the open

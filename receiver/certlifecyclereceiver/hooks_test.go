@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 )
 
@@ -26,7 +27,7 @@ func runHook(t *testing.T, r *lifecycleReceiver, env []string, name string, args
 			// As the README says: skipped where the tools are missing,
 			// a failure in CI (CI=true), which installs them.
 			msg := tool + " is needed by the hook tests (scripts/install-test-deps.sh installs it): " + err.Error()
-			if os.Getenv("CI") == "true" {
+			if proxytest.InCI() {
 				t.Fatal(msg)
 			}
 			t.Skip(msg)

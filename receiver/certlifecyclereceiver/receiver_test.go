@@ -12,7 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"io"
 	"math/big"
 	"net/http"

@@ -2,7 +2,7 @@ package certlifecyclereceiver
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"net/http"
 	"sync"
 	"testing"

@@ -17,7 +17,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 )
 
 func TestFilesConfigErrors(t *testing.T) {

@@ -3,7 +3,6 @@ package tlsprobereceiver
 import (
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,7 +16,8 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // edgeName is the name the nginx "edge nodes" serve.
@@ -53,7 +53,7 @@ func startNginxEdge(t *testing.T) nginxEdge {
 		return write(name, b)
 	}
 	k1, k2 := ticket("k1.key"), ticket("k2.key")
-	e := nginxEdge{lab: f, ticketPort: freePort(t), lagPort: freePort(t), hrrPort: freePort(t)}
+	e := nginxEdge{lab: f, ticketPort: tb.FreePort(t), lagPort: tb.FreePort(t), hrrPort: tb.FreePort(t)}
 	var b strings.Builder
 	block := func(ip string, port int, crt, key, tk, extra string) {
 		fmt.Fprintf(&b, "  server { listen %s:%d ssl; server_name %s; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_ticket_key %s; %s return 200 ok; }\n", ip, port, edgeName, crt, key, tk, extra)
@@ -77,13 +77,6 @@ func startNginxEdge(t *testing.T) nginxEdge {
 	}
 	proxytest.StartNginx(t, b.String(), append(listen, fmt.Sprintf("127.0.0.2:%d", e.hrrPort))...)
 	return e
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // nodeRecords returns the latest probe record per certpulse.edge.node of

@@ -19,7 +19,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 

@@ -2,7 +2,7 @@ package tlsprobereceiver
 
 import (
 	"context"
-	"github.com/certpulse/certpulse/internal/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"io"
 	"net"
 	"strconv"
@@ -20,7 +20,7 @@ import (
 
 	"github.com/certpulse/certpulse/extension/triggerextension"
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )

@@ -26,7 +26,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/dashboards"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 func need(t *testing.T, env string) string {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // startLabProcess runs bin/certpulse-lab (a process of its own, so that

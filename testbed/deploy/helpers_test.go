@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 )
 
 // repo is the repository root.
@@ -36,7 +38,7 @@ func need(t *testing.T, name, why string) string {
 // skipOrFail skips locally; in CI (CI=true) a missing prerequisite fails.
 func skipOrFail(t *testing.T, msg string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
+	if proxytest.InCI() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)

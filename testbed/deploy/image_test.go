@@ -26,8 +26,8 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // otlpSink is a real OTLP/HTTP receiver (protobuf) standing in for Mimir's

@@ -25,16 +25,13 @@ import (
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/signature"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 func binary(t *testing.T) string {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set: run `make e2e` (builds bin/otelcol-certpulse)")
-	}
+	bin := tb.Env(t, "e2e", "CERTPULSE_BIN")[0]
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("CERTPULSE_BIN=%s: %v", bin, err)
 	}

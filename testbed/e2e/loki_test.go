@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/otlptranslator"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 )
 
 // lokiIndexLabels is Loki's default list of resource attributes that become

@@ -9,19 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestCaddyEdgeLogs: Debian's Caddy serves the name with the lab's
 // certificate and the shipped JSON access log; the built distribution reads
 // it with the shipped overlay.
 func TestCaddyEdgeLogs(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	caddy := proxytest.Need(t, "caddy")
 	dir := t.TempDir()
 	pki := newEdgePKI(t, dir)

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestEnvoyEdgeLogs: Envoy does not install here, so its listener access
@@ -25,10 +25,7 @@ import (
 // (testdata/envoy-tls.json: %DOWNSTREAM_TLS_VERSION%, BoringSSL's words in
 // %DOWNSTREAM_TRANSPORT_FAILURE_REASON%), not captured from a running Envoy.
 func TestEnvoyEdgeLogs(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "tls.json")
 	if fh, err := os.Create(logPath); err == nil {
@@ -77,10 +74,7 @@ func TestEnvoyEdgeLogs(t *testing.T) {
 // does not install here: the request is shaped as the sink documents it
 // (prefix envoy, cumulative counters, tags as attributes), not captured.
 func TestEnvoyStatsSink(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	dir := t.TempDir()
 	sink := tb.NewLogSink()
 	srv := httptest.NewServer(sink)

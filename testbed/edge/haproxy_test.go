@@ -11,19 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestHAProxyEdgeLogs: Debian's HAProxy terminates TLS with the shipped
 // log-format and error-log-format lines (its log on stdout, into a file);
 // the built distribution reads it with the shipped overlay.
 func TestHAProxyEdgeLogs(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	haproxy := proxytest.Need(t, "haproxy")
 	dir := t.TempDir()
 	pki := newEdgePKI(t, dir)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // edgePKI is a lab leaf for name, written as edge.crt (with the

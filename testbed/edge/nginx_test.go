@@ -19,18 +19,15 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 const name = "edge." + faultlab.Domain
 
 func TestNginxEdgeLogs(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	dir := t.TempDir()
 	pki := newEdgePKI(t, dir)
 	logFormat, _ := filepath.Abs("../../distributions/edge/nginx/certpulse-tls.conf")

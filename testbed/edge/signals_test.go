@@ -21,9 +21,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // fixedSession is a client session cache that always offers the session
@@ -50,10 +50,7 @@ func (f *fixedSession) Put(_ string, st *tls.ClientSessionState) {
 // one kept-alive connection. It asserts the tlsedge counters exactly, the
 // what-if, and the correlator's two incidents.
 func TestNginxEdgeSignals(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	dir := t.TempDir()
 	pki := newEdgePKI(t, dir)
 	format, err := os.ReadFile("../../distributions/edge/nginx/certpulse-tls.conf")
@@ -105,7 +102,7 @@ func TestNginxEdgeSignals(t *testing.T) {
 		// -distributor.otel-created-timestamp-zero-ingestion-enabled), so
 		// that increase() counts a counter's first handshakes.
 		prom = tb.Prometheus3(t, context.Background(), p3, "--enable-feature=created-timestamp-zero-ingestion")
-	} else if os.Getenv("CI") == "true" {
+	} else if proxytest.InCI() {
 		t.Fatal("PROMETHEUS3_BIN not set (make edge sets it)")
 	}
 	lcPort := tb.FreePort(t)

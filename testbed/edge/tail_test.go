@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestTailThroughput writes an nginx certpulse_tls access log (1% garbage
@@ -25,10 +25,7 @@ import (
 // is EDGE_TAIL_BYTES (make bench-edge: 1 GiB); make edge runs 20 MB as a
 // check, not a measurement.
 func TestTailThroughput(t *testing.T) {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make edge builds it)")
-	}
+	bin := tb.Env(t, "edge", "CERTPULSE_BIN")[0]
 	size := int64(20 << 20)
 	if s := os.Getenv("EDGE_TAIL_BYTES"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)

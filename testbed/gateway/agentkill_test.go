@@ -12,7 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestAgentKillLosesNoAcceptedEvent: lifecycle events are posted to an

@@ -17,9 +17,9 @@ import (
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
 )
 
 // TestBrakeKeepsPagesFiring closes the real loop in one process: probe

@@ -14,7 +14,7 @@ import (
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter"
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 )
 
 // tee hands every batch to the remediation exporter and keeps a copy.

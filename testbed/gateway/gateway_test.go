@@ -31,9 +31,9 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/logtest"
 	"github.com/certpulse/certpulse/internal/signature"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 const (
@@ -46,10 +46,7 @@ const (
 )
 
 func binary(t *testing.T) string {
-	bin := os.Getenv("CERTPULSE_BIN")
-	if bin == "" {
-		t.Skip("CERTPULSE_BIN not set (make reliability builds it)")
-	}
+	bin := tb.Env(t, "reliability", "CERTPULSE_BIN")[0]
 	return bin
 }
 

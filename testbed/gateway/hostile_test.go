@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/certpulse/certpulse/internal/signature"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // hostileDuration: 10s, or CERTPULSE_HOSTILE_DURATION (make

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestRemediationKilledMidAction: a collector probes the lab's expired-leaf

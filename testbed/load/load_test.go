@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 const cfgTmpl = `

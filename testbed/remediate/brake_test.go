@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestRemediateBrake: past the budget, the brake. Three endpoints whose CA
@@ -20,10 +21,8 @@ import (
 // reissues' next step would call. The approval API reports the brake, and
 // no incident resolves (nothing was fixed).
 func TestRemediateBrake(t *testing.T) {
-	bin, pebbleBin := os.Getenv("CERTPULSE_BIN"), os.Getenv("PEBBLE_BIN")
-	if bin == "" || pebbleBin == "" {
-		t.Skip("set CERTPULSE_BIN and PEBBLE_BIN (make remediate)")
-	}
+	env := tb.Env(t, "remediate", "CERTPULSE_BIN", "PEBBLE_BIN")
+	bin, pebbleBin := env[0], env[1]
 	for _, p := range []string{"certbot", "webhook", "jq", "openssl", "curl", "flock", "nginx"} {
 		proxytest.Need(t, p)
 	}

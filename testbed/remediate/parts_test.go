@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // pebble is a real ACME CA (letsencrypt/pebble) on 127.0.0.1, with

@@ -31,9 +31,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/logtest"
-	"github.com/certpulse/certpulse/internal/proxytest"
-	"github.com/certpulse/certpulse/testbed/internal/tb"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // Fault kinds.
@@ -102,10 +102,8 @@ type scenario struct {
 }
 
 func TestRemediateEndToEnd(t *testing.T) {
-	bin, pebbleBin := os.Getenv("CERTPULSE_BIN"), os.Getenv("PEBBLE_BIN")
-	if bin == "" || pebbleBin == "" {
-		t.Skip("set CERTPULSE_BIN and PEBBLE_BIN (make remediate)")
-	}
+	env := tb.Env(t, "remediate", "CERTPULSE_BIN", "PEBBLE_BIN")
+	bin, pebbleBin := env[0], env[1]
 	for _, p := range []string{"certbot", "webhook", "jq", "openssl", "curl", "flock", "nginx"} {
 		proxytest.Need(t, p)
 	}
@@ -327,7 +325,7 @@ done
 		s.prom = tb.Prometheus3(t, t.Context(), p3, "--enable-feature=created-timestamp-zero-ingestion")
 		overlay["exporters"].(map[string]any)["otlphttp/prom3"] = map[string]any{"endpoint": s.prom + "/api/v1/otlp"}
 		overlay["service"].(map[string]any)["pipelines"] = map[string]any{"metrics/incidents": map[string]any{"exporters": []string{"otlphttp/mimir", "otlphttp/prom3"}}}
-	} else if os.Getenv("CI") == "true" && s.budget == 0 {
+	} else if proxytest.InCI() && s.budget == 0 {
 		t.Fatal("PROMETHEUS3_BIN not set (make remediate sets it)")
 	}
 	ov, err := yaml.Marshal(overlay)

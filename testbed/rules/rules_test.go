@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certpulse/certpulse/internal/dashboards"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/tools/logql"
 )
 
@@ -19,7 +20,7 @@ func promtool(t *testing.T) string {
 	p, err := exec.LookPath("promtool")
 	if err != nil {
 		msg := "promtool not installed (Debian's prometheus package; scripts/install-test-deps.sh installs it)"
-		if os.Getenv("CI") == "true" {
+		if proxytest.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -75,7 +76,7 @@ func TestLokiRulesParse(t *testing.T) {
 		}
 	}
 	if err := logql.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
+		if proxytest.InCI() {
 			t.Fatal(err)
 		}
 		t.Skip(err)

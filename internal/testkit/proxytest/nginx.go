@@ -1,6 +1,6 @@
 // Package proxytest runs real proxies (Debian's nginx) and a tiny DNS
 // server on 127.0.0.0/8 for tests.
-package proxytest // import "github.com/certpulse/certpulse/internal/proxytest"
+package proxytest // import "github.com/certpulse/certpulse/internal/testkit/proxytest"
 
 import (
 	"bytes"
@@ -15,24 +15,33 @@ import (
 	"time"
 )
 
-// Need returns the path of a proxy binary, or skips the test when it is
-// missing; in CI (CI=true), whose script installs it, a missing binary
-// fails instead.
-func Need(t testing.TB, name string) string {
+// InCI reports whether the tests run in CI (CI set, as .ci/run and every
+// common CI service set it, and not "false" or "0"): the one rule for
+// "skip here, fail in CI" (Need).
+func InCI() bool {
+	v := os.Getenv("CI")
+	return v != "" && v != "false" && v != "0"
+}
+
+// Need returns the path of the first of names installed (on PATH or in
+// /usr/sbin, /sbin), or skips the test when none is; in CI, whose script
+// installs them, a missing program fails instead.
+func Need(t testing.TB, names ...string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return filepath.Join(dir, name)
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+		for _, dir := range []string{"/usr/sbin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return filepath.Join(dir, name)
+			}
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not installed (scripts/install-test-deps.sh installs it)", name)
+	if InCI() {
+		t.Fatalf("%s not installed (scripts/install-test-deps.sh installs it)", strings.Join(names, " or "))
 	}
-	t.Skipf("%s not installed", name)
+	t.Skipf("%s not installed", strings.Join(names, " or "))
 	return ""
 }
 

@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
-	"github.com/certpulse/certpulse/internal/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
 )
 
 // LogSink is an OTLP/HTTP logs receiver (protobuf, gzip or not) standing in

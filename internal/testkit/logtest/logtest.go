@@ -1,6 +1,6 @@
 // Package logtest reads log records the way tests look at them: every record
 // of a plog.Logs with its resource, and the file exporter's JSON lines.
-package logtest // import "github.com/certpulse/certpulse/internal/logtest"
+package logtest // import "github.com/certpulse/certpulse/internal/testkit/logtest"
 
 import (
 	"bufio"

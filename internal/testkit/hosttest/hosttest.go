@@ -1,5 +1,5 @@
 // Package hosttest gives tests a component.Host with real extensions.
-package hosttest // import "github.com/certpulse/certpulse/internal/hosttest"
+package hosttest // import "github.com/certpulse/certpulse/internal/testkit/hosttest"
 
 import (
 	"go.opentelemetry.io/collector/component"

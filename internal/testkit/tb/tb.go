@@ -4,6 +4,7 @@ package tb
 import (
 	"bytes"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -56,4 +57,19 @@ func Tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// Env returns the values of the environment variables names, in order, or
+// skips the test when one is unset: the testbed's programs (the built
+// distribution, Pebble, Prometheus 3) come from the make target named,
+// which sets them; `go test ./...` alone skips.
+func Env(t testing.TB, target string, names ...string) []string {
+	t.Helper()
+	out := make([]string, len(names))
+	for i, n := range names {
+		if out[i] = os.Getenv(n); out[i] == "" {
+			t.Skipf("%s not set (make %s sets it)", n, target)
+		}
+	}
+	return out
 }
