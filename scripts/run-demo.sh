@@ -7,7 +7,7 @@ BIN=${BIN:-bin/otelcol-certpulse}
 LAB=${LAB:-bin/certpulse-lab}
 work=$(mktemp -d "${TMPDIR:-/tmp}/certpulse-demo.XXXXXX")
 export CERTPULSE_LAB_DIR="$work/lab" CERTPULSE_DEMO_OUT="${CERTPULSE_DEMO_OUT:-$work/out}"
-# Demo-only credentials for the certlifecycle webhook (README: curl example).
+# Demo-only credentials for the certlifecycle webhook (receiver/certlifecyclereceiver/README.md: curl example).
 export CERTPULSE_DEMO_TOKEN="${CERTPULSE_DEMO_TOKEN:-demo-token}"
 export CERTPULSE_DEMO_HMAC_SECRET="${CERTPULSE_DEMO_HMAC_SECRET:-demo-hmac-secret-0123456789}"
 mkdir -p "$CERTPULSE_LAB_DIR" "$CERTPULSE_DEMO_OUT"

@@ -12,7 +12,7 @@ import (
 )
 
 // Config is the tlscorrelator configuration. Every rule has a default from
-// the seeds; see the README's rule table.
+// the seeds; see processor/tlscorrelator/README.md's rule table.
 type Config struct {
 	// Services is the service catalog: enrichment and per-service options.
 	Services map[string]ServiceConfig `mapstructure:"services"`

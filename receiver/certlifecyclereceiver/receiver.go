@@ -243,7 +243,7 @@ func (r *lifecycleReceiver) verifySignature(h http.Header, body []byte, now time
 	if h.Get("Ce-Specversion") != "" {
 		// Binary mode: the event's id, type and source are headers.
 		if !hmac.Equal(got, signature.SumWithHeaders([]byte(c.Secret), ts, signature.CanonicalCE(h), body)) {
-			return reject(http.StatusUnauthorized, "signature", "%s does not match the ce-* headers and the body (binary mode signs both: see the README)", c.SignatureHeader)
+			return reject(http.StatusUnauthorized, "signature", "%s does not match the ce-* headers and the body (binary mode signs both: see receiver/certlifecyclereceiver/README.md)", c.SignatureHeader)
 		}
 		return nil
 	}
