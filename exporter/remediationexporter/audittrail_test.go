@@ -212,3 +212,23 @@ func TestAuditTrailCatchUp(t *testing.T) {
 			topic, took.Round(time.Millisecond), messages*perMessage, messages, float64(size)/1e6)
 	}
 }
+
+// TestAuditTrailUnreachableShutsDown: with the brokers unreachable the
+// trail is never read and remediation holds; a decision waiting for it
+// does not hold up shutdown until its deadline.
+func TestAuditTrailUnreachableShutsDown(t *testing.T) {
+	hook := newHookServer(t)
+	cfg := testConfig(webhookPolicy("p", hook.URL, "reload"))
+	cfg.AuditTrail = configoptional.Some(AuditTrailConfig{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}, Topic: "certpulse-audit"})
+	f := NewFactory()
+	exp, err := f.CreateLogs(context.Background(), exportertestSettings(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), nopHost()))
+	require.NoError(t, exp.ConsumeLogs(context.Background(), incidentLogs(incident("inc-1", attrs.StateOpened, attrs.SeverityAlert))))
+	time.Sleep(200 * time.Millisecond)
+	assert.Empty(t, hook.calls(), "acted before the trail was read")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, exp.Shutdown(ctx))
+	assert.NoError(t, ctx.Err(), "shutdown waited for its deadline")
+}

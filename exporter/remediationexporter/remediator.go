@@ -51,6 +51,9 @@ type remediator struct {
 	// trailReady is closed once the audit trail is read up to its end at
 	// start (nil without audit_trail): remediation waits for it.
 	trailReady chan struct{}
+	// stopping is closed when shutdown begins: decisions waiting for the
+	// trail are dropped then (the incident is announced again at start).
+	stopping <-chan struct{}
 
 	approval     *http.Server
 	approvalAddr string
@@ -171,6 +174,7 @@ func (r *remediator) start(ctx context.Context, host component.Host) error {
 	r.cancel = cancel
 	if at := r.cfg.AuditTrail.Get(); at != nil {
 		r.trailReady = make(chan struct{})
+		r.stopping = bg.Done()
 		if err := r.tailAuditTrail(bg, *at); err != nil {
 			cancel()
 			return fmt.Errorf("audit_trail: %w", err)
@@ -424,6 +428,7 @@ func (r *remediator) awaitTrailLocked(inc *Incident) {
 		select {
 		case <-r.trailReady:
 			r.handle(ctx, &run, true)
+		case <-r.stopping:
 		case <-ctx.Done():
 		}
 	})
