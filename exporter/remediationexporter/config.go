@@ -91,7 +91,7 @@ type PolicyConfig struct {
 	OnInconclusive string `mapstructure:"on_inconclusive"`
 	DryRun         bool   `mapstructure:"dry_run"`
 	// Risk raises every action of the policy to at least this class.
-	Risk    string         `mapstructure:"risk"`
+	Risk    attrs.Risk     `mapstructure:"risk"`
 	Actions []ActionConfig `mapstructure:"actions"`
 	// VerifyAfter makes the webhook actions steps, tried in order: each
 	// attempt runs one step, then waits for the incident to be fixed
@@ -119,7 +119,7 @@ type ActionConfig struct {
 	// pins, delete are high.
 	Operation string `mapstructure:"operation"`
 	// Risk overrides the operation's default (low or high).
-	Risk string `mapstructure:"risk"`
+	Risk attrs.Risk `mapstructure:"risk"`
 
 	// The HTTP client of the action (confighttp): tls (CA, mTLS client
 	// certificate), proxy_url, auth (any client auth extension), headers,
@@ -219,11 +219,11 @@ var highRisk = map[string]bool{"trust": true, "pins": true, "delete": true}
 // risk is the effective risk of an action: the maximum of its operation's,
 // its own and its policy's. Nothing lowers a high-risk operation below the
 // approval gate.
-func risk(p *PolicyConfig, a *ActionConfig) string {
-	if highRisk[a.Operation] || a.Risk == "high" || p.Risk == "high" {
-		return "high"
+func risk(p *PolicyConfig, a *ActionConfig) attrs.Risk {
+	if highRisk[a.Operation] || a.Risk == attrs.RiskHigh || p.Risk == attrs.RiskHigh {
+		return attrs.RiskHigh
 	}
-	return "low"
+	return attrs.RiskLow
 }
 
 func (p *PolicyConfig) verify() bool { return p.Verify == nil || *p.Verify }
@@ -281,7 +281,7 @@ func (cfg *Config) Validate() error {
 		if p.MinSeverity != "" && attrs.SeverityRank(p.MinSeverity) == 0 && p.MinSeverity != attrs.SeverityInfo {
 			errs = append(errs, fmt.Errorf("%s: min_severity %q must be info, ticket, alert or page", where, p.MinSeverity))
 		}
-		if p.Risk != "" && p.Risk != "low" && p.Risk != "high" {
+		if p.Risk != "" && p.Risk != attrs.RiskLow && p.Risk != attrs.RiskHigh {
 			errs = append(errs, fmt.Errorf("%s: risk must be low or high", where))
 		}
 		if p.OnInconclusive != "" && p.OnInconclusive != "hold" && p.OnInconclusive != "act" {
@@ -300,10 +300,10 @@ func (cfg *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: a unique name is required", aw))
 			}
 			anames[a.Name] = true
-			if a.Risk != "" && a.Risk != "low" && a.Risk != "high" {
+			if a.Risk != "" && a.Risk != attrs.RiskLow && a.Risk != attrs.RiskHigh {
 				errs = append(errs, fmt.Errorf("%s: risk must be low or high", aw))
 			}
-			if highRisk[a.Operation] && (a.Risk == "low" || p.Risk == "low") {
+			if highRisk[a.Operation] && (a.Risk == attrs.RiskLow || p.Risk == attrs.RiskLow) {
 				errs = append(errs, fmt.Errorf("%s: risk \"low\" cannot lower operation %q, which is high-risk (trust, pins, delete need approval)", aw, a.Operation))
 			}
 			if !lowRisk[a.Operation] && !highRisk[a.Operation] {

@@ -35,11 +35,11 @@ import (
 // high-risk operation below the approval gate, and config validation says so.
 func TestRiskIsTheMaximum(t *testing.T) {
 	p := PolicyConfig{Name: "p", Risk: "low", Actions: []ActionConfig{{Name: "a", Type: "webhook", Operation: "pins", Risk: "low", URL: "http://127.0.0.1:1/"}}}
-	assert.Equal(t, "high", risk(&p, &p.Actions[0]), "pins stay high-risk whatever risk says")
+	assert.Equal(t, attrs.RiskHigh, risk(&p, &p.Actions[0]), "pins stay high-risk whatever risk says")
 	p.Actions[0].Operation, p.Actions[0].Risk = "reload", "high"
-	assert.Equal(t, "high", risk(&p, &p.Actions[0]), "an action may raise its risk")
+	assert.Equal(t, attrs.RiskHigh, risk(&p, &p.Actions[0]), "an action may raise its risk")
 	p.Actions[0].Risk, p.Risk = "", "high"
-	assert.Equal(t, "high", risk(&p, &p.Actions[0]), "a policy may raise every action's risk")
+	assert.Equal(t, attrs.RiskHigh, risk(&p, &p.Actions[0]), "a policy may raise every action's risk")
 
 	cfg := testConfig(PolicyConfig{Name: "pin-push", Actions: []ActionConfig{{Name: "push", Type: "webhook", Operation: "trust", Risk: "low", URL: "http://127.0.0.1:1/"}}})
 	err := cfg.Validate()

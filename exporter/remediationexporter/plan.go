@@ -378,9 +378,9 @@ func planAction(pol *PolicyConfig, a *ActionConfig, canApprove, dry bool) action
 	switch {
 	case a.Type != "webhook":
 		return stepNone
-	case risk(pol, a) == "high" && !canApprove:
+	case risk(pol, a) == attrs.RiskHigh && !canApprove:
 		return stepNoApproval
-	case risk(pol, a) == "high":
+	case risk(pol, a) == attrs.RiskHigh:
 		return stepHold
 	case dry:
 		return stepDryRun

@@ -35,15 +35,12 @@ type edgeObs struct {
 	nodes      []string
 }
 
-// needsCorroboration: network failures open an incident only once
-// corroborated; certificate faults are deterministic and open at once.
+// needsCorroboration: network failures (the reason table's network side)
+// open an incident only once corroborated; certificate faults are
+// deterministic and open at once.
 func needsCorroboration(r attrs.Reason) bool {
-	switch r {
-	case attrs.ReasonDNSFailure, attrs.ReasonConnectionRefused, attrs.ReasonConnectionReset,
-		attrs.ReasonHandshakeTimeout, attrs.ReasonNotTLS, attrs.ReasonOCSPTimeout, attrs.ReasonOCSPError:
-		return true
-	}
-	return false
+	info, ok := attrs.Info(r)
+	return ok && info.Side == attrs.SideNetwork
 }
 
 // observe records a failure and emits the transition it causes. It returns
