@@ -142,7 +142,7 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		lr.Body().SetStr(inc.Summary)
 		a := lr.Attributes()
 		a.PutStr(attrs.IncidentID, inc.ID)
-		a.PutStr(attrs.IncidentState, inc.State)
+		a.PutStr(attrs.IncidentState, string(inc.State))
 		a.PutStr(attrs.Severity, inc.Severity)
 		a.PutStr(attrs.ReasonKey, inc.Reason)
 		a.PutDouble(attrs.Impact, inc.Impact)
@@ -172,8 +172,8 @@ func incidentLogs(incs ...Incident) plog.Logs {
 	return ld
 }
 
-func incident(id, state, severity string) Incident {
-	return Incident{ID: id, State: state, Severity: severity, Reason: "expired_leaf", Service: "payments", Environment: "prod", Owner: "team-pay", Summary: "[" + severity + "] " + state + " expired_leaf on payments", Endpoints: []string{"api.example.com:443"}}
+func incident(id string, state attrs.State, severity string) Incident {
+	return Incident{ID: id, State: state, Severity: severity, Reason: "expired_leaf", Service: "payments", Environment: "prod", Owner: "team-pay", Summary: "[" + severity + "] " + string(state) + " expired_leaf on payments", Endpoints: []string{"api.example.com:443"}}
 }
 
 func nopHost() component.Host { return componenttest.NewNopHost() }

@@ -16,7 +16,7 @@ import (
 // the data of webhook body templates ({{.Incident.Service}} ...).
 type Incident struct {
 	ID          string    `json:"id"`
-	State       string    `json:"state"`
+	State       attrs.State `json:"state"`
 	Severity    string    `json:"severity"`
 	Reason      string    `json:"reason"`
 	ProbeReason string    `json:"probe_reason,omitempty"`
@@ -86,7 +86,7 @@ func incidents(ld plog.Logs) []Incident {
 				}
 				a := lr.Attributes()
 				inc := Incident{
-					ID: get(a, attrs.IncidentID), State: get(a, attrs.IncidentState), Severity: get(a, attrs.Severity),
+					ID: get(a, attrs.IncidentID), State: attrs.State(get(a, attrs.IncidentState)), Severity: get(a, attrs.Severity),
 					Reason: get(a, attrs.ReasonKey), ProbeReason: get(a, attrs.IncidentProbeReason),
 					Service: get(res, attrs.ServiceName), Environment: get(res, attrs.DeploymentEnv), Owner: get(res, attrs.Owner),
 					Criticality: get(res, attrs.Criticality), Region: get(res, attrs.CloudRegion),

@@ -434,7 +434,7 @@ func judgeApproval(in approvalInput) (consume bool, d decision, err error) {
 	case inc.State == attrs.StateResolved:
 		// A suppressed incident (maintenance, another remediation) may
 		// still be approved: a human decided. A resolved one needs nothing.
-		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "approved, but the incident is "+inc.State+" now"
+		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "approved, but the incident is "+string(inc.State)+" now"
 		return true, d, ErrIncidentResolved
 	case !in.PolicyFound:
 		d.Outcome, d.By, d.Why = attrs.OutcomeSkipped, in.By, "the policy or action no longer exists"

@@ -33,10 +33,10 @@ func TestPlan(t *testing.T) {
 	noVerify.Verify, noVerify.DryRun = &f, true
 	alerts := PolicyConfig{Name: "page", Actions: []ActionConfig{{Name: "am", Type: "alertmanager"}}}
 	g := GuardrailsConfig{Cooldown: 30 * time.Minute, MaxAttempts: 3, Budget: 20, BudgetWindow: time.Hour, MaxConcurrency: 4}
-	inc := func(state string) Incident {
+	inc := func(state attrs.State) Incident {
 		return Incident{ID: "i1", State: state, Severity: attrs.SeverityAlert, Reason: "expired_leaf", Service: "pay"}
 	}
-	base := func(state string, pols ...*PolicyConfig) planInput {
+	base := func(state attrs.State, pols ...*PolicyConfig) planInput {
 		return planInput{Now: now, Incident: inc(state), Matched: pols, AlertPolicy: &alerts, Guardrails: g}
 	}
 	type want struct {
@@ -274,7 +274,7 @@ func TestOutcomesKnown(t *testing.T) {
 func TestNewEpisode(t *testing.T) {
 	t1 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	t2 := t1.Add(time.Hour)
-	st := func(state string, opened time.Time) incState {
+	st := func(state attrs.State, opened time.Time) incState {
 		return incState{Incident: Incident{ID: "i", State: state, OpenedAt: opened}, Attempts: 3}
 	}
 	cases := []struct {

@@ -287,13 +287,16 @@ func SeverityRank(s string) int {
 	return 0
 }
 
+// State is an incident record's transition.
+type State string
+
 // Incident states.
 const (
-	StateOpened     = "opened"
-	StateUpdated    = "updated"
-	StateEscalated  = "escalated"
-	StateResolved   = "resolved"
-	StateSuppressed = "suppressed"
+	StateOpened     State = "opened"
+	StateUpdated    State = "updated"
+	StateEscalated  State = "escalated"
+	StateResolved   State = "resolved"
+	StateSuppressed State = "suppressed"
 )
 
 // Edge telemetry (tlsedge connector): what the proxies' logs say about the

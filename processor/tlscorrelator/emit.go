@@ -125,9 +125,9 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 	lr.Body().SetStr(incidentSummary(tr, names))
 	a := lr.Attributes()
 	a.PutStr(attrs.IncidentID, inc.ID)
-	a.PutStr(attrs.IncidentState, tr.state)
+	a.PutStr(attrs.IncidentState, string(tr.state))
 	if tr.prev != "" {
-		a.PutStr(attrs.IncidentPrevState, tr.prev)
+		a.PutStr(attrs.IncidentPrevState, string(tr.prev))
 	}
 	a.PutStr(attrs.Severity, inc.Severity)
 	a.PutDouble(attrs.Impact, inc.Impact)

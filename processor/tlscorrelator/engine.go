@@ -13,8 +13,8 @@ import (
 // transition is an incident state change to emit.
 type transition struct {
 	inc   incident // snapshot at the time of the transition
-	state string
-	prev  string
+	state attrs.State
+	prev  attrs.State
 	at    time.Time
 }
 

@@ -207,7 +207,7 @@ func TestExpiredIncidentResolves(t *testing.T) {
 	assert.Equal(t, []string{"opened/ticket", "resolved/ticket"}, transitionsIn(&next.LogsSink))
 	var resolution string
 	for _, r := range logtest.Named(logtestRecords(&next.LogsSink), attrs.EventIncident) {
-		if r.Attr(attrs.IncidentState) == attrs.StateResolved {
+		if attrs.State(r.Attr(attrs.IncidentState)) == attrs.StateResolved {
 			resolution = r.Attr(attrs.IncidentResolution)
 		}
 	}

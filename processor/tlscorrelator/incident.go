@@ -400,7 +400,7 @@ func (e *engine) resolveAs(inc *incident, t time.Time, how string) {
 	e.emit(inc, attrs.StateResolved, prev, t)
 }
 
-func (e *engine) emit(inc *incident, state, prev string, t time.Time) {
+func (e *engine) emit(inc *incident, state, prev attrs.State, t time.Time) {
 	inc.State = state
 	if state == attrs.StateUpdated && prev == attrs.StateSuppressed {
 		inc.State = attrs.StateUpdated

@@ -14,7 +14,7 @@ import (
 func (h *harness) lastResolution() string {
 	res := ""
 	for _, r := range logtestRecords(h.sink) {
-		if r.EventName() == attrs.EventIncident && r.Attr(attrs.IncidentState) == attrs.StateResolved {
+		if r.EventName() == attrs.EventIncident && attrs.State(r.Attr(attrs.IncidentState)) == attrs.StateResolved {
 			res = r.Attr(attrs.IncidentResolution)
 		}
 	}

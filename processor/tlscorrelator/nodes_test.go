@@ -43,7 +43,7 @@ func TestNodePropagationLag(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, lag, "%+v", h.incidents())
-	require.Equal(t, attrs.StateOpened, lag[0].state)
+	require.Equal(t, attrs.StateOpened, attrs.State(lag[0].state))
 	require.Equal(t, 1, lag[0].endpoints, "only c lags")
 	// c catches up.
 	items = nil
@@ -54,7 +54,7 @@ func TestNodePropagationLag(t *testing.T) {
 	h.feed(items...)
 	var resolved, unexpectedOnC bool
 	for _, x := range h.incidents() {
-		if x.reason == string(attrs.ReasonPropagationLag) && x.state == attrs.StateResolved {
+		if x.reason == string(attrs.ReasonPropagationLag) && attrs.State(x.state) == attrs.StateResolved {
 			resolved = true
 		}
 	}

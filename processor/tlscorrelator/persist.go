@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+
+	"github.com/certpulse/certpulse/internal/attrs"
 )
 
 // Endpoint state is persisted in numBuckets buckets by key hash, so a
@@ -34,11 +36,11 @@ func bucketKey(b int) string { return "endpoints/" + strconv.Itoa(b) }
 
 // outboxRecord is the persisted form of an outbox entry.
 type outboxRecord struct {
-	Seq   uint64    `json:"seq"`
-	Inc   incident  `json:"incident"`
-	State string    `json:"state"`
-	Prev  string    `json:"prev,omitempty"`
-	At    time.Time `json:"at"`
+	Seq   uint64      `json:"seq"`
+	Inc   incident    `json:"incident"`
+	State attrs.State `json:"state"`
+	Prev  attrs.State `json:"prev,omitempty"`
+	At    time.Time   `json:"at"`
 }
 
 type meta struct {

@@ -348,7 +348,7 @@ func (c *correlator) logFuture(r *record, now time.Time) {
 
 func (c *correlator) countTransition(ctx context.Context, tr transition) {
 	inc := &tr.inc
-	c.telemetry.TlscorrelatorIncidentTransitions.Add(ctx, 1, metric.WithAttributes(attribute.String("state", tr.state), attribute.String("severity", inc.Severity), attribute.String("reason", string(inc.Reason))))
+	c.telemetry.TlscorrelatorIncidentTransitions.Add(ctx, 1, metric.WithAttributes(attribute.String("state", string(tr.state)), attribute.String("severity", inc.Severity), attribute.String("reason", string(inc.Reason))))
 	c.setOpen(ctx, inc.ID, [3]string{inc.Severity, string(inc.Reason), inc.Service}, tr.state != attrs.StateResolved)
 }
 

@@ -115,7 +115,7 @@ type incident struct {
 	Owner       string       `json:"owner,omitempty"`
 	Crit        string       `json:"crit,omitempty"`
 	Identity    string       `json:"identity,omitempty"`
-	State       string       `json:"state,omitempty"`
+	State       attrs.State  `json:"state,omitempty"`
 	Severity    string       `json:"severity,omitempty"`
 	Impact      float64      `json:"impact"`
 	OpenedAt    time.Time    `json:"opened_at,omitzero"`

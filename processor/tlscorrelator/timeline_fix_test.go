@@ -52,7 +52,7 @@ func TestIncidentTimeline(t *testing.T) {
 	recs := h.incidentAttrs(attrs.ReasonMissingIntermediate)
 	require.Len(t, recs, 1)
 	opened := recs[0]
-	assert.Equal(t, attrs.StateOpened, attrStr(opened, attrs.IncidentState))
+	assert.Equal(t, attrs.StateOpened, attrs.State(attrStr(opened, attrs.IncidentState)))
 	assert.Equal(t, t0.Add(30*time.Second).Format(time.RFC3339Nano), attrStr(opened, attrs.IncidentFaultAt))
 	assert.Equal(t, chainA, attrStr(opened, attrs.EnrichLastGoodChain), "the chain served when last healthy")
 	assert.Equal(t, spkiA, attrStr(opened, attrs.EnrichLastGoodSPKI))
@@ -68,7 +68,7 @@ func TestIncidentTimeline(t *testing.T) {
 	recs = h.incidentAttrs(attrs.ReasonMissingIntermediate)
 	require.Len(t, recs, n+1, "fixed is announced at once")
 	fixed := recs[len(recs)-1]
-	assert.Equal(t, attrs.StateUpdated, attrStr(fixed, attrs.IncidentState))
+	assert.Equal(t, attrs.StateUpdated, attrs.State(attrStr(fixed, attrs.IncidentState)))
 	assert.Equal(t, t0.Add(46*time.Second).Format(time.RFC3339Nano), attrStr(fixed, attrs.IncidentFixedAt))
 	assert.Equal(t, t0.Add(40*time.Second).Format(time.RFC3339Nano), attrStr(fixed, attrs.IncidentActedAt))
 
@@ -78,7 +78,7 @@ func TestIncidentTimeline(t *testing.T) {
 	}
 	recs = h.incidentAttrs(attrs.ReasonMissingIntermediate)
 	res := recs[len(recs)-1]
-	require.Equal(t, attrs.StateResolved, attrStr(res, attrs.IncidentState))
+	require.Equal(t, attrs.StateResolved, attrs.State(attrStr(res, attrs.IncidentState)))
 	ttd, _ := res.Get(attrs.IncidentTimeToDetect)
 	tta, _ := res.Get(attrs.IncidentTimeToAct)
 	ttf, _ := res.Get(attrs.IncidentTimeToFix)
@@ -105,7 +105,7 @@ func TestFixedStartsOverOnFailure(t *testing.T) {
 	}
 	recs := h.incidentAttrs()
 	res := recs[len(recs)-1]
-	require.Equal(t, attrs.StateResolved, attrStr(res, attrs.IncidentState))
+	require.Equal(t, attrs.StateResolved, attrs.State(attrStr(res, attrs.IncidentState)))
 	assert.Equal(t, t0.Add(90*time.Second).Format(time.RFC3339Nano), attrStr(res, attrs.IncidentFixedAt))
 	ttf, _ := res.Get(attrs.IncidentTimeToFix)
 	assert.Equal(t, 90.0, ttf.Double())

@@ -389,7 +389,7 @@ scrape_configs:
 	for time.Now().Before(deadline) {
 		pollProm()
 		for _, r := range logtest.Named(logtest.ReadFile(logs), attrs.EventIncident) {
-			if v, _ := r.Resource.Attributes().Get(attrs.ServiceName); v.Str() != "" && r.Attr(attrs.IncidentState) != attrs.StateResolved {
+			if v, _ := r.Resource.Attributes().Get(attrs.ServiceName); v.Str() != "" && attrs.State(r.Attr(attrs.IncidentState)) != attrs.StateResolved {
 				cpIncident.see(v.Str(), time.Now())
 			}
 		}

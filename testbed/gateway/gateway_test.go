@@ -540,7 +540,7 @@ func openedBy(s map[string][]logtest.Record) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	for gw, recs := range s {
 		for _, r := range recs {
-			if r.EventName() != attrs.EventIncident || r.Attr(attrs.IncidentState) != attrs.StateOpened {
+			if r.EventName() != attrs.EventIncident || attrs.State(r.Attr(attrs.IncidentState)) != attrs.StateOpened {
 				continue
 			}
 			id := r.Attr(attrs.IncidentID)

@@ -64,7 +64,7 @@ func TestRemediationReceiverDown(t *testing.T) {
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 		a := lr.Attributes()
 		a.PutStr(attrs.IncidentID, fmt.Sprintf("inc-%d", i))
-		a.PutStr(attrs.IncidentState, attrs.StateOpened)
+		a.PutStr(attrs.IncidentState, string(attrs.StateOpened))
 		a.PutStr(attrs.Severity, attrs.SeverityAlert)
 		a.PutStr(attrs.ReasonKey, "expired_leaf")
 		require.NoError(t, exp.ConsumeLogs(ctx, ld))

@@ -546,7 +546,7 @@ func (s *scenario) has(svc, stage string) bool {
 // results after the fault.
 func (s *scenario) resolvedHealthy(e *endpoint) bool {
 	for _, r := range s.byEvent(attrs.EventIncident) {
-		if svcOf(r) == e.svc && attr(r, attrs.IncidentState) == attrs.StateResolved && attr(r, attrs.IncidentResolution) == "healthy" &&
+		if svcOf(r) == e.svc && attrs.State(attr(r, attrs.IncidentState)) == attrs.StateResolved && attr(r, attrs.IncidentResolution) == "healthy" &&
 			attr(r, attrs.ReasonKey) != string(attrs.ReasonUnexpectedCertChange) && r.Timestamp().AsTime().After(e.fault) {
 			return true
 		}
@@ -648,7 +648,7 @@ func (s *scenario) results() []result {
 				continue
 			}
 			at := rec.Timestamp().AsTime()
-			if attr(rec, attrs.IncidentState) == attrs.StateOpened && r.detect < 0 && !e.fault.IsZero() {
+			if attrs.State(attr(rec, attrs.IncidentState)) == attrs.StateOpened && r.detect < 0 && !e.fault.IsZero() {
 				r.detect = at.Sub(e.fault)
 			}
 			if f := attr(rec, attrs.IncidentFixedAt); f != "" && r.fix < 0 && !e.fault.IsZero() {
@@ -751,7 +751,7 @@ func (s *scenario) checkRunsOnce() {
 // the service.
 func (s *scenario) checkResolvedByHealthy() {
 	for _, r := range s.byEvent(attrs.EventIncident) {
-		if attr(r, attrs.IncidentState) != attrs.StateResolved {
+		if attrs.State(attr(r, attrs.IncidentState)) != attrs.StateResolved {
 			continue
 		}
 		if attr(r, attrs.IncidentResolution) != "healthy" {
