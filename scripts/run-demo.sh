@@ -24,4 +24,20 @@ done
 echo "full probe records: $CERTPULSE_DEMO_OUT/probes.jsonl (metrics: metrics.jsonl)"
 echo "lifecycle webhook: http://127.0.0.1:4380/v1/lifecycle (token $CERTPULSE_DEMO_TOKEN, HMAC secret $CERTPULSE_DEMO_HMAC_SECRET)"
 echo "starting $BIN with distributions/otelcol-certpulse/demo.yaml; Ctrl-C stops"
-"$BIN" --config distributions/otelcol-certpulse/demo.yaml
+# One readable line per probe result and per incident transition: the debug
+# exporter's batch headers (Logs {...}, ResourceLog #n, ScopeLog #n) are
+# dropped; on a terminal, lines are coloured (green: healthy or resolved,
+# red: alert or page, yellow: any other finding). CERTPULSE_DEMO_RAW=1 shows
+# the debug exporter's output unchanged.
+pretty() {
+  if [ -n "${CERTPULSE_DEMO_RAW:-}" ]; then cat; return; fi
+  local red="" yellow="" green="" reset=""
+  if [ -t 1 ]; then red=$'\e[31m' yellow=$'\e[33m' green=$'\e[32m' reset=$'\e[0m'; fi
+  awk -v red="$red" -v yellow="$yellow" -v green="$green" -v reset="$reset" '
+    /^(Logs|Metrics|Traces)\t\{/ || /^ResourceLog #[0-9]+/ || /^ScopeLog #[0-9]+/ { next }
+    / resolved / || /certpulse\.reason=ok( |$)/ { print green $0 reset; fflush(); next }
+    /^\[(alert|page)\]/ { print red $0 reset; fflush(); next }
+    /certpulse\.reason=/ || /^\[(ticket|info)\]/ { print yellow $0 reset; fflush(); next }
+    { print; fflush() }'
+}
+"$BIN" --config distributions/otelcol-certpulse/demo.yaml | pretty
