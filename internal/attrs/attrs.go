@@ -1,5 +1,5 @@
 // Package attrs defines, once, every attribute name and reason code that
-// certpulse components share (see ../shared/DESIGN.md and docs/schema.md).
+// certpulse components share (see docs/architecture.md and docs/schema.md).
 package attrs
 
 // OpenTelemetry semantic-convention attribute names used by certpulse.

@@ -46,11 +46,11 @@ const (
 	// ReasonHandshakeFailure is certpulse's catch-all for a TLS handshake the
 	// server aborted for a cause none of the codes above names (for example a
 	// server that demands a client certificate, or sends an oversized
-	// certificate message). It is not in DESIGN.md's list; see docs/schema.md.
+	// certificate message). It is not in the original reason list (docs/architecture.md); see docs/schema.md.
 	ReasonHandshakeFailure Reason = "handshake_failure"
 	// ReasonFileError is a certificate file target (tlsprobe `files`) that
 	// cannot be read or holds no certificate: nothing about it can be
-	// judged. Not in DESIGN.md; see docs/schema.md.
+	// judged. Not in the original reason list; see docs/schema.md.
 	ReasonFileError Reason = "file_error"
 
 	// Derived by the correlator.

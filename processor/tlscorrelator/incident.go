@@ -201,7 +201,7 @@ func (e *engine) corroborated(inc *incident, t time.Time) bool {
 	return n >= c.Failures && len(seen) >= c.Vantages
 }
 
-// severity applies the tiers of DESIGN.md.
+// severity applies the tiers of docs/architecture.md.
 func (e *engine) severity(inc *incident, svc *serviceState, t time.Time) string {
 	tiers := e.cfg.ExpiryTiers
 	high := inc.Crit == attrs.CriticalityHigh || inc.Crit == attrs.CriticalityCritical
