@@ -75,12 +75,12 @@ type Config struct {
 
 // PolicyConfig matches incidents and names ordered actions.
 type PolicyConfig struct {
-	Name         string   `mapstructure:"name"`
-	Reasons      []string `mapstructure:"reasons"`      // empty: any
-	MinSeverity  string   `mapstructure:"min_severity"` // default ticket
-	Services     []string `mapstructure:"services"`     // empty: any
-	Environments []string `mapstructure:"environments"`
-	Owners       []string `mapstructure:"owners"`
+	Name         string              `mapstructure:"name"`
+	Reasons      []string            `mapstructure:"reasons"`      // empty: any
+	MinSeverity  attrs.SeverityLevel `mapstructure:"min_severity"` // default ticket
+	Services     []string            `mapstructure:"services"`     // empty: any
+	Environments []string            `mapstructure:"environments"`
+	Owners       []string            `mapstructure:"owners"`
 	// Verify re-probes the incident's endpoints first and acts only if the
 	// failure reproduces (default true).
 	Verify *bool `mapstructure:"verify"`

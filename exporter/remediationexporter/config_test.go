@@ -22,7 +22,9 @@ func load(t *testing.T, name string) (*Config, error) {
 	cfg := NewFactory().CreateDefaultConfig()
 	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
 	require.NoError(t, err)
-	require.NoError(t, sub.Unmarshal(cfg))
+	if err := sub.Unmarshal(cfg); err != nil {
+		return nil, err // rejected while decoded (unknown severity, risk)
+	}
 	return cfg.(*Config), xconfmap.Validate(cfg)
 }
 
@@ -58,7 +60,7 @@ func TestConfig(t *testing.T) {
 		"duplicate_policy": "duplicate policy name",
 		"bad_type":         `type "email" must be webhook or alertmanager`,
 		"bad_guardrails":   "max_attempts >= 1",
-		"bad_severity":     `min_severity "urgent"`,
+		"bad_severity":     `min_severity' unknown severity "urgent"`,
 		"bad_audit":        "audit.endpoint",
 	} {
 		_, err := load(t, name)

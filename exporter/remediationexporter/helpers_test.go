@@ -135,7 +135,7 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		if inc.Owner != "" {
 			ra.PutStr(attrs.Owner, inc.Owner)
 		}
-		ra.PutStr(attrs.Severity, inc.Severity)
+		ra.PutStr(attrs.Severity, string(inc.Severity))
 		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
 		lr.SetEventName(attrs.EventIncident)
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
@@ -143,7 +143,7 @@ func incidentLogs(incs ...Incident) plog.Logs {
 		a := lr.Attributes()
 		a.PutStr(attrs.IncidentID, inc.ID)
 		a.PutStr(attrs.IncidentState, string(inc.State))
-		a.PutStr(attrs.Severity, inc.Severity)
+		a.PutStr(attrs.Severity, string(inc.Severity))
 		a.PutStr(attrs.ReasonKey, inc.Reason)
 		a.PutDouble(attrs.Impact, inc.Impact)
 		s := a.PutEmptySlice(attrs.IncidentTargets)
@@ -172,8 +172,8 @@ func incidentLogs(incs ...Incident) plog.Logs {
 	return ld
 }
 
-func incident(id string, state attrs.State, severity string) Incident {
-	return Incident{ID: id, State: state, Severity: severity, Reason: "expired_leaf", Service: "payments", Environment: "prod", Owner: "team-pay", Summary: "[" + severity + "] " + string(state) + " expired_leaf on payments", Endpoints: []string{"api.example.com:443"}}
+func incident(id string, state attrs.State, severity attrs.SeverityLevel) Incident {
+	return Incident{ID: id, State: state, Severity: severity, Reason: "expired_leaf", Service: "payments", Environment: "prod", Owner: "team-pay", Summary: "[" + string(severity) + "] " + string(state) + " expired_leaf on payments", Endpoints: []string{"api.example.com:443"}}
 }
 
 func nopHost() component.Host { return componenttest.NewNopHost() }

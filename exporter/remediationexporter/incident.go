@@ -15,24 +15,24 @@ import (
 // Incident is an incident transition as the correlator emits it; it is also
 // the data of webhook body templates ({{.Incident.Service}} ...).
 type Incident struct {
-	ID          string      `json:"id"`
-	State       attrs.State `json:"state"`
-	Severity    string      `json:"severity"`
-	Reason      string      `json:"reason"`
-	ProbeReason string      `json:"probe_reason,omitempty"`
-	Service     string      `json:"service"`
-	Environment string      `json:"environment,omitempty"`
-	Owner       string      `json:"owner,omitempty"`
-	Criticality string      `json:"criticality,omitempty"`
-	Region      string      `json:"region,omitempty"`
-	Impact      float64     `json:"impact"`
-	Endpoints   []string    `json:"endpoints,omitempty"`
-	Targets     []string    `json:"targets,omitempty"` // server.address@dialed host:port
-	Summary     string      `json:"summary"`
-	Recurring   bool        `json:"recurring,omitempty"`
-	JobID       string      `json:"job_id,omitempty"`
-	Artifact    string      `json:"artifact_version,omitempty"`
-	Time        time.Time   `json:"time"`
+	ID          string              `json:"id"`
+	State       attrs.State         `json:"state"`
+	Severity    attrs.SeverityLevel `json:"severity"`
+	Reason      string              `json:"reason"`
+	ProbeReason string              `json:"probe_reason,omitempty"`
+	Service     string              `json:"service"`
+	Environment string              `json:"environment,omitempty"`
+	Owner       string              `json:"owner,omitempty"`
+	Criticality string              `json:"criticality,omitempty"`
+	Region      string              `json:"region,omitempty"`
+	Impact      float64             `json:"impact"`
+	Endpoints   []string            `json:"endpoints,omitempty"`
+	Targets     []string            `json:"targets,omitempty"` // server.address@dialed host:port
+	Summary     string              `json:"summary"`
+	Recurring   bool                `json:"recurring,omitempty"`
+	JobID       string              `json:"job_id,omitempty"`
+	Artifact    string              `json:"artifact_version,omitempty"`
+	Time        time.Time           `json:"time"`
 	// OpenedAt: when this episode of the incident opened (ids repeat
 	// across episodes; idempotency keys and the attempt cap do not).
 	OpenedAt time.Time `json:"opened_at,omitzero"`
@@ -86,7 +86,7 @@ func incidents(ld plog.Logs) []Incident {
 				}
 				a := lr.Attributes()
 				inc := Incident{
-					ID: get(a, attrs.IncidentID), State: attrs.State(get(a, attrs.IncidentState)), Severity: get(a, attrs.Severity),
+					ID: get(a, attrs.IncidentID), State: attrs.State(get(a, attrs.IncidentState)), Severity: attrs.SeverityLevel(get(a, attrs.Severity)),
 					Reason: get(a, attrs.ReasonKey), ProbeReason: get(a, attrs.IncidentProbeReason),
 					Service: get(res, attrs.ServiceName), Environment: get(res, attrs.DeploymentEnv), Owner: get(res, attrs.Owner),
 					Criticality: get(res, attrs.Criticality), Region: get(res, attrs.CloudRegion),

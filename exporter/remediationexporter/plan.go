@@ -49,7 +49,7 @@ type notification struct {
 	Resolve bool
 	// ResolveFirst is the severity of a firing alert of another tier,
 	// resolved before the new one fires.
-	ResolveFirst string
+	ResolveFirst attrs.SeverityLevel
 	Dry          bool
 }
 

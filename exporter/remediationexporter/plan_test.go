@@ -134,7 +134,7 @@ func TestPlan(t *testing.T) {
 					s = n.Action.Name + ":resolve"
 				}
 				if n.ResolveFirst != "" {
-					s += ":" + n.ResolveFirst
+					s += ":" + string(n.ResolveFirst)
 				}
 				if n.Dry {
 					s += ":dry"

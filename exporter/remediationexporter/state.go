@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+
+	"github.com/certpulse/certpulse/internal/attrs"
 )
 
 // incState is what the exporter remembers per incident.
@@ -19,7 +21,7 @@ type incState struct {
 	Firing    bool      `json:"firing,omitempty"` // an Alertmanager alert is firing
 	// FiredSeverity is the severity label of the firing alert: when the
 	// incident changes tier, that alert is resolved and a new one fires.
-	FiredSeverity string `json:"fired_severity,omitempty"`
+	FiredSeverity attrs.SeverityLevel `json:"fired_severity,omitempty"`
 	// Step is the next step of a verify_after policy (the index among its
 	// webhook actions); Verifying the step whose effect is awaited.
 	Step      int        `json:"step,omitempty"`

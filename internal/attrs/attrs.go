@@ -2,6 +2,8 @@
 // certpulse components share (see docs/architecture.md and docs/schema.md).
 package attrs
 
+import "fmt"
+
 // OpenTelemetry semantic-convention attribute names used by certpulse.
 const (
 	ServerAddress      = "server.address"
@@ -266,16 +268,21 @@ const (
 	EnrichLastRenewalJob    = "certpulse.last_renewal.job_id"
 )
 
+// SeverityLevel is an incident's tier, lowest first: info, ticket, alert,
+// page (the value of the Severity attribute).
+type SeverityLevel string
+
 // Severity values.
 const (
-	SeverityInfo   = "info"
-	SeverityTicket = "ticket"
-	SeverityAlert  = "alert"
-	SeverityPage   = "page"
+	SeverityInfo   SeverityLevel = "info"
+	SeverityTicket SeverityLevel = "ticket"
+	SeverityAlert  SeverityLevel = "alert"
+	SeverityPage   SeverityLevel = "page"
 )
 
-// SeverityRank orders severities (info lowest).
-func SeverityRank(s string) int {
+// Rank orders severities: info (and anything unknown) 0, ticket 1, alert 2,
+// page 3.
+func (s SeverityLevel) Rank() int {
 	switch s {
 	case SeverityTicket:
 		return 1
@@ -285,6 +292,19 @@ func SeverityRank(s string) int {
 		return 3
 	}
 	return 0
+}
+
+// SeverityRank orders severities (info lowest).
+func SeverityRank(s SeverityLevel) int { return s.Rank() }
+
+// UnmarshalText rejects unknown severities while a config is decoded.
+func (s *SeverityLevel) UnmarshalText(b []byte) error {
+	switch v := SeverityLevel(b); v {
+	case SeverityInfo, SeverityTicket, SeverityAlert, SeverityPage, "":
+		*s = v
+		return nil
+	}
+	return fmt.Errorf("unknown severity %q: info, ticket, alert or page", b)
 }
 
 // State is an incident record's transition.

@@ -98,7 +98,7 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 	putIfMissing(ra, attrs.DeploymentEnv, inc.Env)
 	putIfMissing(ra, attrs.Owner, inc.Owner)
 	putIfMissing(ra, attrs.Criticality, inc.Crit)
-	ra.PutStr(attrs.Severity, inc.Severity)
+	ra.PutStr(attrs.Severity, string(inc.Severity))
 	if len(inc.Regions) == 1 {
 		for r := range inc.Regions {
 			ra.PutStr(attrs.CloudRegion, r)
@@ -129,7 +129,7 @@ func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
 	if tr.prev != "" {
 		a.PutStr(attrs.IncidentPrevState, string(tr.prev))
 	}
-	a.PutStr(attrs.Severity, inc.Severity)
+	a.PutStr(attrs.Severity, string(inc.Severity))
 	a.PutDouble(attrs.Impact, inc.Impact)
 	a.PutStr(attrs.ReasonKey, string(inc.Reason))
 	side := sideOf(inc)

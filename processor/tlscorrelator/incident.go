@@ -178,7 +178,7 @@ func addTo(m map[string]struct{}, k string) bool {
 	return true
 }
 
-func maxSeverity(a, b string) string {
+func maxSeverity(a, b attrs.SeverityLevel) attrs.SeverityLevel {
 	if attrs.SeverityRank(b) > attrs.SeverityRank(a) {
 		return b
 	}
@@ -202,7 +202,7 @@ func (e *engine) corroborated(inc *incident, t time.Time) bool {
 }
 
 // severity applies the tiers of docs/architecture.md.
-func (e *engine) severity(inc *incident, svc *serviceState, t time.Time) string {
+func (e *engine) severity(inc *incident, svc *serviceState, t time.Time) attrs.SeverityLevel {
 	tiers := e.cfg.ExpiryTiers
 	high := inc.Crit == attrs.CriticalityHigh || inc.Crit == attrs.CriticalityCritical
 	switch inc.Reason {

@@ -83,7 +83,7 @@ func (c *correlator) start(ctx context.Context, host component.Host) error {
 		}
 		for _, inc := range c.eng.incidents {
 			if inc.open() {
-				c.setOpen(ctx, inc.ID, [3]string{inc.Severity, string(inc.Reason), inc.Service}, true)
+				c.setOpen(ctx, inc.ID, [3]string{string(inc.Severity), string(inc.Reason), inc.Service}, true)
 			}
 		}
 		c.logger.Info("tlscorrelator state restored", zap.Int("endpoints", len(c.eng.endpoints)), zap.Int("incidents", len(c.eng.incidents)))
@@ -348,8 +348,8 @@ func (c *correlator) logFuture(r *record, now time.Time) {
 
 func (c *correlator) countTransition(ctx context.Context, tr transition) {
 	inc := &tr.inc
-	c.telemetry.TlscorrelatorIncidentTransitions.Add(ctx, 1, metric.WithAttributes(attribute.String("state", string(tr.state)), attribute.String("severity", inc.Severity), attribute.String("reason", string(inc.Reason))))
-	c.setOpen(ctx, inc.ID, [3]string{inc.Severity, string(inc.Reason), inc.Service}, tr.state != attrs.StateResolved)
+	c.telemetry.TlscorrelatorIncidentTransitions.Add(ctx, 1, metric.WithAttributes(attribute.String("state", string(tr.state)), attribute.String("severity", string(inc.Severity)), attribute.String("reason", string(inc.Reason))))
+	c.setOpen(ctx, inc.ID, [3]string{string(inc.Severity), string(inc.Reason), inc.Service}, tr.state != attrs.StateResolved)
 }
 
 // setOpen keeps tlscorrelator_incidents_open: each open incident is counted

@@ -107,20 +107,20 @@ type failObs struct {
 
 // incident is one deduplicated incident.
 type incident struct {
-	ID          string       `json:"id"`
-	Reason      attrs.Reason `json:"reason"`
-	ProbeReason attrs.Reason `json:"probe_reason,omitempty"`
-	Service     string       `json:"service"`
-	Env         string       `json:"env,omitempty"`
-	Owner       string       `json:"owner,omitempty"`
-	Crit        string       `json:"crit,omitempty"`
-	Identity    string       `json:"identity,omitempty"`
-	State       attrs.State  `json:"state,omitempty"`
-	Severity    string       `json:"severity,omitempty"`
-	Impact      float64      `json:"impact"`
-	OpenedAt    time.Time    `json:"opened_at,omitzero"`
-	UpdatedAt   time.Time    `json:"updated_at"`
-	ResolvedAt  time.Time    `json:"resolved_at,omitzero"`
+	ID          string              `json:"id"`
+	Reason      attrs.Reason        `json:"reason"`
+	ProbeReason attrs.Reason        `json:"probe_reason,omitempty"`
+	Service     string              `json:"service"`
+	Env         string              `json:"env,omitempty"`
+	Owner       string              `json:"owner,omitempty"`
+	Crit        string              `json:"crit,omitempty"`
+	Identity    string              `json:"identity,omitempty"`
+	State       attrs.State         `json:"state,omitempty"`
+	Severity    attrs.SeverityLevel `json:"severity,omitempty"`
+	Impact      float64             `json:"impact"`
+	OpenedAt    time.Time           `json:"opened_at,omitzero"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+	ResolvedAt  time.Time           `json:"resolved_at,omitzero"`
 	// Resolution is how it resolved: healthy, or expired (no data).
 	Resolution   string                  `json:"resolution,omitempty"`
 	Endpoints    map[string]*incEndpoint `json:"endpoints,omitempty"`

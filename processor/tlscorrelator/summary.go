@@ -38,7 +38,7 @@ func (e *engine) openSummary(now time.Time) map[openGroup]int {
 		case now.Before(inc.RemediateTil):
 			rem = remediationRunning
 		}
-		out[openGroup{inc.Service, inc.Env, inc.Owner, inc.Severity, string(inc.Reason), rem}]++
+		out[openGroup{inc.Service, inc.Env, inc.Owner, string(inc.Severity), string(inc.Reason), rem}]++
 	}
 	return out
 }

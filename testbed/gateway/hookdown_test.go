@@ -65,7 +65,7 @@ func TestRemediationReceiverDown(t *testing.T) {
 		a := lr.Attributes()
 		a.PutStr(attrs.IncidentID, fmt.Sprintf("inc-%d", i))
 		a.PutStr(attrs.IncidentState, string(attrs.StateOpened))
-		a.PutStr(attrs.Severity, attrs.SeverityAlert)
+		a.PutStr(attrs.Severity, string(attrs.SeverityAlert))
 		a.PutStr(attrs.ReasonKey, "expired_leaf")
 		require.NoError(t, exp.ConsumeLogs(ctx, ld))
 	}
