@@ -22,16 +22,10 @@ const hooksDir = "../../distributions/otelcol-certpulse/hooks"
 
 func runHook(t *testing.T, r *lifecycleReceiver, env []string, name string, args ...string) (string, error) {
 	t.Helper()
+	// Skipped where the tools are missing, a failure in CI, which
+	// installs them.
 	for _, tool := range []string{"sh", "curl", "openssl", "jq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			// As the README says: skipped where the tools are missing,
-			// a failure in CI (CI=true), which installs them.
-			msg := tool + " is needed by the hook tests (scripts/install-test-deps.sh installs it): " + err.Error()
-			if proxytest.InCI() {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
+		proxytest.Need(t, tool)
 	}
 	cmd := exec.Command(filepath.Join(hooksDir, name), args...)
 	cmd.Env = append(os.Environ(),

@@ -15,7 +15,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 )
 
 // repo is the repository root.
@@ -33,24 +32,6 @@ func need(t *testing.T, name, why string) string {
 		t.Skip(name + " not set (`make deploy` sets it): " + why)
 	}
 	return v
-}
-
-// skipOrFail skips locally; in CI (CI=true) a missing prerequisite fails.
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if proxytest.InCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func needProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		skipOrFail(t, name+" is not installed (scripts/install-test-deps.sh installs it)")
-	}
-	return p
 }
 
 // validate runs the built distribution's `validate` on a config with env.

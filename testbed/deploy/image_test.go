@@ -27,6 +27,7 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
@@ -135,9 +136,9 @@ func run(t *testing.T, name string, args ...string) []byte {
 // the fault lab.
 func TestImageRootFilesystem(t *testing.T) {
 	image := need(t, "CERTPULSE_IMAGE", "run `make deploy` (builds the image)")
-	podman := needProgram(t, "podman")
+	podman := proxytest.Need(t, "podman")
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "chroot needs root")
+		proxytest.SkipOrFail(t, "chroot needs root")
 	}
 	// The image's metadata.
 	var inspect []struct {

@@ -18,6 +18,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 )
 
 // rendered is one kustomize overlay, every object strictly decoded.
@@ -38,7 +40,7 @@ type rendered struct {
 // field or a wrong type fails.
 func render(t *testing.T, dir string) rendered {
 	t.Helper()
-	kubectl := needProgram(t, "kubectl")
+	kubectl := proxytest.Need(t, "kubectl")
 	out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, out)

@@ -38,11 +38,18 @@ func Need(t testing.TB, names ...string) string {
 			}
 		}
 	}
-	if InCI() {
-		t.Fatalf("%s not installed (scripts/install-test-deps.sh installs it)", strings.Join(names, " or "))
-	}
-	t.Skipf("%s not installed", strings.Join(names, " or "))
+	SkipOrFail(t, strings.Join(names, " or ")+" not installed (scripts/install-test-deps.sh installs it)")
 	return ""
+}
+
+// SkipOrFail skips the test for a missing prerequisite, or fails it in CI
+// (InCI), whose script installs every prerequisite.
+func SkipOrFail(t testing.TB, msg string) {
+	t.Helper()
+	if InCI() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // Nginx is a running nginx.
