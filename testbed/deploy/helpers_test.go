@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
-
 )
 
 // repo is the repository root.
