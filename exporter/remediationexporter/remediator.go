@@ -52,7 +52,9 @@ type remediator struct {
 	// start (nil without audit_trail): remediation waits for it.
 	trailReady chan struct{}
 	// stopping is closed when shutdown begins: decisions waiting for the
-	// trail are dropped then (the incident is announced again at start).
+	// trail are dropped then. Nothing of them is persisted (nor of a
+	// handover_hold deferral cut short by shutdown): the incident is decided
+	// again on its next opened or escalated record.
 	stopping <-chan struct{}
 
 	approval     *http.Server
@@ -404,31 +406,29 @@ func (r *remediator) goExec(fn func(ctx context.Context)) {
 // deferLocked decides on inc again once handover_hold has passed since the
 // incident was first seen here.
 func (r *remediator) deferLocked(inc *Incident, wait time.Duration) {
-	if r.execCtx == nil || r.execCtx.Err() != nil {
-		return
-	}
-	run := *inc
-	r.goExec(func(ctx context.Context) {
-		select {
-		case <-time.After(wait):
-			r.handle(ctx, &run, true)
-		case <-ctx.Done():
-		}
-	})
+	wake := make(chan struct{})
+	time.AfterFunc(wait, func() { close(wake) })
+	r.redecideLocked(inc, wake, nil)
 }
 
 // awaitTrailLocked decides on inc again once the audit trail is read up
-// to its end at start.
+// to its end at start; shutdown drops it at once.
 func (r *remediator) awaitTrailLocked(inc *Incident) {
+	r.redecideLocked(inc, r.trailReady, r.stopping)
+}
+
+// redecideLocked decides on inc again (deferred) once wake is closed,
+// unless stop (nil: never) or the executor's context ends first.
+func (r *remediator) redecideLocked(inc *Incident, wake, stop <-chan struct{}) {
 	if r.execCtx == nil || r.execCtx.Err() != nil {
 		return
 	}
 	run := *inc
 	r.goExec(func(ctx context.Context) {
 		select {
-		case <-r.trailReady:
+		case <-wake:
 			r.handle(ctx, &run, true)
-		case <-r.stopping:
+		case <-stop:
 		case <-ctx.Done():
 		}
 	})
