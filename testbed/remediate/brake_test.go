@@ -1,8 +1,6 @@
 package remediate
 
 import (
-	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +8,6 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
-	"github.com/certpulse/certpulse/internal/testkit/proxytest"
-	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 // TestRemediateBrake: past the budget, the brake. Three endpoints whose CA
@@ -21,11 +17,7 @@ import (
 // reissues' next step would call. The approval API reports the brake, and
 // no incident resolves (nothing was fixed).
 func TestRemediateBrake(t *testing.T) {
-	env := tb.Env(t, "remediate", "CERTPULSE_BIN", "PEBBLE_BIN")
-	bin, pebbleBin := env[0], env[1]
-	for _, p := range []string{"certbot", "webhook", "jq", "openssl", "curl", "flock", "nginx"} {
-		proxytest.Need(t, p)
-	}
+	bin, pebbleBin := needParts(t)
 	const budget = 2
 	repo, _ := filepath.Abs(filepath.Join("..", ".."))
 	s := &scenario{t: t, interval: 5 * time.Second, dir: t.TempDir(), repo: repo, kinds: []faultKind{kRefused}, perKind: 3, budget: budget}
@@ -79,18 +71,11 @@ func TestRemediateBrake(t *testing.T) {
 	s.checkRunsOnce()
 	s.checkResolvedByHealthy()
 
-	req, _ := http.NewRequest(http.MethodGet, s.approveURL+"/api/v1/brake", nil)
-	req.SetBasicAuth("operator", "test-operator")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var brake struct {
 		Engaged bool   `json:"engaged"`
 		Reason  string `json:"reason"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&brake); err != nil {
+	if err := s.apiGet("/api/v1/brake", &brake); err != nil {
 		t.Fatal(err)
 	}
 	if !brake.Engaged || !strings.Contains(brake.Reason, "budget") {

@@ -101,12 +101,19 @@ type scenario struct {
 	budget  int
 }
 
-func TestRemediateEndToEnd(t *testing.T) {
+// needParts returns the built distribution and Pebble (make remediate sets
+// them) after checking the programs the runbooks and the lab run, or skips.
+func needParts(t *testing.T) (bin, pebbleBin string) {
+	t.Helper()
 	env := tb.Env(t, "remediate", "CERTPULSE_BIN", "PEBBLE_BIN")
-	bin, pebbleBin := env[0], env[1]
 	for _, p := range []string{"certbot", "webhook", "jq", "openssl", "curl", "flock", "nginx"} {
 		proxytest.Need(t, p)
 	}
+	return env[0], env[1]
+}
+
+func TestRemediateEndToEnd(t *testing.T) {
+	bin, pebbleBin := needParts(t)
 	full := os.Getenv("CERTPULSE_REMEDIATE_FULL") != ""
 	var live, dry []result
 	t.Run("live", func(t *testing.T) { live = run(t, bin, pebbleBin, full, false) })
@@ -554,17 +561,24 @@ func (s *scenario) resolvedHealthy(e *endpoint) bool {
 	return false
 }
 
-// approve approves every held action (a person would, through the API).
-func (s *scenario) approve() {
-	req, _ := http.NewRequest(http.MethodGet, s.approveURL+"/api/v1/pending", nil)
+// apiGet reads one JSON answer of the approval API, as the operator.
+func (s *scenario) apiGet(path string, v any) error {
+	req, _ := http.NewRequest(http.MethodGet, s.approveURL+path, nil)
 	req.SetBasicAuth("operator", "test-operator")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// approve approves every held action (a person would, through the API).
+func (s *scenario) approve() {
+	var body struct{ Pending []struct{ ID string } }
+	if s.apiGet("/api/v1/pending", &body) != nil {
 		return
 	}
-	var body struct{ Pending []struct{ ID string } }
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
 	for _, p := range body.Pending {
 		req, _ := http.NewRequest(http.MethodPost, s.approveURL+"/api/v1/pending/"+p.ID+"/approve", strings.NewReader(`{"by":"testbed-operator","why":"the new key is ours"}`))
 		req.SetBasicAuth("operator", "test-operator")
