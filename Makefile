@@ -141,7 +141,8 @@ FUZZ_TARGETS := \
 	./receiver/tlsprobereceiver:FuzzParseCertFile \
 	./internal/tlsinspect:FuzzClassifyChain \
 	./receiver/certlifecyclereceiver:FuzzParseRequest \
-	./connector/tlsedgeconnector:FuzzObserve
+	./connector/tlsedgeconnector:FuzzObserve \
+	./internal/records:FuzzDecodeIncidents
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

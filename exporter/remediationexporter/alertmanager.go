@@ -28,7 +28,7 @@ type amAlert struct {
 // alertLabels are the incident's routing keys, so Alertmanager's routing,
 // grouping and silences apply.
 func alertLabels(a *ActionConfig, inc *Incident) map[string]string {
-	l := map[string]string{"alertname": "CertpulseIncident", "incident_id": inc.ID, "service": inc.Service, "severity": string(inc.Severity), "reason": inc.Reason}
+	l := map[string]string{"alertname": "CertpulseIncident", "incident_id": inc.ID, "service": inc.Service, "severity": string(inc.Severity), "reason": string(inc.Reason)}
 	for k, v := range map[string]string{"environment": inc.Environment, "owner": inc.Owner, "region": inc.Region, "criticality": inc.Criticality} {
 		if v != "" {
 			l[k] = v

@@ -37,7 +37,7 @@ func (r *remediator) audit(ctx context.Context, d decision) {
 	fields := []zap.Field{zap.String("decision", string(d.Outcome))}
 	if d.Incident != nil {
 		fields = append(fields, zap.String("incident.id", d.Incident.ID), zap.String("service", d.Incident.Service),
-			zap.String("reason", d.Incident.Reason), zap.String("severity", string(d.Incident.Severity)), zap.String("state", string(d.Incident.State)))
+			zap.String("reason", string(d.Incident.Reason)), zap.String("severity", string(d.Incident.Severity)), zap.String("state", string(d.Incident.State)))
 	}
 	for k, v := range map[string]string{"policy": d.Policy, "action": d.Action, "idempotency_key": d.Key, "why": d.Why, "by": d.By} {
 		if v != "" {

@@ -65,7 +65,7 @@ func (r *remediator) recordDuration(ctx context.Context, actionType string, star
 func (r *remediator) runActions(ctx context.Context, pol *PolicyConfig, inc *Incident, attempt int, evidence []string, from int, dry bool) {
 	for i := from; i < len(pol.Actions); i++ {
 		a := &pol.Actions[i]
-		key := inc.key(a.Name, attempt)
+		key := attemptKey(inc, a.Name, attempt)
 		switch planAction(pol, a, r.approval != nil, dry) {
 		case stepNone:
 		case stepNoApproval:
@@ -92,7 +92,7 @@ func (r *remediator) runStep(ctx context.Context, pol *PolicyConfig, inc *Incide
 		return
 	}
 	a := &pol.Actions[idx[step]]
-	key := inc.key(a.Name, attempt)
+	key := attemptKey(inc, a.Name, attempt)
 	switch planAction(pol, a, r.approval != nil, dry) {
 	case stepNoApproval:
 		r.audit(ctx, decision{Outcome: attrs.OutcomeSkipped, Incident: inc, Policy: pol.Name, Action: a.Name, Attempt: attempt, Key: key, Why: "high-risk action and no approval server is configured"})
@@ -108,7 +108,7 @@ func (r *remediator) runStep(ctx context.Context, pol *PolicyConfig, inc *Incide
 // hold keeps a high-risk action for approval, persisted first: a hold only
 // in memory would vanish with a restart.
 func (r *remediator) hold(ctx context.Context, pol *PolicyConfig, a *ActionConfig, inc *Incident, attempt int, evidence []string) {
-	key := inc.key(a.Name, attempt)
+	key := attemptKey(inc, a.Name, attempt)
 	r.mu.Lock()
 	now := r.now()
 	p := &Pending{ID: randomID(), IncidentID: inc.ID, Policy: pol.Name, Action: a.Name, Operation: a.Operation, Attempt: attempt,
@@ -130,7 +130,7 @@ func (r *remediator) hold(ctx context.Context, pol *PolicyConfig, a *ActionConfi
 // call delivers one webhook action and audits the outcome; it reports
 // success.
 func (r *remediator) call(ctx context.Context, pol *PolicyConfig, a *ActionConfig, inc *Incident, attempt int, evidence []string, by string) bool {
-	key := inc.key(a.Name, attempt)
+	key := attemptKey(inc, a.Name, attempt)
 	d := templateData{Incident: *inc, Action: a.Name, Operation: a.Operation, Attempt: attempt, IdempotencyKey: key, Evidence: evidence}
 	select {
 	case r.sem <- struct{}{}:
@@ -187,7 +187,7 @@ func (r *remediator) spendLocked(ctx context.Context, pol *PolicyConfig, inc *In
 func firstKey(pol *PolicyConfig, inc *Incident, attempt int) string {
 	for i := range pol.Actions {
 		if pol.Actions[i].Type == "webhook" {
-			return inc.key(pol.Actions[i].Name, attempt)
+			return attemptKey(inc, pol.Actions[i].Name, attempt)
 		}
 	}
 	return ""
@@ -242,7 +242,7 @@ func (r *remediator) decide(ctx context.Context, id string, approve bool, by, wh
 	msg := "approved and sent"
 	switch {
 	case dry:
-		r.audit(ctx, decision{Outcome: attrs.OutcomeDryRun, Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: inc.key(a.Name, p.Attempt), Why: "dry-run: nothing called"})
+		r.audit(ctx, decision{Outcome: attrs.OutcomeDryRun, Incident: &inc, Policy: p.Policy, Action: p.Action, Attempt: p.Attempt, Key: attemptKey(&inc, a.Name, p.Attempt), Why: "dry-run: nothing called"})
 		msg = "approved (dry-run)"
 	case ladder(pol):
 		// One step: its effect is awaited; a next step follows from that.

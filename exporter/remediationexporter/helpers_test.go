@@ -16,11 +16,11 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/certpulse/certpulse/exporter/remediationexporter/internal/metadata"
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/records"
 	"github.com/certpulse/certpulse/internal/signature"
 )
 
@@ -119,53 +119,16 @@ func (e *testExporter) send(t *testing.T, incs ...Incident) {
 	e.r.waitIdle() // actions run and audits post in the background
 }
 
-// incidentLogs renders incidents as the correlator emits them.
+// incidentLogs renders incidents as the correlator emits them: through the
+// one codec both components share.
 func incidentLogs(incs ...Incident) plog.Logs {
 	ld := plog.NewLogs()
-	for _, inc := range incs {
-		rl := ld.ResourceLogs().AppendEmpty()
-		ra := rl.Resource().Attributes()
-		ra.PutStr(attrs.ServiceName, inc.Service)
-		if inc.Environment != "" {
-			ra.PutStr(attrs.DeploymentEnv, inc.Environment)
+	for i := range incs {
+		inc := incs[i]
+		if inc.Time.IsZero() {
+			inc.Time = time.Now()
 		}
-		if inc.Region != "" {
-			ra.PutStr(attrs.CloudRegion, inc.Region)
-		}
-		if inc.Owner != "" {
-			ra.PutStr(attrs.Owner, inc.Owner)
-		}
-		ra.PutStr(attrs.Severity, string(inc.Severity))
-		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
-		lr.SetEventName(attrs.EventIncident)
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-		lr.Body().SetStr(inc.Summary)
-		a := lr.Attributes()
-		a.PutStr(attrs.IncidentID, inc.ID)
-		a.PutStr(attrs.IncidentState, string(inc.State))
-		a.PutStr(attrs.Severity, string(inc.Severity))
-		a.PutStr(attrs.ReasonKey, inc.Reason)
-		a.PutDouble(attrs.Impact, inc.Impact)
-		s := a.PutEmptySlice(attrs.IncidentTargets)
-		for _, x := range inc.Targets {
-			s.AppendEmpty().SetStr(x)
-		}
-		e := a.PutEmptySlice(attrs.IncidentEndpoints)
-		for _, x := range inc.Endpoints {
-			e.AppendEmpty().SetStr(x)
-		}
-		if !inc.FixedAt.IsZero() {
-			a.PutStr(attrs.IncidentFixedAt, inc.FixedAt.UTC().Format(time.RFC3339Nano))
-		}
-		if inc.Resolution != "" {
-			a.PutStr(attrs.IncidentResolution, inc.Resolution)
-		}
-		if inc.LastGoodChain != "" {
-			a.PutStr(attrs.EnrichLastGoodChain, inc.LastGoodChain)
-		}
-		if !inc.OpenedAt.IsZero() {
-			a.PutStr(attrs.IncidentOpenedAt, inc.OpenedAt.UTC().Format(time.RFC3339))
-		}
+		records.AppendIncident(ld, "test", &inc)
 	}
 	// noise the exporter must ignore
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().SetEventName(attrs.EventProbeResult)

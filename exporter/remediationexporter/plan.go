@@ -464,7 +464,7 @@ func matchPolicies(policies []PolicyConfig, inc *Incident) []*PolicyConfig {
 		if attrs.SeverityRank(inc.Severity) < attrs.SeverityRank(sev) {
 			continue
 		}
-		if matchList(p.Reasons, inc.Reason) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, inc.ProbeReason)) {
+		if matchList(p.Reasons, string(inc.Reason)) || (inc.ProbeReason != "" && len(p.Reasons) > 0 && slices.Contains(p.Reasons, string(inc.ProbeReason))) {
 			if matchList(p.Services, inc.Service) && matchList(p.Environments, inc.Environment) && matchList(p.Owners, inc.Owner) {
 				out = append(out, p)
 			}

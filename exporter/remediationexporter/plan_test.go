@@ -300,7 +300,7 @@ func TestCollateral(t *testing.T) {
 	since := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	acting := map[string]*incState{"i1": {Incident: Incident{ID: "i1", Service: "pay", Endpoints: []string{"a.pay:443"}}, Verifying: &Verifying{Action: "reissue", Attempt: 1, Since: since}}}
 	open := func(id, svc string, reason attrs.Reason, at time.Time) *Incident {
-		return &Incident{ID: id, State: attrs.StateOpened, Service: svc, Reason: string(reason), Time: at, Endpoints: []string{"b.pay:443"}}
+		return &Incident{ID: id, State: attrs.StateOpened, Service: svc, Reason: reason, Time: at, Endpoints: []string{"b.pay:443"}}
 	}
 	same := open("i2", "pay", attrs.ReasonMissingIntermediate, since.Add(time.Second))
 	same.Endpoints = []string{"a.pay:443"}

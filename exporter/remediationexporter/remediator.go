@@ -248,7 +248,12 @@ func (r *remediator) push(ctx context.Context, ld plog.Logs) error {
 	if trail := r.attested(ctx, ld); len(trail) > 0 {
 		r.learn(ctx, trail)
 	}
-	for _, inc := range incidents(ld) {
+	incs, bad := incidents(ld)
+	if len(bad) > 0 {
+		r.telemetry.RemediationBadIncidents.Add(ctx, int64(len(bad)))
+		r.logger.Warn("incident records not read (not decided on)", zap.Int("count", len(bad)), zap.Error(bad[0]))
+	}
+	for _, inc := range incs {
 		r.handle(ctx, &inc, false)
 	}
 	return nil

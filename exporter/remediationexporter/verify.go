@@ -29,7 +29,7 @@ const (
 func judgeVerify(inc *Incident, primaries []attrs.Reason) verifyOutcome {
 	out := notReproduced
 	for _, p := range primaries {
-		if p != attrs.ReasonOK && (string(p) == inc.Reason || string(p) == inc.ProbeReason) {
+		if p != attrs.ReasonOK && (p == inc.Reason || p == inc.ProbeReason) {
 			return reproduced
 		}
 		if info, _ := attrs.Info(p); info.Side == attrs.SideNetwork && info.Failing {

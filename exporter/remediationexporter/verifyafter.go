@@ -95,7 +95,7 @@ func (r *remediator) judgeLocked(ctx context.Context, inc *Incident, st *incStat
 
 func fixedDecision(inc Incident, v Verifying, at time.Time) decision {
 	return decision{Outcome: attrs.OutcomeFixed, Incident: &inc, Policy: v.Policy, Action: v.Action, Attempt: v.Attempt,
-		Key: inc.key(v.Action, v.Attempt), Why: fmt.Sprintf("every affected endpoint probed healthy at %s, %s after the step began",
+		Key: attemptKey(&inc, v.Action, v.Attempt), Why: fmt.Sprintf("every affected endpoint probed healthy at %s, %s after the step began",
 			at.UTC().Format(time.RFC3339), max(at.Sub(v.Since), 0).Round(time.Second))}
 }
 
@@ -122,7 +122,7 @@ func (r *remediator) checkSteps(ctx context.Context) {
 	for _, l := range due {
 		inc := l.inc
 		r.audit(ctx, decision{Outcome: attrs.OutcomeIneffective, Incident: &inc, Policy: l.v.Policy, Action: l.v.Action, Attempt: l.v.Attempt,
-			Key: inc.key(l.v.Action, l.v.Attempt), Why: fmt.Sprintf("not fixed within %s of the step", l.v.Deadline.Sub(l.v.Since))})
+			Key: attemptKey(&inc, l.v.Action, l.v.Attempt), Why: fmt.Sprintf("not fixed within %s of the step", l.v.Deadline.Sub(l.v.Since))})
 		pol, _ := r.findAction(l.v.Policy, l.v.Action)
 		if pol == nil {
 			continue

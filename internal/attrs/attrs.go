@@ -319,6 +319,29 @@ const (
 	StateSuppressed State = "suppressed"
 )
 
+// States lists every incident state.
+var States = []State{StateOpened, StateUpdated, StateEscalated, StateResolved, StateSuppressed}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	for _, k := range States {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
+// UnmarshalText rejects unknown states (config decoding).
+func (s *State) UnmarshalText(b []byte) error {
+	v := State(b)
+	if !v.Valid() {
+		return fmt.Errorf("unknown incident state %q: opened, updated, escalated, resolved or suppressed", b)
+	}
+	*s = v
+	return nil
+}
+
 // Edge telemetry (tlsedge connector): what the proxies' logs say about the
 // handshakes of real clients, normalized to one schema. The proxy configs
 // under distributions/edge/ map each proxy's fields to these.

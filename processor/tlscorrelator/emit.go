@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/records"
 	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadata"
 )
 
@@ -88,167 +89,79 @@ func sortedKeys(m map[string]struct{}) []string {
 	return out
 }
 
-// appendIncident adds one incident transition record to ld, on a resource
-// that carries the routing keys.
+// appendIncident adds one incident transition record to ld (the records
+// package writes it; the remediation exporter reads it back with the same
+// package).
 func appendIncident(ld plog.Logs, tr transition, observed time.Time) {
+	rec := incidentRecord(tr, observed)
+	records.AppendIncident(ld, metadata.ScopeName, &rec)
+}
+
+// incidentRecord is the record of one transition: what the incident says,
+// as of tr, for the record's readers.
+func incidentRecord(tr transition, observed time.Time) records.Incident {
 	inc := &tr.inc
-	rl := ld.ResourceLogs().AppendEmpty()
-	ra := rl.Resource().Attributes()
-	ra.PutStr(attrs.ServiceName, inc.Service)
-	putIfMissing(ra, attrs.DeploymentEnv, inc.Env)
-	putIfMissing(ra, attrs.Owner, inc.Owner)
-	putIfMissing(ra, attrs.Criticality, inc.Crit)
-	ra.PutStr(attrs.Severity, string(inc.Severity))
+	names := endpointNames(inc)
+	rec := records.Incident{
+		ID: inc.ID, State: tr.state, PrevState: tr.prev, Severity: inc.Severity,
+		Reason: inc.Reason, ReasonSide: sideOf(inc), ProbeReason: inc.ProbeReason,
+		Service: inc.Service, Environment: inc.Env, Owner: inc.Owner, Criticality: inc.Crit,
+		Impact: inc.Impact, Endpoints: names, Targets: incidentTargets(inc),
+		Vantages: sortedKeys(inc.Vantages), Profiles: sortedKeys(inc.Profiles),
+		Summary: incidentSummary(tr, names), Recurring: inc.Recurring, Flaps: inc.Flaps, Corroborated: inc.Corroborated,
+		Failures: len(inc.Failures), Time: tr.at, Observed: observed, OpenedAt: inc.OpenedAt.Truncate(time.Second),
+		FaultAt: inc.FaultAt, ActedAt: inc.ActedAt, FixedAt: inc.FixedAt,
+		LastGoodChain: inc.LastGoodChain, LastGoodSPKI: inc.LastGoodSPKI, NotAfter: inc.NotAfter.Truncate(time.Second),
+	}
 	if len(inc.Regions) == 1 {
 		for r := range inc.Regions {
-			ra.PutStr(attrs.CloudRegion, r)
+			rec.Region = r
 		}
 	}
-	sl := rl.ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(metadata.ScopeName)
-	lr := sl.LogRecords().AppendEmpty()
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(tr.at))
-	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(observed))
-	lr.SetEventName(attrs.EventIncident)
-	switch {
-	case tr.state == attrs.StateResolved:
-		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-	case inc.Severity == attrs.SeverityPage:
-		lr.SetSeverityNumber(plog.SeverityNumberFatal)
-	case inc.Severity == attrs.SeverityAlert:
-		lr.SetSeverityNumber(plog.SeverityNumberError)
-	default:
-		lr.SetSeverityNumber(plog.SeverityNumberWarn)
-	}
-	lr.SetSeverityText(lr.SeverityNumber().String())
-	names := endpointNames(inc)
-	lr.Body().SetStr(incidentSummary(tr, names))
-	a := lr.Attributes()
-	a.PutStr(attrs.IncidentID, inc.ID)
-	a.PutStr(attrs.IncidentState, string(tr.state))
-	if tr.prev != "" {
-		a.PutStr(attrs.IncidentPrevState, string(tr.prev))
-	}
-	a.PutStr(attrs.Severity, string(inc.Severity))
-	a.PutDouble(attrs.Impact, inc.Impact)
-	a.PutStr(attrs.ReasonKey, string(inc.Reason))
-	side := sideOf(inc)
-	if side != "" {
-		a.PutStr(attrs.ReasonSideKey, side)
-	}
-	if inc.ProbeReason != "" {
-		a.PutStr(attrs.IncidentProbeReason, string(inc.ProbeReason))
-	}
-	putSlice(a, attrs.IncidentEndpoints, names)
-	putSlice(a, attrs.IncidentTargets, incidentTargets(inc))
-	a.PutInt(attrs.IncidentEndpointCount, int64(len(names)))
-	putSlice(a, attrs.IncidentVantages, sortedKeys(inc.Vantages))
-	putSlice(a, attrs.IncidentProfiles, sortedKeys(inc.Profiles))
-	if !inc.OpenedAt.IsZero() {
-		a.PutStr(attrs.IncidentOpenedAt, inc.OpenedAt.UTC().Format(time.RFC3339))
-	}
-	a.PutBool(attrs.IncidentRecurring, inc.Recurring)
-	if inc.Flaps > 0 {
-		a.PutInt(attrs.IncidentFlaps, int64(inc.Flaps))
-	}
-	a.PutBool(attrs.IncidentCorroborated, inc.Corroborated)
 	if inc.Suppressed != "" && tr.state == attrs.StateSuppressed {
-		a.PutStr(attrs.IncidentSuppressedBy, inc.Suppressed)
+		rec.SuppressedBy = inc.Suppressed
 	}
-	if tr.state == attrs.StateResolved && inc.Resolution != "" {
-		a.PutStr(attrs.IncidentResolution, inc.Resolution)
-	}
-	a.PutInt(attrs.IncidentFailures, int64(len(inc.Failures)))
-	putTimeline(a, tr)
-	if inc.LastGoodChain != "" {
-		a.PutStr(attrs.EnrichLastGoodChain, inc.LastGoodChain)
-	}
-	if inc.LastGoodSPKI != "" {
-		a.PutStr(attrs.EnrichLastGoodSPKI, inc.LastGoodSPKI)
+	if tr.state == attrs.StateResolved {
+		rec.Resolution, rec.ResolvedAt = inc.Resolution, inc.ResolvedAt
 	}
 	if d := inc.Deploy; d != nil {
-		if d.JobID != "" {
-			a.PutStr(attrs.LifecycleJobID, d.JobID)
-		}
-		if d.Artifact != "" {
-			a.PutStr(attrs.LifecycleArtifactVersion, d.Artifact)
-		}
+		rec.JobID, rec.Artifact = d.JobID, d.Artifact
 	}
 	if inc.EdgeShare > 0 {
-		a.PutDouble(attrs.IncidentEdgeFailureShare, inc.EdgeShare)
-		a.PutInt(attrs.IncidentEdgeHandshakes, inc.EdgeHandshakes)
-		putSlice(a, attrs.IncidentEdgeNodes, inc.EdgeNodes)
+		rec.EdgeShare, rec.EdgeHandshakes, rec.EdgeNodes = inc.EdgeShare, inc.EdgeHandshakes, inc.EdgeNodes
 	}
-	if inc.Identity != "" && !inc.Edge {
-		switch {
-		case len(inc.Identity) == 64 && strings.ToLower(inc.Identity) == inc.Identity:
-			a.PutStr(attrs.ChainSHA256, inc.Identity)
-		case len(inc.Identity) == 64:
-			a.PutStr(attrs.TLSServerHash, inc.Identity)
+	if !inc.Edge {
+		// The identity is a chain hash (lower-case hex), a leaf hash
+		// (upper-case hex, as tls.server.hash.sha256) or an SPKI hash.
+		switch id := inc.Identity; {
+		case id == "":
+		case len(id) == 64 && strings.ToLower(id) == id:
+			rec.Chain = id
+		case len(id) == 64:
+			rec.LeafHash = id
 		default:
-			a.PutStr(attrs.SPKISHA256, inc.Identity)
+			rec.SPKI = id
+		}
+		if rec.SPKI == "" {
+			rec.SPKI = inc.SPKI
 		}
 	}
-	if _, ok := a.Get(attrs.SPKISHA256); !ok && inc.SPKI != "" && !inc.Edge {
-		a.PutStr(attrs.SPKISHA256, inc.SPKI)
-	}
-	if !inc.NotAfter.IsZero() {
-		a.PutStr(attrs.TLSServerNotAfter, inc.NotAfter.UTC().Format(time.RFC3339))
-	}
+	return rec
 }
 
-// putTimeline writes the incident's timeline and, on its resolution, the
-// durations the incident metrics are made of.
-func putTimeline(a pcommon.Map, tr transition) {
-	inc := &tr.inc
-	for k, t := range map[string]time.Time{attrs.IncidentFaultAt: inc.FaultAt, attrs.IncidentActedAt: inc.ActedAt, attrs.IncidentFixedAt: inc.FixedAt} {
-		if !t.IsZero() {
-			a.PutStr(k, t.UTC().Format(time.RFC3339Nano))
-		}
-	}
-	a.PutBool(attrs.IncidentAutomated, !inc.ActedAt.IsZero())
-	if tr.state != attrs.StateResolved {
-		return
-	}
-	a.PutStr(attrs.IncidentResolvedAt, inc.ResolvedAt.UTC().Format(time.RFC3339Nano))
-	if inc.FaultAt.IsZero() || inc.OpenedAt.IsZero() {
-		return
-	}
-	secs := func(d time.Duration) float64 { return max(d, 0).Seconds() }
-	a.PutDouble(attrs.IncidentTimeToDetect, secs(inc.OpenedAt.Sub(inc.FaultAt)))
-	if !inc.ActedAt.IsZero() {
-		a.PutDouble(attrs.IncidentTimeToAct, secs(inc.ActedAt.Sub(inc.OpenedAt)))
-	}
-	if inc.Resolution == "healthy" {
-		fixed := inc.FixedAt
-		if fixed.IsZero() {
-			fixed = inc.ResolvedAt // resolved by a lifecycle event
-		}
-		a.PutDouble(attrs.IncidentTimeToFix, secs(fixed.Sub(inc.FaultAt)))
-	}
-}
-
-func sideOf(inc *incident) string {
+func sideOf(inc *incident) attrs.Side {
 	r := inc.Reason
 	if inc.ProbeReason != "" {
 		r = inc.ProbeReason
 	}
 	if info, ok := attrs.Info(r); ok {
-		return string(info.Side)
+		return info.Side
 	}
 	switch inc.Reason {
 	case attrs.ReasonPostDeployRegression, attrs.ReasonPropagationLag, attrs.ReasonRenewalFailed, attrs.ReasonRenewalOverdue, attrs.ReasonUnexpectedCertChange, attrs.ReasonResumptionDegraded:
-		return string(attrs.SideServer)
+		return attrs.SideServer
 	}
 	return ""
-}
-
-func putSlice(a pcommon.Map, k string, vs []string) {
-	s := a.PutEmptySlice(k)
-	s.EnsureCapacity(len(vs))
-	for _, v := range vs {
-		s.AppendEmpty().SetStr(v)
-	}
 }
 
 func incidentSummary(tr transition, names []string) string {

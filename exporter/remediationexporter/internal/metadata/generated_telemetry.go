@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	RemediationActionDuration   metric.Float64Histogram
 	RemediationAuditDropped     metric.Int64Counter
 	RemediationAuditTrailBehind metric.Int64UpDownCounter
+	RemediationBadIncidents     metric.Int64Counter
 	RemediationBrakeEngaged     metric.Int64UpDownCounter
 	RemediationDecisions        metric.Int64Counter
 	RemediationPendingApprovals metric.Int64UpDownCounter
@@ -81,6 +82,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_remediation_audit_trail_behind",
 		metric.WithDescription("1 while the audit trail (audit_trail) is not yet read up to its end at start, and remediation holds; else 0. [Alpha]"),
 		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
+	builder.RemediationBadIncidents, err = builder.meter.Int64Counter(
+		"otelcol_remediation_bad_incidents",
+		metric.WithDescription("Incident records that could not be read (no id, an unknown state or severity, a malformed value) and so were not decided on; the collector log names the first of each batch. [Alpha]"),
+		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.RemediationBrakeEngaged, err = builder.meter.Int64UpDownCounter(

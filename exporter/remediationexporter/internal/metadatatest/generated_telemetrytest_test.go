@@ -22,6 +22,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.RemediationActionDuration.Record(context.Background(), 1)
 	tb.RemediationAuditDropped.Add(context.Background(), 1)
 	tb.RemediationAuditTrailBehind.Add(context.Background(), 1)
+	tb.RemediationBadIncidents.Add(context.Background(), 1)
 	tb.RemediationBrakeEngaged.Add(context.Background(), 1)
 	tb.RemediationDecisions.Add(context.Background(), 1)
 	tb.RemediationPendingApprovals.Add(context.Background(), 1)
@@ -33,6 +34,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationAuditTrailBehind(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualRemediationBadIncidents(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRemediationBrakeEngaged(t, testTel,
