@@ -92,10 +92,10 @@ func TestAppendIncidentWire(t *testing.T) {
 func TestDurations(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	for _, c := range []struct {
-		name                 string
-		inc                  Incident
-		detect, act, fix     time.Duration
-		okDet, okAct, okFix  bool
+		name                string
+		inc                 Incident
+		detect, act, fix    time.Duration
+		okDet, okAct, okFix bool
 	}{
 		{"open: none", Incident{State: attrs.StateOpened, FaultAt: t0, OpenedAt: t0}, 0, 0, 0, false, false, false},
 		{"resolved without a fault time", Incident{State: attrs.StateResolved, OpenedAt: t0}, 0, 0, 0, false, false, false},
