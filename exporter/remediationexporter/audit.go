@@ -3,7 +3,6 @@ package remediationexporter // import "github.com/certpulse/certpulse/exporter/r
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/records"
 	"github.com/certpulse/certpulse/internal/signature"
 )
 
@@ -118,16 +118,9 @@ func (r *remediator) closeAudit(ctx context.Context) {
 // auditDrain bounds how long shutdown posts queued audit events.
 const auditDrain = 5 * time.Second
 
-func (r *remediator) postAudit(ctx context.Context, d decision) error {
-	ac := r.cfg.Audit.Get()
-	now := time.Now().UTC()
-	ev := map[string]any{
-		"time":           now.Format(time.RFC3339Nano),
-		"type":           attrs.LifecycleRemediation,
-		"source":         "certpulse-remediation",
-		"id":             fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, now.UnixNano()),
-		"pipeline_stage": d.Outcome,
-	}
+// auditOf is d's audit event at now, in the one audit record shape
+// (records.Audit) the certlifecycle receiver and the audit trail read back.
+func (r *remediator) auditOf(d decision, now time.Time) records.Audit {
 	msg := string(d.Outcome)
 	if d.Action != "" {
 		msg += " " + d.Action
@@ -141,23 +134,27 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	if len(d.Evidence) > 0 {
 		msg += "; evidence: " + strings.Join(d.Evidence, "; ")
 	}
-	ev["message"] = truncate(msg, 2000)
-	if d.Key != "" {
-		ev["job_id"] = d.Key
+	a := records.Audit{
+		Time:    now,
+		Outcome: d.Outcome,
+		Service: records.AuditSource,
+		Key:     d.Key,
+		ID:      fmt.Sprintf("%s/%s/%s/%d/%d", d.Outcome, d.Policy, d.Action, d.Attempt, now.UnixNano()),
+		Message: msg,
 	}
 	if inc := d.Incident; inc != nil {
-		ev["service"] = inc.Service
-		ev["incident_id"] = inc.ID
+		a.Service, a.IncidentID, a.Environment = inc.Service, inc.ID, inc.Environment
 		if r.cfg.TrailSecret != "" {
-			ev["attestation"] = signature.Attest([]byte(r.cfg.TrailSecret), inc.ID, d.Key, string(d.Outcome), now)
+			a.Attestation = signature.Attest([]byte(r.cfg.TrailSecret), inc.ID, d.Key, string(d.Outcome), now)
 		}
-		if inc.Environment != "" {
-			ev["environment"] = inc.Environment
-		}
-	} else {
-		ev["service"] = "certpulse-remediation"
 	}
-	body, err := json.Marshal(ev)
+	return a
+}
+
+func (r *remediator) postAudit(ctx context.Context, d decision) error {
+	ac := r.cfg.Audit.Get()
+	a := r.auditOf(d, time.Now().UTC())
+	body, err := a.Event()
 	if err != nil {
 		return err
 	}
@@ -183,9 +180,3 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	return nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
