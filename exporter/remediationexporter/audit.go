@@ -179,4 +179,3 @@ func (r *remediator) postAudit(ctx context.Context, d decision) error {
 	}
 	return nil
 }
-
