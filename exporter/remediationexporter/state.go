@@ -194,7 +194,7 @@ func (s *state) prune(now time.Time, window, keep time.Duration) {
 		idle := now.Sub(st.Incident.Time) > keep && now.Sub(st.LastAction) > keep
 		// Unresolved incidents the correlator stopped reporting for a month
 		// (it expired them) are dropped too: state stays bounded.
-		if idle && (st.Incident.State == "resolved" || now.Sub(st.Incident.Time) > 30*24*time.Hour) {
+		if idle && (st.Incident.State == attrs.StateResolved || now.Sub(st.Incident.Time) > 30*24*time.Hour) {
 			delete(s.Incidents, id)
 			s.dirty[id] = struct{}{}
 			s.idsChanged = true

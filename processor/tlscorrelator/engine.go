@@ -113,7 +113,7 @@ type engine struct {
 	untracked    int
 	// brake is the remediation brake as the latest brake_engaged or
 	// brake_released audit event said ("" until one is seen).
-	brake string
+	brake attrs.Outcome
 }
 
 func newEngine(cfg *Config) *engine {

@@ -14,8 +14,8 @@ func (e *engine) lifecycle(r *record) {
 	if r.duplicate || r.service == "" {
 		return
 	}
-	if r.ltype == attrs.LifecycleRemediation && (r.stage == "brake_engaged" || r.stage == "brake_released") {
-		e.brake = r.stage
+	if r.ltype == attrs.LifecycleRemediation && (attrs.Outcome(r.stage) == attrs.OutcomeBrakeEngaged || attrs.Outcome(r.stage) == attrs.OutcomeBrakeReleased) {
+		e.brake = attrs.Outcome(r.stage)
 	}
 	t := r.time
 	svc := e.service(r.service, t)

@@ -16,7 +16,7 @@ import (
 const (
 	remediationNone     = "none"
 	remediationRunning  = "running"
-	remediationAwaiting = "awaiting_approval"
+	remediationAwaiting = string(attrs.OutcomeAwaitingApproval)
 )
 
 // openGroup is one row of the open-incidents snapshot.
@@ -71,14 +71,14 @@ func appendOpenSummary(ld plog.Logs, cur, prev map[openGroup]int, now time.Time)
 
 // appendBrake renders the brake state (1 engaged, 0 released) as a
 // `certpulse.remediation.brake` record.
-func appendBrake(ld plog.Logs, brake string, now time.Time) {
+func appendBrake(ld plog.Logs, brake attrs.Outcome, now time.Time) {
 	lr := snapshotRecord(ld, attrs.EventRemediationBrake, "certpulse-remediation", "", "", now)
 	v := int64(0)
-	if brake == "brake_engaged" {
+	if brake == attrs.OutcomeBrakeEngaged {
 		v = 1
 	}
 	lr.Attributes().PutInt(attrs.RemediationBrake, v)
-	lr.Body().SetStr("remediation brake: " + brake)
+	lr.Body().SetStr("remediation brake: " + string(brake))
 }
 
 // snapshotRecord appends an INFO record named event, stamped now, under a
