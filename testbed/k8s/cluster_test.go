@@ -316,3 +316,8 @@ func eventually(t *testing.T, timeout time.Duration, f func() string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+func lookupEnv(name string) (string, bool) {
+	v := os.Getenv(name)
+	return v, v != ""
+}
