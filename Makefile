@@ -26,11 +26,18 @@ VLOGS   := $(CURDIR)/.cache/bin/victoria-logs-$(VLOGS_VERSION)/victoria-logs
 # A real ACME CA for the remediation testbed, cached by version too.
 PEBBLE_VERSION := v2.10.3
 PEBBLE  := $(CURDIR)/.cache/bin/pebble-$(PEBBLE_VERSION)/pebble
+# A real Kubernetes API (`make k8s`): kube-apiserver and
+# kube-controller-manager built from k8s.io/kubernetes by scripts/build-kube.sh,
+# and Helm for the chart, cached by version.
+KUBE_VERSION := v1.34.4
+KUBE_DIR := $(CURDIR)/.cache/bin/kube-$(KUBE_VERSION)
+HELM_VERSION := v3.22.0
+HELM    := $(CURDIR)/.cache/bin/helm-$(HELM_VERSION)/helm
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CURDIR)/.cache/bin/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy backends reliability edge remediate testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
+.PHONY: build run test unit e2e deploy k8s backends reliability edge remediate testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -57,7 +64,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy backends reliability edge remediate fuzz
+test: unit e2e deploy k8s backends reliability edge remediate fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -126,6 +133,21 @@ image: $(DIST)
 # receiver_creator + host_observer discovering the lab.
 deploy: build image
 	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) CERTPULSE_IMAGE=$(IMAGE) $(GO) test -count=1 -v -timeout 10m ./testbed/deploy/
+
+# Kubernetes for real (testbed/k8s): etcd + kube-apiserver +
+# kube-controller-manager on 127.0.0.1, every overlay and the Helm-rendered
+# chart applied server-side under real Pod Security admission, RBAC asked of
+# the real authorizer as the agent's ServiceAccount, discovery and
+# cert-manager's objects watched by the built distribution. No kubelet: pods
+# are admitted and stored, never run.
+$(KUBE_DIR)/kube-apiserver:
+	bash scripts/build-kube.sh $(KUBE_VERSION) $(KUBE_DIR)
+
+$(HELM):
+	GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+k8s: build $(KUBE_DIR)/kube-apiserver $(HELM)
+	CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) CERTPULSE_KUBE_DIR=$(KUBE_DIR) CERTPULSE_HELM=$(HELM) $(GO) test -count=1 -v -timeout 10m ./testbed/k8s/
 
 # The Grafana dashboards (JSON) from internal/dashboards.
 dashboards:

@@ -22,7 +22,14 @@ type DNS struct {
 // StartDNS serves names (host name -> addresses) until cleanup.
 func StartDNS(t testing.TB, names map[string][]netip.Addr) *DNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return StartDNSAt(t, "127.0.0.1:0", names)
+}
+
+// StartDNSAt is StartDNS on addr: port 53 of a loopback address, for a
+// program whose own resolver reads a resolv.conf naming it.
+func StartDNSAt(t testing.TB, addr string, names map[string][]netip.Addr) *DNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
