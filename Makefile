@@ -160,6 +160,7 @@ testbed-detect: build
 
 FUZZ_TARGETS := \
 	./receiver/tlsprobereceiver:FuzzParseTargetsFile \
+	./processor/certmanagerprocessor:FuzzParseObject \
 	./receiver/tlsprobereceiver:FuzzParseCertFile \
 	./internal/tlsinspect:FuzzClassifyChain \
 	./receiver/certlifecyclereceiver:FuzzParseRequest \
@@ -189,7 +190,7 @@ bench: build
 
 # mdatagen for all four components (after editing a metadata.yaml).
 generate:
-	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator exporter/remediationexporter connector/tlsedgeconnector; do \
+	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator processor/certmanagerprocessor exporter/remediationexporter connector/tlsedgeconnector; do \
 		(cd $$d && $(GO) tool mdatagen metadata.yaml) || exit 1; \
 	done
 

@@ -142,22 +142,25 @@ const (
 
 // Lifecycle event attributes (certlifecycle receiver).
 const (
-	K8sClusterName             = "k8s.cluster.name"
-	LifecycleType              = "certpulse.lifecycle.type"
-	LifecycleEventID           = "certpulse.lifecycle.event_id"
-	LifecycleSource            = "certpulse.lifecycle.source"
-	LifecycleDuplicate         = "certpulse.lifecycle.duplicate"
-	LifecycleFormat            = "certpulse.lifecycle.format"
-	LifecycleEndpoints         = "certpulse.lifecycle.endpoints"
-	LifecycleJobID             = "certpulse.lifecycle.job_id"
-	LifecyclePipelineStage     = "certpulse.lifecycle.pipeline_stage"
-	LifecycleArtifactVersion   = "certpulse.lifecycle.artifact_version"
-	LifecycleMessage           = "certpulse.lifecycle.message"
-	LifecycleWindowStart       = "certpulse.lifecycle.window.start"
-	LifecycleWindowEnd         = "certpulse.lifecycle.window.end"
-	LifecycleIncidentID        = "certpulse.lifecycle.incident_id"
-	LifecycleAttestation       = "certpulse.lifecycle.attestation"
-	CertSerial                 = "certpulse.cert.serial"
+	K8sClusterName           = "k8s.cluster.name"
+	LifecycleType            = "certpulse.lifecycle.type"
+	LifecycleEventID         = "certpulse.lifecycle.event_id"
+	LifecycleSource          = "certpulse.lifecycle.source"
+	LifecycleDuplicate       = "certpulse.lifecycle.duplicate"
+	LifecycleFormat          = "certpulse.lifecycle.format"
+	LifecycleEndpoints       = "certpulse.lifecycle.endpoints"
+	LifecycleJobID           = "certpulse.lifecycle.job_id"
+	LifecyclePipelineStage   = "certpulse.lifecycle.pipeline_stage"
+	LifecycleArtifactVersion = "certpulse.lifecycle.artifact_version"
+	LifecycleMessage         = "certpulse.lifecycle.message"
+	LifecycleWindowStart     = "certpulse.lifecycle.window.start"
+	LifecycleWindowEnd       = "certpulse.lifecycle.window.end"
+	LifecycleIncidentID      = "certpulse.lifecycle.incident_id"
+	LifecycleAttestation     = "certpulse.lifecycle.attestation"
+	CertSerial               = "certpulse.cert.serial"
+	// LifecycleSecretName is the Kubernetes Secret a cert-manager
+	// Certificate is stored in (its spec.secretName).
+	LifecycleSecretName        = "certpulse.lifecycle.secret_name"
 	EventLifecyclePrefix       = "certpulse.lifecycle."
 	LifecycleCloudEventsPrefix = "dev.certpulse."
 )
@@ -166,10 +169,13 @@ const (
 // "dev.certpulse.certificate.<type>", except the maintenance pair,
 // "dev.certpulse.maintenance.started" and "dev.certpulse.maintenance.ended".
 const (
-	LifecycleDiscovered         = "discovered"
-	LifecycleIssued             = "issued"
-	LifecycleRenewed            = "renewed"
-	LifecycleRenewalFailed      = "renewal_failed"
+	LifecycleDiscovered    = "discovered"
+	LifecycleIssued        = "issued"
+	LifecycleRenewed       = "renewed"
+	LifecycleRenewalFailed = "renewal_failed"
+	// LifecycleRenewalOverdue: the issuer's own schedule passed (for
+	// cert-manager, status.renewalTime) without a new certificate.
+	LifecycleRenewalOverdue     = "renewal_overdue"
 	LifecycleDeployed           = "deployed"
 	LifecycleDeployFailed       = "deploy_failed"
 	LifecycleValidated          = "validated"
@@ -192,7 +198,7 @@ const (
 
 // LifecycleTypes lists every lifecycle event type.
 var LifecycleTypes = []string{
-	LifecycleDiscovered, LifecycleIssued, LifecycleRenewed, LifecycleRenewalFailed, LifecycleDeployed,
+	LifecycleDiscovered, LifecycleIssued, LifecycleRenewed, LifecycleRenewalFailed, LifecycleRenewalOverdue, LifecycleDeployed,
 	LifecycleDeployFailed, LifecycleValidated, LifecycleRotated, LifecycleRevoked, LifecycleRetired,
 	LifecycleRotationPlanned, LifecycleMaintenanceStarted, LifecycleMaintenanceEnded, LifecycleRemediation,
 	LifecycleRolledBack, LifecycleFrozen,

@@ -62,8 +62,10 @@ func (e *engine) lifecycle(r *record) {
 		if ev.Leaf != "" || ev.SPKI != "" {
 			svc.Expect = ev
 		}
-		if rf := e.incidents[fingerprint(attrs.ReasonRenewalFailed, r.service, "")]; rf != nil && rf.open() {
-			e.resolve(rf, t)
+		for _, reason := range []attrs.Reason{attrs.ReasonRenewalFailed, attrs.ReasonRenewalOverdue} {
+			if inc := e.incidents[fingerprint(reason, r.service, "")]; inc != nil && inc.open() {
+				e.resolve(inc, t)
+			}
 		}
 		e.resolveExplained(r, t)
 		e.predictivePin(svc, r, ev)
@@ -80,6 +82,12 @@ func (e *engine) lifecycle(r *record) {
 		svc.RenewalFailed = ev
 		e.observe(&obs{reason: attrs.ReasonRenewalFailed, service: r.service, at: t, derived: true, sticky: true,
 			detail: "renewal failed" + prefixed(": ", r.message) + jobSuffix(r.jobID)})
+	case attrs.LifecycleRenewalOverdue:
+		// The issuer's own schedule passed without a new certificate (for
+		// cert-manager, status.renewalTime): overdue whatever the leaf's
+		// time left, until a renewal resolves it.
+		e.observe(&obs{reason: attrs.ReasonRenewalOverdue, service: r.service, at: t, derived: true, sticky: true,
+			detail: "renewal overdue" + prefixed(": ", r.message) + jobSuffix(r.jobID)})
 	case attrs.LifecycleMaintenanceStarted, attrs.LifecycleRotationPlanned:
 		kind := "maintenance"
 		if r.ltype == attrs.LifecycleRotationPlanned {

@@ -109,10 +109,11 @@ func labCert(t *testing.T, lab *faultlab.Lab, name string) tls.Certificate {
 // shippedAgentConfig is distributions/kubernetes/base/agent.yaml with only
 // what running outside a pod requires changed: the API credentials from a
 // kubeconfig instead of the pod's ServiceAccount mount, the node's
-// certificate paths and the targets file in the test's directory, and a 5 s
-// probe interval instead of 60 s (the probe timeout, 5 s, may not exceed it) so that the test sees several rounds. Every
+// certificate paths and the targets file in the test's directory, and the
+// probe interval (5 s instead of 60 s to see several rounds; the probe
+// timeout, 5 s, may not exceed it) so that the test sees several rounds. Every
 // replacement must match, so the test follows the shipped file.
-func shippedAgentConfig(t *testing.T, dir string) string {
+func shippedAgentConfig(t *testing.T, dir, interval string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repo(), "distributions", "kubernetes", "base", "agent.yaml"))
 	if err != nil {
@@ -123,8 +124,8 @@ func shippedAgentConfig(t *testing.T, dir string) string {
 		old, new string
 		n        int
 	}{
-		{"auth_type: serviceAccount", "auth_type: kubeConfig", 2},
-		{"collection_interval: 60s", "collection_interval: 5s", 3},
+		{"auth_type: serviceAccount", "auth_type: kubeConfig", 3},
+		{"collection_interval: 60s", "collection_interval: " + interval, 3},
 		{"/etc/certpulse/targets.yaml", filepath.Join(dir, "targets.yaml"), 1},
 		{"/host/etc/kubernetes/pki/", filepath.Join(dir, "pki") + "/", 1},
 		{"/host/var/lib/kubelet/pki/", filepath.Join(dir, "kubelet") + "/", 1},
@@ -134,8 +135,10 @@ func shippedAgentConfig(t *testing.T, dir string) string {
 		}
 		cfg = strings.ReplaceAll(cfg, r.old, r.new)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "targets.yaml"), []byte("targets: []\n"), 0o600); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(dir, "targets.yaml")); err != nil { // a test's own, or none
+		if err := os.WriteFile(filepath.Join(dir, "targets.yaml"), []byte("targets: []\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := filepath.Join(dir, "agent.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -177,13 +180,7 @@ func TestDiscovery(t *testing.T) {
 	c := getCluster(t)
 	bin := need(t, "CERTPULSE_BIN", "the built distribution")
 	applyServerSide(t, c, "single-tier", kustomize(t, c, "single-tier"))
-	kc := saKubeconfig(t, c, "certpulse", "otelcol-certpulse")
 	dir := t.TempDir()
-	for _, d := range []string{"pki", "kubelet", "state"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	lab, err := faultlab.Start()
 	if err != nil {
@@ -211,10 +208,6 @@ func TestDiscovery(t *testing.T) {
 	proxytest.StartDNSAt(t, dnsIP+":53", map[string][]netip.Addr{
 		webName: {lab1}, apiName: {lab1}, quiet: {lab1}, ingHost: {lab1},
 	})
-
-	sink := tb.NewLogSink()
-	hs := httptest.NewServer(sink)
-	t.Cleanup(hs.Close)
 
 	// The workloads, as an application team would write them.
 	ns := "shop"
@@ -282,29 +275,8 @@ spec:
       containers: [{name: app, image: registry.invalid/checkout:1}]
 `, ns, svcPort, webSNI, ingHost, nodeName)))
 
-	cfg := shippedAgentConfig(t, dir)
-	exited, stderr := startAgent(t, bin, cfg, dir, []string{
-		"KUBECONFIG=" + kc,
-		"NODE_NAME=" + nodeName,
-		"POD_IP=" + agentIP,
-		"CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
-		"CERTPULSE_WEBHOOK_TOKEN=" + webhookTok,
-		"CERTPULSE_WEBHOOK_HMAC=" + webhookKey,
-		"CERTPULSE_ENVIRONMENT=lab",
-		"MIMIR_URL=" + hs.URL + "/mimir", "MIMIR_TENANT=lab",
-		"LOKI_URL=" + hs.URL + "/loki", "LOKI_TENANT=lab",
-		// The probes trust the lab root as a pod would trust its CA bundle.
-		"SSL_CERT_FILE=" + roots,
-	})
-	alive := func() {
-		t.Helper()
-		select {
-		case err := <-exited:
-			t.Fatalf("agent exited: %v\n%s", err, tb.Tail(stderr.String(), 4000))
-		default:
-		}
-	}
-
+	a := runAgent(t, c, bin, dir, "5s", roots)
+	sink, alive := a.sink, a.alive
 	probes := func(addr string) []logtest.Record {
 		var out []logtest.Record
 		for _, r := range logtest.Named(sink.ByName()["loki"], attrs.EventProbeResult) {
@@ -466,4 +438,48 @@ func postFrom(src, url, id string) int {
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode
+}
+
+// agent is the built distribution running the shipped agent config against
+// the test API server, its logs and metrics in sink.
+type agent struct {
+	sink  *tb.LogSink
+	alive func() // fails the test when the agent has exited
+}
+
+// runAgent starts the agent as the base's ServiceAccount (a kubeconfig with
+// a token the API server issued), with the probe interval given and the
+// lab roots trusted (SSL_CERT_FILE, as a pod trusts its CA bundle).
+func runAgent(t *testing.T, c *cluster, bin, dir, interval, roots string) agent {
+	t.Helper()
+	for _, d := range []string{"pki", "kubelet", "state"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := saKubeconfig(t, c, "certpulse", "otelcol-certpulse")
+	sink := tb.NewLogSink()
+	hs := httptest.NewServer(sink)
+	t.Cleanup(hs.Close)
+	cfg := shippedAgentConfig(t, dir, interval)
+	exited, stderr := startAgent(t, bin, cfg, dir, []string{
+		"KUBECONFIG=" + kc,
+		"NODE_NAME=" + nodeName,
+		"POD_IP=" + agentIP,
+		"CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
+		"CERTPULSE_WEBHOOK_TOKEN=" + webhookTok,
+		"CERTPULSE_WEBHOOK_HMAC=" + webhookKey,
+		"CERTPULSE_ENVIRONMENT=lab",
+		"MIMIR_URL=" + hs.URL + "/mimir", "MIMIR_TENANT=lab",
+		"LOKI_URL=" + hs.URL + "/loki", "LOKI_TENANT=lab",
+		"SSL_CERT_FILE=" + roots,
+	})
+	return agent{sink: sink, alive: func() {
+		t.Helper()
+		select {
+		case err := <-exited:
+			t.Fatalf("agent exited: %v\n%s", err, tb.Tail(stderr.String(), 4000))
+		default:
+		}
+	}}
 }

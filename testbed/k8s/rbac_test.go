@@ -17,7 +17,8 @@ type access struct {
 // agentNeeds is what the agent's components read, from the shipped agent
 // config: k8s_observer watches services and ingresses (observe_services,
 // observe_ingresses; observe_pods for pods), k8sattributes reads pods,
-// namespaces and replicasets.
+// namespaces and replicasets, k8sobjects/certmanager cert-manager's
+// certificates and certificaterequests and events.
 var agentNeeds = []access{
 	{verb: "list", resource: "services", why: "k8s_observer observe_services"},
 	{verb: "watch", resource: "services", why: "k8s_observer observe_services"},
@@ -30,6 +31,12 @@ var agentNeeds = []access{
 	{verb: "watch", resource: "namespaces", why: "k8sattributes namespace labels"},
 	{verb: "list", resource: "replicasets.apps", why: "k8sattributes deployment name"},
 	{verb: "watch", resource: "replicasets.apps", why: "k8sattributes deployment name"},
+	{verb: "list", resource: "certificates.cert-manager.io", why: "k8sobjects/certmanager"},
+	{verb: "watch", resource: "certificates.cert-manager.io", why: "k8sobjects/certmanager"},
+	{verb: "list", resource: "certificaterequests.cert-manager.io", why: "k8sobjects/certmanager (the signed leaf)"},
+	{verb: "watch", resource: "certificaterequests.cert-manager.io", why: "k8sobjects/certmanager (the signed leaf)"},
+	{verb: "list", resource: "events", why: "k8sobjects/certmanager (Events about Certificates)"},
+	{verb: "watch", resource: "events", why: "k8sobjects/certmanager (Events about Certificates)"},
 }
 
 // agentMustNot is what the agent has no reason to do: read secrets (its
@@ -46,6 +53,9 @@ var agentMustNot = []access{
 	{verb: "create", resource: "serviceaccounts/token", namespace: "certpulse", why: "no token minting"},
 	{verb: "list", resource: "nodes", why: "observe_nodes is off in the shipped config"},
 	{verb: "create", resource: "clusterrolebindings.rbac.authorization.k8s.io", why: "no escalation"},
+	{verb: "list", resource: "orders.acme.cert-manager.io", why: "not read: Certificates and CertificateRequests say what happened"},
+	{verb: "patch", resource: "certificates.cert-manager.io", namespace: "default", why: "read-only"},
+	{verb: "create", resource: "events", namespace: "default", why: "read-only"},
 }
 
 // canI asks the real authorizer (SelfSubjectAccessReview) as kubeconfig's
