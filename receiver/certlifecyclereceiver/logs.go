@@ -51,7 +51,7 @@ func fillRecord(lr plog.LogRecord, e *Event, dup bool, observed pcommon.Timestam
 	lr.SetObservedTimestamp(observed)
 	lr.SetEventName(eventName(e.Type))
 	switch e.Type {
-	case attrs.LifecycleRenewalFailed, attrs.LifecycleDeployFailed:
+	case attrs.LifecycleRenewalFailed, attrs.LifecycleRenewalOverdue, attrs.LifecycleDeployFailed:
 		lr.SetSeverityNumber(plog.SeverityNumberError)
 	case attrs.LifecycleRevoked:
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)

@@ -351,8 +351,8 @@ func containerEnv(t *testing.T, r rendered, w workload, c corev1.Container) map[
 	return env
 }
 
-// requiredRules lists the (group, resource) pairs the configured observers
-// and processors read, from the collector configs of the overlay.
+// requiredRules lists the (group, resource) pairs the configured observers,
+// k8sobjects receivers and processors read, from the collector configs of the overlay.
 func requiredRules(t *testing.T, r rendered) map[string]bool {
 	need := map[string]bool{}
 	for _, cm := range r.configMaps {
@@ -376,6 +376,15 @@ func requiredRules(t *testing.T, r rendered) map[string]bool {
 				if b, _ := o[key].(bool); b {
 					need[res] = true
 				}
+			}
+		}
+		for id, v := range asMap(cfg["receivers"]) {
+			if strings.Split(id, "/")[0] != "k8sobjects" {
+				continue
+			}
+			objs, _ := asMap(v)["objects"].([]any)
+			for _, o := range objs {
+				need[fmt.Sprint(asMap(o)["group"])+"/"+fmt.Sprint(asMap(o)["name"])] = true
 			}
 		}
 		for id := range asMap(cfg["processors"]) {
