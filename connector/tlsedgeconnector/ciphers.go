@@ -160,6 +160,20 @@ func groupName(s string) string {
 	return s
 }
 
+// isGREASE says whether s (as a proxy logs an offered group or cipher:
+// "0x4a4a", HAProxy's "4A4A", a decimal id) is a GREASE value (RFC 8701:
+// 0x0A0A, 0x1A1A, ... 0xFAFA), which BoringSSL clients (Chrome) put among
+// their offers to keep servers tolerant; it is no offer.
+func isGREASE(s string) bool {
+	s = strings.TrimSpace(s)
+	hex4 := len(s) == 4 && strings.Trim(strings.ToLower(s), "0123456789abcdef") == ""
+	if hex4 {
+		s = "0x" + s
+	}
+	id, ok := parseID(s)
+	return ok && id&0x0f0f == 0x0a0a && id>>8 == id&0xff
+}
+
 // hybrid groups: clients that prefer one (Chrome, Firefox) send a second
 // key share for the classical group after it.
 func hybridGroup(g string) bool {

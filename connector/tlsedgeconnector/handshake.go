@@ -43,14 +43,22 @@ type handshake struct {
 	rawCiphers, rawGroups string
 }
 
-// parseOffers fills offeredCiphers and offeredGroups.
+// parseOffers fills offeredCiphers and offeredGroups, without the GREASE
+// values (RFC 8701) BoringSSL clients put first: they are no offer, and a
+// GREASE group first would make every TLS 1.3 handshake look like an HRR.
 func (h *handshake) parseOffers() {
 	for _, c := range splitList(h.rawCiphers) {
+		if isGREASE(c) {
+			continue
+		}
 		if n := cipherName(c); n != "" {
 			h.offeredCiphers = append(h.offeredCiphers, n)
 		}
 	}
 	for _, c := range splitList(h.rawGroups) {
+		if isGREASE(c) {
+			continue
+		}
 		if n := groupName(c); n != "" {
 			h.offeredGroups = append(h.offeredGroups, n)
 		}

@@ -77,6 +77,41 @@ func TestInferHRR(t *testing.T) {
 	}
 }
 
+// Chrome and other BoringSSL clients put a GREASE value (RFC 8701) first
+// in their groups and ciphers; nginx logs it as 0x?a?a. It is no offer.
+func TestGREASESkipped(t *testing.T) {
+	for _, tc := range []struct {
+		name, groups, ciphers, group string
+		hrr                          bool
+	}{
+		{"Chrome behind nginx, hybrid chosen", "0x4a4a:X25519MLKEM768:X25519:prime256v1:secp384r1", "0x1a1a:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", "X25519MLKEM768", false},
+		{"Chrome, classical share chosen", "0xdada:X25519MLKEM768:X25519:prime256v1", "0x0a0a:TLS_AES_128_GCM_SHA256", "X25519", false},
+		{"GREASE then a real HRR", "0x2a2a:X25519:prime256v1:secp384r1", "0xfafa:TLS_AES_128_GCM_SHA256", "P384", true},
+		{"HAProxy hex (eclist without the GREASE filter), GREASE first", "8A8A:001D:0017", "TLS_AES_128_GCM_SHA256", "X25519", false},
+	} {
+		h := handshake{version: "1.3", group: tc.group, rawGroups: tc.groups, rawCiphers: tc.ciphers}
+		h.parseOffers()
+		for _, o := range append(append([]string{}, h.offeredGroups...), h.offeredCiphers...) {
+			if isGREASE(o) {
+				t.Errorf("%s: GREASE value %s kept as an offer (%v %v)", tc.name, o, h.offeredGroups, h.offeredCiphers)
+			}
+		}
+		if hrr, ok := inferHRR(&h); hrr != tc.hrr || !ok {
+			t.Errorf("%s: inferHRR = %v, %v; want %v, true (offers %v)", tc.name, hrr, ok, tc.hrr, h.offeredGroups)
+		}
+	}
+	for _, v := range []string{"0x0a0a", "0xFAFA", "0x3a3a", "8A8A"} {
+		if !isGREASE(v) {
+			t.Errorf("isGREASE(%s) = false", v)
+		}
+	}
+	for _, v := range []string{"0x0a1a", "X25519", "0x11ec", "001D", "0x1301", ""} {
+		if isGREASE(v) {
+			t.Errorf("isGREASE(%s) = true", v)
+		}
+	}
+}
+
 func TestPolicyJudge(t *testing.T) {
 	modern := compilePolicy(PolicyConfig{Name: "m", Preset: "modern"})
 	inter := compilePolicy(PolicyConfig{Name: "i", Preset: "intermediate"})
