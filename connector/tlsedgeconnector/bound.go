@@ -1,8 +1,13 @@
 package tlsedgeconnector
 
 import (
+	"encoding/binary"
+	"hash/fnv"
 	"sort"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // other is the label of everything beyond a bound.
@@ -158,4 +163,68 @@ func (c *connTable) evict(now time.Time) {
 			delete(c.last, k)
 		}
 	}
+}
+
+// replayWindow is how long a record is remembered to recognize it when its
+// batch comes again (10 to 20 minutes: two generations of 10).
+const replayWindow = 10 * time.Minute
+
+// recentSet remembers record keys and their kind for a while, bounded:
+// two generations of at most max keys each; the older is dropped when the
+// newer fills or gets older than span.
+type recentSet struct {
+	max       int
+	span      time.Duration
+	cur, prev map[uint64]kind
+	since     time.Time
+}
+
+func newRecentSet(max int, span time.Duration) *recentSet {
+	return &recentSet{max: max, span: span, cur: map[uint64]kind{}, prev: map[uint64]kind{}}
+}
+
+func (s *recentSet) get(k uint64) (kind, bool) {
+	if v, ok := s.cur[k]; ok {
+		return v, true
+	}
+	v, ok := s.prev[k]
+	return v, ok
+}
+
+func (s *recentSet) put(k uint64, v kind, now time.Time) {
+	if s.since.IsZero() {
+		s.since = now
+	}
+	if len(s.cur) >= s.max || now.Sub(s.since) >= s.span {
+		s.prev, s.cur, s.since = s.cur, make(map[uint64]kind, len(s.cur)), now
+	}
+	s.cur[k] = v
+}
+
+// recordKey identifies a record as its receiver made it: the time filelog
+// read the line (distinct per line), the line's time, its attributes and
+// body, and the resource. ok is false for records without a read time
+// (nothing tells two identical lines apart): they are never deduplicated.
+func recordKey(res pcommon.Map, lr plog.LogRecord) (uint64, bool) {
+	if lr.ObservedTimestamp() == 0 {
+		return 0, false
+	}
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(lr.ObservedTimestamp()))
+	h.Write(b[:])
+	binary.LittleEndian.PutUint64(b[:], uint64(lr.Timestamp()))
+	h.Write(b[:])
+	for _, m := range []pcommon.Map{res, lr.Attributes()} {
+		m.Range(func(k string, v pcommon.Value) bool {
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(v.AsString()))
+			h.Write([]byte{0})
+			return true
+		})
+		h.Write([]byte{1})
+	}
+	h.Write([]byte(lr.Body().AsString()))
+	return h.Sum64(), true
 }

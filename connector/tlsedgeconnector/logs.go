@@ -53,9 +53,10 @@ func newLogsConnector(set connector.Settings, cfg *Config, next consumer.Logs) *
 	return l
 }
 
-// Capabilities: the records are moved, not copied, into the output.
+// Capabilities: the input is left as it came (the output is a copy), so
+// that a receiver may send a refused batch again.
 func (l *logsConnector) Capabilities() consumer.Capabilities {
-	return consumer.Capabilities{MutatesData: true}
+	return consumer.Capabilities{MutatesData: false}
 }
 
 func (l *logsConnector) Start(context.Context, component.Host) error {
@@ -83,7 +84,7 @@ func (l *logsConnector) annotate(ld plog.Logs) plog.Logs {
 			sl := rl.ScopeLogs().At(j)
 			for k := 0; k < sl.LogRecords().Len(); k++ {
 				lr := sl.LogRecords().At(k)
-				o := l.tracker.observe(rl.Resource().Attributes(), lr.Attributes(), now)
+				o := l.tracker.observeRecord(rl.Resource().Attributes(), lr, now)
 				l.window(&o)
 				rk := resKey{o.service, o.env}
 				dst, ok := groups[rk]
@@ -100,8 +101,9 @@ func (l *logsConnector) annotate(ld plog.Logs) plog.Logs {
 					sl.Scope().CopyTo(dst.Scope())
 					groups[rk] = dst
 				}
+				// Copied, not moved: a refused batch comes again, whole.
 				nlr := dst.LogRecords().AppendEmpty()
-				lr.MoveTo(nlr)
+				lr.CopyTo(nlr)
 				l.annotateRecord(nlr.Attributes(), &o)
 			}
 		}
@@ -186,7 +188,7 @@ func (l *logsConnector) annotateRecord(m pcommon.Map, o *observed) {
 }
 
 func (l *logsConnector) window(o *observed) {
-	if o.kind != kindHandshake && o.kind != kindFailure {
+	if o.replay || (o.kind != kindHandshake && o.kind != kindFailure) {
 		return
 	}
 	k := windowKey{o.service, o.env, o.h.node}

@@ -133,7 +133,9 @@ func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 		for j := 0; j < rl.ScopeLogs().Len(); j++ {
 			lrs := rl.ScopeLogs().At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				m.count(m.tracker.observe(rl.Resource().Attributes(), lrs.At(k).Attributes(), now))
+				if o := m.tracker.observeRecord(rl.Resource().Attributes(), lrs.At(k), now); !o.replay {
+					m.count(o)
+				}
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 )
@@ -20,6 +21,9 @@ type tracker struct {
 	// nodeOf remembers the node each proxy listener logged (access log),
 	// for records that do not name it (nginx's error log).
 	nodeOf map[string]string
+	// seen remembers the records observed lately and what they were, so
+	// that a retried batch counts once.
+	seen *recentSet
 }
 
 func newTracker(cfg *Config) *tracker {
@@ -29,6 +33,7 @@ func newTracker(cfg *Config) *tracker {
 		classes: newFirstN(cfg.MaxClientClasses),
 		conns:   newConnTable(cfg.MaxConnections, cfg.ConnectionIdle),
 		nodeOf:  map[string]string{},
+		seen:    newRecentSet(cfg.MaxConnections, replayWindow),
 	}
 	for _, pc := range cfg.Policies {
 		t.policies = append(t.policies, compilePolicy(pc))
@@ -38,7 +43,10 @@ func newTracker(cfg *Config) *tracker {
 
 // observed is one record as the connector understood it.
 type observed struct {
-	kind     kind
+	kind kind
+	// replay: the record was observed before (a retried batch): counted
+	// then, not again.
+	replay   bool
 	h        handshake
 	sni      string // bounded label
 	service  string
@@ -51,8 +59,31 @@ type observed struct {
 	verdicts    []verdict // per policy, for successful handshakes
 }
 
+// observeRecord observes a record as a receiver delivered it. A record
+// seen before (the same read time and content: a batch refused downstream
+// and sent again by filelog) is classified as it was the first time and
+// marked replay, so that nothing counts it twice and no state moves.
+func (t *tracker) observeRecord(res pcommon.Map, lr plog.LogRecord, now time.Time) observed {
+	key, ok := recordKey(res, lr)
+	if !ok {
+		return t.classify(res, lr.Attributes(), now, nil)
+	}
+	if was, seen := t.seen.get(key); seen {
+		return t.classify(res, lr.Attributes(), now, &was)
+	}
+	o := t.classify(res, lr.Attributes(), now, nil)
+	t.seen.put(key, o.kind, now)
+	return o
+}
+
 func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
-	o := observed{h: readRecord(res, m)}
+	return t.classify(res, m, now, nil)
+}
+
+// classify reads one record; was is its kind when it was seen before
+// (a replay: no state changes, the same kind).
+func (t *tracker) classify(res, m pcommon.Map, now time.Time, was *kind) observed {
+	o := observed{h: readRecord(res, m), replay: was != nil}
 	h := &o.h
 	o.kind = h.classify()
 	if o.kind == kindUnparsed || o.kind == kindOther {
@@ -61,10 +92,13 @@ func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
 	lk := h.proxy + "|" + h.listener
 	if h.node == "" {
 		h.node = t.nodeOf[lk]
-	} else if h.listener != "" && len(t.nodeOf) < t.cfg.MaxConnections {
+	} else if h.listener != "" && !o.replay && len(t.nodeOf) < t.cfg.MaxConnections {
 		t.nodeOf[lk] = h.node
 	}
-	if o.kind == kindHandshake && !t.firstOfConnection(h, now) {
+	switch {
+	case o.replay:
+		o.kind = *was
+	case o.kind == kindHandshake && !t.firstOfConnection(h, now):
 		o.kind = kindRequest
 	}
 	o.earlyUnsafe = h.early && nonIdempotent(h.method)
@@ -75,7 +109,11 @@ func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
 		}
 		return o
 	}
-	o.sni = t.names.label(h.sni)
+	if o.replay {
+		o.sni = t.names.peek(h.sni)
+	} else {
+		o.sni = t.names.label(h.sni)
+	}
 	o.service, o.env = t.serviceOf(h, o.sni)
 	if o.kind != kindHandshake {
 		return o

@@ -97,7 +97,7 @@ func parseObject(body pcommon.Value, serviceAnnotation string) (object, error) {
 		}
 		if v, ok := status.Get("revision"); ok {
 			if o.revision, err = intOf(v); err != nil {
-				return o, fmt.Errorf("Certificate %s/%s: status.revision: %w", o.namespace, o.name, err)
+				return o, fmt.Errorf("cert-manager Certificate %s/%s: status.revision: %w", o.namespace, o.name, err)
 			}
 		}
 		for _, f := range []struct {
@@ -106,7 +106,7 @@ func parseObject(body pcommon.Value, serviceAnnotation string) (object, error) {
 		}{{"notAfter", &o.notAfter}, {"renewalTime", &o.renewalTime}, {"lastFailureTime", &o.lastFailure}} {
 			if s := str(status, f.key); s != "" {
 				if *f.dst, err = time.Parse(time.RFC3339, s); err != nil {
-					return o, fmt.Errorf("Certificate %s/%s: status.%s: %w", o.namespace, o.name, f.key, err)
+					return o, fmt.Errorf("cert-manager Certificate %s/%s: status.%s: %w", o.namespace, o.name, f.key, err)
 				}
 			}
 		}
@@ -120,7 +120,7 @@ func parseObject(body pcommon.Value, serviceAnnotation string) (object, error) {
 		o.forCert = str(ann, annCertName)
 		if s := str(ann, annCertRevision); s != "" {
 			if o.forRevision, err = strconv.ParseInt(s, 10, 64); err != nil {
-				return o, fmt.Errorf("CertificateRequest %s/%s: %s: %w", o.namespace, o.name, annCertRevision, err)
+				return o, fmt.Errorf("cert-manager CertificateRequest %s/%s: %s: %w", o.namespace, o.name, annCertRevision, err)
 			}
 		}
 		if c, ok := condition(status, "Approved"); ok {
@@ -131,7 +131,7 @@ func parseObject(body pcommon.Value, serviceAnnotation string) (object, error) {
 		}
 		if s := str(status, "certificate"); s != "" && o.ready == "True" {
 			if o.leaf, err = parseLeaf(s); err != nil {
-				return o, fmt.Errorf("CertificateRequest %s/%s: status.certificate: %w", o.namespace, o.name, err)
+				return o, fmt.Errorf("cert-manager CertificateRequest %s/%s: status.certificate: %w", o.namespace, o.name, err)
 			}
 		}
 	}
