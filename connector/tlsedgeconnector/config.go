@@ -21,11 +21,16 @@ type Config struct {
 	// MaxClientClasses bounds the what-if's client class label (first
 	// seen are kept, the rest are "other"). Default 50.
 	MaxClientClasses int `mapstructure:"max_client_classes"`
-	// MaxSeries bounds the handshake series (every label combination of
-	// tlsedge.handshakes); beyond it a new combination keeps node,
-	// listener, SNI, outcome and reason and counts its version, cipher and
-	// group as "other". Default 20000.
+	// MaxSeries bounds the series of each metric (every label combination
+	// of tlsedge.handshakes, hello_retries, early_data): beyond it a new
+	// handshake combination counts its version, cipher and group as
+	// "other", and beyond it plus a tenth its listener and SNI too; a new
+	// hello-retry or early-data combination counts listener and SNI (and
+	// method) as "other". Default 20000.
 	MaxSeries int `mapstructure:"max_series"`
+	// SeriesIdle: a series (label combination) that has not moved for
+	// this long is no longer emitted and forgotten. Default 1h.
+	SeriesIdle time.Duration `mapstructure:"series_idle"`
 	// MaxConnections bounds the table that counts a connection once for
 	// proxies that log no request number (HAProxy, Caddy): connections
 	// idle for ConnectionIdle are forgotten first. Default 100000.
@@ -60,6 +65,7 @@ func createDefaultConfig() *Config {
 		MaxServerNames:       50,
 		MaxClientClasses:     50,
 		MaxSeries:            20000,
+		SeriesIdle:           time.Hour,
 		MaxConnections:       100000,
 		ConnectionIdle:       5 * time.Minute,
 		MetricsBuilderConfig: metadata.DefaultMetricsBuilderConfig(),
@@ -77,6 +83,9 @@ func (c *Config) Validate() error {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
 		}
+	}
+	if c.SeriesIdle < c.Interval {
+		errs = append(errs, fmt.Errorf("series_idle (%s) must be at least interval (%s)", c.SeriesIdle, c.Interval))
 	}
 	if c.ConnectionIdle <= 0 {
 		errs = append(errs, fmt.Errorf("connection_idle must be positive, got %s", c.ConnectionIdle))

@@ -191,7 +191,13 @@ func (l *logsConnector) window(o *observed) {
 	if o.replay || (o.kind != kindHandshake && o.kind != kindFailure) {
 		return
 	}
-	k := windowKey{o.service, o.env, o.h.node}
+	l.count(windowKey{o.service, o.env, o.h.node}, o)
+	if o.alsoListener != "" && o.kind == kindHandshake {
+		l.count(windowKey{o.alsoListener, o.env, o.h.node}, o)
+	}
+}
+
+func (l *logsConnector) count(k windowKey, o *observed) {
 	w := l.windows[k]
 	if w == nil {
 		w = &window{reasons: map[string]int64{}}

@@ -3,6 +3,7 @@ package tlsedgeconnector
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,19 +59,50 @@ type policyKey struct {
 	rule                   string
 }
 
+// cell is one series' cumulative total and when it last moved.
+type cell struct {
+	n    int64
+	last time.Time
+}
+
+// series is one metric's totals by label set. Bounded by its owner; a
+// series that has not moved for series_idle is forgotten at a flush (its
+// next sample starts a new counter, which rate() reads as a reset).
+type series[K comparable] map[K]*cell
+
+func (s series[K]) add(k K, n int64, now time.Time) {
+	c := s[k]
+	if c == nil {
+		c = &cell{}
+		s[k] = c
+	}
+	c.n += n
+	c.last = now
+}
+
+func (s series[K]) has(k K) bool { _, ok := s[k]; return ok }
+
+func (s series[K]) forget(idleSince time.Time) {
+	for k, c := range s {
+		if c.last.Before(idleSince) {
+			delete(s, k)
+		}
+	}
+}
+
 // counts are the cumulative totals the metrics connector emits.
 type counts struct {
-	handshakes map[hsKey]int64
-	hrr        map[hrrKey]int64
-	early      map[earlyKey]int64
-	records    map[recKey]int64
-	policies   map[policyKey]int64
-	failing    map[policyKey]int64
+	handshakes series[hsKey]
+	hrr        series[hrrKey]
+	early      series[earlyKey]
+	records    series[recKey]
+	policies   series[policyKey]
+	failing    series[policyKey]
 }
 
 func newCounts() counts {
-	return counts{handshakes: map[hsKey]int64{}, hrr: map[hrrKey]int64{}, early: map[earlyKey]int64{},
-		records: map[recKey]int64{}, policies: map[policyKey]int64{}, failing: map[policyKey]int64{}}
+	return counts{handshakes: series[hsKey]{}, hrr: series[hrrKey]{}, early: series[earlyKey]{},
+		records: series[recKey]{}, policies: series[policyKey]{}, failing: series[policyKey]{}}
 }
 
 // metricsConnector counts handshakes and emits them every interval.
@@ -134,7 +166,7 @@ func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 			lrs := rl.ScopeLogs().At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				if o := m.tracker.observeRecord(rl.Resource().Attributes(), lrs.At(k), now); !o.replay {
-					m.count(o)
+					m.count(o, now)
 				}
 			}
 		}
@@ -142,63 +174,92 @@ func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	return nil
 }
 
-func (m *metricsConnector) count(o observed) {
+func (m *metricsConnector) count(o observed, now time.Time) {
 	h := &o.h
-	m.c.records[recKey{h.proxy, o.kind}]++
+	m.c.records.add(recKey{h.proxy, o.kind}, 1, now)
 	if o.kind == kindUnparsed || o.kind == kindOther {
 		return
 	}
 	res := resKey{o.service, o.env}
 	if o.earlyUnsafe {
-		m.c.early[earlyKey{res, h.node, h.listener, o.sni, h.method}]++
+		k := earlyKey{res, h.node, h.listener, o.sni, methodLabel(h.method)}
+		if !m.c.early.has(k) && len(m.c.early) >= m.cfg.MaxSeries {
+			k.listener, k.sni, k.method = other, other, other
+		}
+		m.c.early.add(k, 1, now)
 	}
 	if o.kind == kindRequest {
 		return
 	}
 	k := hsKey{res: res, node: h.node, listener: h.listener, sni: o.sni, reason: string(o.reasonOf()),
 		version: h.version, cipher: h.cipher, group: h.group, failed: o.kind == kindFailure, resumed: h.resumed, early: h.early}
-	if k.node == "" && k.failed && k.listener != "" {
-		pk := pendKey{h.proxy, k}
+	// A failure without its node waits for it (bounded: with no room it
+	// counts without one at once).
+	pk := pendKey{h.proxy, k}
+	switch {
+	case k.node == "" && k.failed && k.listener != "" && (m.pending[pk] != nil || len(m.pending) < m.cfg.MaxSeries):
 		if m.pending[pk] == nil {
 			m.pending[pk] = &pend{}
 		}
 		m.pending[pk].n++
-	} else {
-		m.addHandshakes(k, 1)
+	default:
+		m.addHandshakes(k, 1, now)
 	}
 	if o.hrr {
-		m.c.hrr[hrrKey{res, h.node, h.listener, o.sni}]++
+		k := hrrKey{res, h.node, h.listener, o.sni}
+		if !m.c.hrr.has(k) && len(m.c.hrr) >= m.cfg.MaxSeries {
+			k.listener, k.sni = other, other
+		}
+		m.c.hrr.add(k, 1, now)
 	}
 	for i, v := range o.verdicts {
 		pk := policyKey{policy: m.tracker.policies[i].name, class: o.class, version: h.version}
 		switch {
 		case v.fail:
 			pk.verdict = metadata.AttributeVerdictFail
-			m.c.failing[policyKey{policy: pk.policy, class: pk.class, version: pk.version, rule: v.rule}]++
+			m.c.failing.add(policyKey{policy: pk.policy, class: pk.class, version: pk.version, rule: v.rule}, 1, now)
 		case v.undecided:
 			pk.verdict = metadata.AttributeVerdictUndecided
 		default:
 			pk.verdict = metadata.AttributeVerdictPass
 		}
-		m.c.policies[pk]++
+		m.c.policies.add(pk, 1, now)
 	}
 }
 
-func (m *metricsConnector) addHandshakes(k hsKey, n int64) {
-	if _, ok := m.c.handshakes[k]; !ok && len(m.c.handshakes) >= m.cfg.MaxSeries {
+// addHandshakes counts n handshakes of k. Bounded: beyond max_series a new
+// combination counts its version, cipher and group as "other"; beyond
+// max_series plus a tenth, also its listener and SNI (new nodes, listeners
+// and names no longer add series; they are still in the records).
+func (m *metricsConnector) addHandshakes(k hsKey, n int64, now time.Time) {
+	hs := m.c.handshakes
+	if !hs.has(k) && len(hs) >= m.cfg.MaxSeries {
 		k.version, k.cipher, k.group = other, other, other
+		if !hs.has(k) && len(hs) >= m.cfg.MaxSeries+m.cfg.MaxSeries/10 {
+			k.listener, k.sni = other, other
+		}
 	}
-	m.c.handshakes[k] += n
+	hs.add(k, n, now)
+}
+
+// methodLabel bounds the method label to the registered HTTP methods
+// (semantic conventions: anything else is _OTHER).
+func methodLabel(method string) string {
+	switch u := strings.ToUpper(method); u {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY":
+		return u
+	}
+	return "_OTHER"
 }
 
 // resolvePending gives pending failures the node their listener's access
 // records named, or no node once they waited two flushes.
-func (m *metricsConnector) resolvePending() {
+func (m *metricsConnector) resolvePending(now time.Time) {
 	for pk, p := range m.pending {
 		k := pk.k
 		k.node = m.tracker.nodeOf[pk.proxy+"|"+k.listener]
 		if p.age++; k.node != "" || p.age > 2 || m.closing {
-			m.addHandshakes(k, p.n)
+			m.addHandshakes(k, p.n, now)
 			delete(m.pending, pk)
 		}
 	}
@@ -217,10 +278,16 @@ func (m *metricsConnector) build() pmetric.Metrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tracker.names.rotate()
-	m.resolvePending()
-	ts := pcommon.NewTimestampFromTime(time.Now())
+	now := time.Now()
+	m.resolvePending(now)
+	idleSince := now.Add(-m.cfg.SeriesIdle)
+	for _, f := range []func(time.Time){m.c.handshakes.forget, m.c.hrr.forget, m.c.early.forget, m.c.records.forget, m.c.policies.forget, m.c.failing.forget} {
+		f(idleSince)
+	}
+	ts := pcommon.NewTimestampFromTime(now)
 	byRes := map[resKey][]func(){}
-	for k, v := range m.c.handshakes {
+	for k, c := range m.c.handshakes {
+		v := c.n
 		outcome := metadata.AttributeOutcomeSuccess
 		if k.failed {
 			outcome = metadata.AttributeOutcomeFailure
@@ -229,28 +296,33 @@ func (m *metricsConnector) build() pmetric.Metrics {
 			m.mb.RecordTlsedgeHandshakesDataPoint(ts, v, k.node, k.listener, k.sni, outcome, k.reason, k.version, k.cipher, k.group, k.resumed, k.early)
 		})
 	}
-	for k, v := range m.c.hrr {
+	for k, c := range m.c.hrr {
+		v := c.n
 		byRes[k.res] = append(byRes[k.res], func() {
 			m.mb.RecordTlsedgeHelloRetriesDataPoint(ts, v, k.node, k.listener, k.sni, metadata.AttributeHrrSourceInferred)
 		})
 	}
-	for k, v := range m.c.early {
+	for k, c := range m.c.early {
+		v := c.n
 		byRes[k.res] = append(byRes[k.res], func() {
 			m.mb.RecordTlsedgeEarlyDataNonIdempotentDataPoint(ts, v, k.node, k.listener, k.sni, k.method)
 		})
 	}
 	// Records and the what-if describe the whole stream: no service.
-	for k, v := range m.c.records {
+	for k, c := range m.c.records {
+		v := c.n
 		byRes[resKey{}] = append(byRes[resKey{}], func() {
 			m.mb.RecordTlsedgeRecordsDataPoint(ts, v, k.proxy, metadata.MapAttributeRecordKind[k.kind.String()])
 		})
 	}
-	for k, v := range m.c.policies {
+	for k, c := range m.c.policies {
+		v := c.n
 		byRes[resKey{}] = append(byRes[resKey{}], func() {
 			m.mb.RecordTlsedgePolicyHandshakesDataPoint(ts, v, k.policy, k.class, k.version, k.verdict)
 		})
 	}
-	for k, v := range m.c.failing {
+	for k, c := range m.c.failing {
+		v := c.n
 		byRes[resKey{}] = append(byRes[resKey{}], func() {
 			m.mb.RecordTlsedgePolicyWouldFailDataPoint(ts, v, k.policy, k.class, k.version, metadata.MapAttributeRule[k.rule])
 		})

@@ -24,6 +24,9 @@ type tracker struct {
 	// seen remembers the records observed lately and what they were, so
 	// that a retried batch counts once.
 	seen *recentSet
+	// listenerServices: the mapped services each proxy listener was seen
+	// serving (by SNI), for its records without SNI.
+	listenerServices map[string][]string
 }
 
 func newTracker(cfg *Config) *tracker {
@@ -34,6 +37,8 @@ func newTracker(cfg *Config) *tracker {
 		conns:   newConnTable(cfg.MaxConnections, cfg.ConnectionIdle),
 		nodeOf:  map[string]string{},
 		seen:    newRecentSet(cfg.MaxConnections, replayWindow),
+
+		listenerServices: map[string][]string{},
 	}
 	for _, pc := range cfg.Policies {
 		t.policies = append(t.policies, compilePolicy(pc))
@@ -46,13 +51,16 @@ type observed struct {
 	kind kind
 	// replay: the record was observed before (a retried batch): counted
 	// then, not again.
-	replay   bool
-	h        handshake
-	sni      string // bounded label
-	service  string
-	env      string
-	hrr      bool // inferred HelloRetryRequest
-	hrrKnown bool
+	replay  bool
+	h       handshake
+	sni     string // bounded label
+	service string
+	env     string
+	// alsoListener: a success that also counts in its listener's own
+	// population (see serviceOf).
+	alsoListener string
+	hrr          bool // inferred HelloRetryRequest
+	hrrKnown     bool
 	// earlyUnsafe: 0-RTT early data with a non-idempotent method.
 	earlyUnsafe bool
 	class       string    // client class (handshakes, when policies are set)
@@ -105,7 +113,7 @@ func (t *tracker) classify(res, m pcommon.Map, now time.Time, was *kind) observe
 	if o.kind == kindRequest {
 		if o.earlyUnsafe {
 			o.sni = t.names.peek(h.sni)
-			o.service, o.env = t.serviceOf(h, o.sni)
+			o.service, o.env, _ = t.serviceOf(h)
 		}
 		return o
 	}
@@ -114,7 +122,7 @@ func (t *tracker) classify(res, m pcommon.Map, now time.Time, was *kind) observe
 	} else {
 		o.sni = t.names.label(h.sni)
 	}
-	o.service, o.env = t.serviceOf(h, o.sni)
+	o.service, o.env, o.alsoListener = t.serviceOf(h)
 	if o.kind != kindHandshake {
 		return o
 	}
@@ -143,21 +151,61 @@ func (t *tracker) firstOfConnection(h *handshake, now time.Time) bool {
 	return true
 }
 
-func (t *tracker) serviceOf(h *handshake, sniLabel string) (service, env string) {
+// serviceOf names the service of a record. A client-chosen name (SNI)
+// never becomes a service: only the services configuration maps names,
+// and a record's own service.name (set by the operator's pipeline) is
+// taken as it is. Failures the proxy logs without SNI (nginx's and
+// HAProxy's error logs) go to the one service their listener serves when
+// the access records told it; everything else is the listener's own
+// population ("10.0.0.5:443"), its successes and its failures together.
+// alsoListener names that population for a success of a mapped service
+// on a listener several mapped services share, so that the listener's
+// SNI-less failures are judged against its successes, never alone.
+func (t *tracker) serviceOf(h *handshake) (service, env, alsoListener string) {
+	lk := h.proxy + "|" + h.listener
 	if s, ok := t.cfg.serviceFor(h.sni, h.listener); ok {
 		env = s.Environment
 		if env == "" {
 			env = h.env
 		}
-		return s.Name, env
+		if h.sni != "" && h.listener != "" {
+			if t.learnListener(lk, s.Name) > 1 {
+				alsoListener = h.listener
+			}
+		}
+		return s.Name, env, alsoListener
 	}
-	switch {
-	case h.service != "":
-		return h.service, h.env
-	case sniLabel != "":
-		return sniLabel, h.env
+	if h.service != "" {
+		return h.service, h.env, ""
 	}
-	return h.listener, h.env
+	if h.sni == "" {
+		if svcs := t.listenerServices[lk]; len(svcs) == 1 {
+			return svcs[0], h.env, ""
+		}
+	}
+	return h.listener, h.env, ""
+}
+
+// maxServicesPerListener bounds what a listener remembers it serves.
+const maxServicesPerListener = 4
+
+// learnListener remembers that listener lk serves service (bounded) and
+// returns how many services it is known to serve.
+func (t *tracker) learnListener(lk, service string) int {
+	svcs, ok := t.listenerServices[lk]
+	if !ok && len(t.listenerServices) >= t.cfg.MaxConnections {
+		return 0
+	}
+	for _, s := range svcs {
+		if s == service {
+			return len(svcs)
+		}
+	}
+	if len(svcs) < maxServicesPerListener {
+		svcs = append(svcs, service)
+		t.listenerServices[lk] = svcs
+	}
+	return len(svcs)
 }
 
 // reasonOf is the reason code a record's outcome carries.
