@@ -30,6 +30,7 @@ type Hub struct {
 	next    int
 	subs    map[int]func(Event)
 	budgets map[budgetKey]*Budget
+	claims  map[string][]int // key -> claimants in order (claims.go)
 }
 
 // NewHub returns an empty hub.

@@ -3,6 +3,8 @@ package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsp
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +32,11 @@ type probeTarget struct {
 	target   tlsinspect.Target
 	interval time.Duration
 	fromFile bool
+	// claim: this receiver's claim on the target among the collector's
+	// receivers (configured targets, with a trigger hub); only its owner
+	// probes, so identical receivers (receiver_creator, an Ingress with
+	// several paths) probe it once.
+	claim *trigger.Claim
 }
 
 // tlsProbeReceiver is shared by the logs and metrics pipelines of one
@@ -49,7 +56,8 @@ type tlsProbeReceiver struct {
 	emitter    *emitter
 
 	inspector *tlsinspect.Inspector
-	resolver  *net.Resolver // resolves `nodes: all`
+	claims    []*trigger.Claim // released at shutdown
+	resolver  *net.Resolver    // resolves `nodes: all`
 	profiles  *profileSet
 	sched     *scheduler
 
@@ -170,6 +178,12 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 		if hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
 			return fmt.Errorf("tlsprobe: %w", err)
 		}
+		for _, t := range inlineTargets(targets) {
+			if key, ok := claimKey(r.vantage, r.cfg, t.meta.cfg); ok {
+				t.claim = hub.Claim(key)
+				r.claims = append(r.claims, t.claim)
+			}
+		}
 	}
 	// With a trigger hub, one budget per collector (receiver_creator starts
 	// a receiver per discovered target); without one, per receiver.
@@ -273,6 +287,9 @@ func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 		for _, w := range r.wait {
 			w()
 		}
+		for _, c := range r.claims {
+			c.Release()
+		}
 		if r.inspector != nil {
 			r.inspector.Close()
 		}
@@ -286,7 +303,7 @@ func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 // probe runs one scheduled probe of t (the job's target when it was
 // dispatched) and emits its results.
 func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || (t.claim != nil && !t.claim.Owner()) {
 		return
 	}
 	if len(t.meta.cfg.Nodes) > 0 {
@@ -411,4 +428,21 @@ func (r *tlsProbeReceiver) confirm(t *probeTarget) {
 	}
 	key := t.meta.cfg.key()
 	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.Allow)
+}
+
+// claimKey identifies a configured target with everything that shapes its
+// probe and records (the receiver's config, the target, the vantage), so
+// that only receivers that would probe it identically share a claim. ok is
+// false when the config cannot be serialized (no claim: it always probes).
+func claimKey(vantage string, cfg *Config, t TargetConfig) (string, bool) {
+	b, err := json.Marshal(struct {
+		Vantage string
+		Config  *Config
+		Target  TargetConfig
+	}{vantage, cfg, t})
+	if err != nil {
+		return "", false
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), true
 }

@@ -227,3 +227,38 @@ func BenchmarkTriggerFlood(b *testing.B) {
 	}
 	b.ReportMetric(float64(added)/(float64(b.N)/1000), "runs/s")
 }
+
+// TestIdenticalReceiversProbeOnce: receiver_creator starts one receiver per
+// discovered endpoint, and an Ingress with two paths on one host is two
+// endpoints with the same target. With a trigger hub, identical receivers
+// probe it once; when the one probing stops, the other takes over.
+func TestIdenticalReceiversProbeOnce(t *testing.T) {
+	f := startLab(t)
+	healthy, _ := f.lab.Endpoint("healthy")
+	host, _, id := triggerHost(t)
+	cfg := labConfig(f)
+	cfg.TargetsFile = ""
+	cfg.ClientProfiles = nil
+	cfg.CollectionInterval = time.Second
+	cfg.Timeout = time.Second
+	cfg.Trigger = &id
+	cfg.TargetConfig = TargetConfig{Endpoint: healthy.Address, ServerName: healthy.ServerName, Service: "shop", CAFile: f.files.Roots}
+	require.NoError(t, cfg.Validate())
+	start := func(name string) (*consumertest.LogsSink, func()) {
+		logs := new(consumertest.LogsSink)
+		set := receivertest.NewNopSettings(metadata.Type)
+		set.ID = component.NewIDWithName(metadata.Type, name)
+		r, err := NewFactory().CreateLogs(context.Background(), set, cfg, logs)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(context.Background(), host))
+		stop := func() { _ = r.Shutdown(context.Background()) }
+		t.Cleanup(stop)
+		return logs, stop
+	}
+	a, stopA := start(`ingress/shop/`)
+	b, _ := start(`ingress/shop/api`)
+	require.Eventually(t, func() bool { return probeCount(a, healthy.ServerName) >= 3 }, 10*time.Second, 50*time.Millisecond)
+	assert.Zero(t, probeCount(b, healthy.ServerName), "the second identical receiver probed too")
+	stopA()
+	require.Eventually(t, func() bool { return probeCount(b, healthy.ServerName) >= 1 }, 5*time.Second, 50*time.Millisecond, "the stand-by takes over when the owner stops")
+}

@@ -342,10 +342,16 @@ spec:
 		return fmt.Sprintf("no tlsprobe.cert.time_left series for web with its routing keys: %v", sink.Series("tlsprobe.cert.time_left"))
 	})
 
-	// Known, not fixed here (docs/deployment.md): k8s_observer emits one
-	// endpoint per Ingress path, so the two-path Ingress is probed twice a
-	// round by two identical receivers (same records, same series).
-	t.Logf("handshakes by SNI so far: %v", srv.names())
+	// k8s_observer emits one endpoint per Ingress path, so receiver_creator
+	// starts two identical receivers for the two-path Ingress: they share
+	// one claim (the trigger hub) and probe it once a round, as often as
+	// the single Service.
+	n0 := srv.names()
+	time.Sleep(10500 * time.Millisecond)
+	n1 := srv.names()
+	if dIng, dAPI := n1[ingHost]-n0[ingHost], n1[apiName]-n0[apiName]; dIng > dAPI+1 || dAPI == 0 {
+		t.Errorf("in two rounds the two-path Ingress was probed %d times, the single Service %d", dIng, dAPI)
+	}
 	// The annotation removed and the Ingress deleted: their probes stop
 	// within an interval or two, the other Service's go on.
 	c.kubectlT(t, "annotate", "service", "web", "-n", ns, "certpulse.dev/probe-")
