@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
 type proc struct {
@@ -98,15 +98,6 @@ func getCluster(t *testing.T) *cluster {
 	return shared
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (c *cluster) spawn(name string, bin string, args ...string) error {
 	logf := filepath.Join(c.dir, name+".log")
 	f, err := os.Create(logf)
@@ -127,11 +118,11 @@ func (c *cluster) spawn(name string, bin string, args ...string) error {
 }
 
 func (c *cluster) start(etcdBin, kubeDir string) error {
-	cp, err := freePort()
+	cp, err := tb.PickPort()
 	if err != nil {
 		return err
 	}
-	pp, err := freePort()
+	pp, err := tb.PickPort()
 	if err != nil {
 		return err
 	}
@@ -158,7 +149,7 @@ func (c *cluster) start(etcdBin, kubeDir string) error {
 	if err := os.WriteFile(tokens, []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := tb.PickPort()
 	if err != nil {
 		return err
 	}
