@@ -66,7 +66,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 		target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
 	}
 	em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "bench")
-	j := &job{target: target, failures: map[[3]string]int64{}}
+	mem := newTargetMemory()
 	ctx := context.Background()
 	// Warm the OCSP/CRL/AIA caches and the connection pools.
 	if r := in.Inspect(ctx, target.target); r[0].Primary() != "ok" {
@@ -83,7 +83,8 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 	full := func() {
 		res := in.Inspect(ctx, target.target)
 		_ = em.logs(target, res, nil)
-		_ = em.metrics(j, j.target, res)
+		mem.countFailures("", res)
+		_ = em.metrics(mem.failures, target, res)
 	}
 	b.ResetTimer()
 	c0 := cpuTime()
@@ -136,7 +137,7 @@ func BenchmarkNodesVsFloor(b *testing.B) {
 	target := &probeTarget{meta: newTargetMeta(tc), target: tlsinspect.Target{Endpoint: tc.Endpoint, ServerName: group.ServerName, Profiles: []tlsinspect.Profile{profile}}}
 	em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "bench")
 	r.emitter = em
-	j := &job{target: target, failures: map[[3]string]int64{}, health: map[string]bool{}}
+	mem := newTargetMemory()
 	ctx := context.Background()
 	n := len(group.Nodes)
 	round := func() {
@@ -153,7 +154,7 @@ func BenchmarkNodesVsFloor(b *testing.B) {
 			outs[i].verdict = rd.cmp.verdicts[outs[i].node]
 		}
 		_ = em.nodeLogs(target, outs, &rd)
-		_ = em.nodeMetrics(j, target, outs, &rd)
+		_ = em.nodeMetrics(mem.failures, target, outs, &rd)
 	}
 	floor := func(node string) {
 		c, err := tls.Dial("tcp", node, &tls.Config{ServerName: group.ServerName, RootCAs: roots, MinVersion: tls.VersionTLS12})

@@ -199,19 +199,19 @@ func message(t *probeTarget, r *tlsinspect.Result) string {
 }
 
 // metrics records one target's results (t is the probe's snapshot of the
-// job's target; j holds its failure counters).
-func (e *emitter) metrics(j *job, t *probeTarget, results []tlsinspect.Result) pmetric.Metrics {
+// job's target; failures its counters, read only).
+func (e *emitter) metrics(failures map[[3]string]int64, t *probeTarget, results []tlsinspect.Result) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
-	e.recordResults(pcommon.NewTimestampFromTime(now), now, j, "", results)
+	e.recordResults(pcommon.NewTimestampFromTime(now), now, failures, "", results)
 	return e.mb.Emit(metadata.WithResource(e.targetResource(t, "")))
 }
 
 // nodeMetrics records a `nodes` round: each node's series under its own
 // resource (certpulse.edge.node), then the name's node count and
 // consistency under the target's.
-func (e *emitter) nodeMetrics(j *job, t *probeTarget, outs []nodeOutcome, round *nodesRound) pmetric.Metrics {
+func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs []nodeOutcome, round *nodesRound) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
@@ -219,7 +219,7 @@ func (e *emitter) nodeMetrics(j *job, t *probeTarget, outs []nodeOutcome, round 
 	mb := e.mb
 	for i := range outs {
 		o := &outs[i]
-		e.recordResults(ts, now, j, o.node, o.results)
+		e.recordResults(ts, now, failures, o.node, o.results)
 		for _, s := range o.samples {
 			kind := metadata.AttributeResumptionKindNeighbour
 			if s.kind == "same_node" {
@@ -247,9 +247,10 @@ func (e *emitter) targetResource(t *probeTarget, node string) pcommon.Resource {
 	return rb.Emit()
 }
 
-// recordResults records one endpoint's (or node's) results; the caller
+// recordResults records one endpoint's (or node's) results, with the
+// failure counters the prober keeps (read, never changed); the caller
 // emits them under its resource. e.mu is held.
-func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, j *job, node string, results []tlsinspect.Result) {
+func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures map[[3]string]int64, node string, results []tlsinspect.Result) {
 	mb := e.mb
 	for i := range results {
 		r := &results[i]
@@ -257,10 +258,7 @@ func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, j *job, nod
 		mb.RecordTlsprobeSuccessDataPoint(ts, b2i(r.Success()), p)
 		primary := string(r.Primary())
 		mb.RecordTlsprobeResultDataPoint(ts, 1, p, primary)
-		if primary != string(attrs.ReasonOK) {
-			j.failures[[3]string{node, p, primary}]++
-		}
-		for k, n := range j.failures {
+		for k, n := range failures {
 			if k[0] == node && k[1] == p {
 				mb.RecordTlsprobeFailuresDataPoint(ts, n, p, k[2])
 			}

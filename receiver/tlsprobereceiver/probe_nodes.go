@@ -82,7 +82,7 @@ func resolveNodes(ctx context.Context, resolver *net.Resolver, t TargetConfig) (
 // probeNodes runs one round of a `nodes` target: every node under every
 // profile (in parallel, each bounded by the probe timeout), the comparison,
 // and, when due, the resumption ring.
-func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarget) {
+func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t *probeTarget) {
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	nodes, skipped, err := resolveNodes(rctx, r.resolver, t.meta.cfg)
 	cancel()
@@ -92,7 +92,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarge
 	if err != nil || len(nodes) == 0 {
 		// The name does not resolve: one ordinary probe of it says so
 		// (dns_failure) with the resolver's words.
-		r.probeOne(ctx, j, t)
+		r.probeOne(ctx, mem, t)
 		return
 	}
 	if skipped > 0 {
@@ -119,10 +119,10 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarge
 		views[i] = viewOf(outs[i].node, &outs[i].results[0])
 	}
 	round.cmp = compareNodes(views)
-	if j.nodes == nil {
-		j.nodes = &nodeState{}
+	if mem.nodes == nil {
+		mem.nodes = &nodeState{}
 	}
-	ns := j.nodes
+	ns := mem.nodes
 	ns.probes++
 	if every := t.meta.cfg.resumptionEvery(); every > 0 && (ns.probes-1)%every == 0 {
 		ns.resumption, ns.samples = r.checkResumption(ctx, t, views, round.cmp)
@@ -146,7 +146,8 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarge
 				}
 			}
 		}
-		o.unconfirmed = unconfirmedFailures(j, o.node, o.results)
+		o.unconfirmed = mem.unconfirmedFailures(o.node, o.results)
+		mem.countFailures(o.node, o.results)
 		any = any || len(o.unconfirmed) > 0
 	}
 	if any {
@@ -154,7 +155,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, j *job, t *probeTarge
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return r.emitter.nodeLogs(t, outs, &round) },
-		func() pmetric.Metrics { return r.emitter.nodeMetrics(j, t, outs, &round) })
+		func() pmetric.Metrics { return r.emitter.nodeMetrics(mem.failures, t, outs, &round) })
 }
 
 // viewOf is what the comparison needs from a node's result.

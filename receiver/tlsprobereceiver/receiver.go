@@ -57,6 +57,7 @@ type tlsProbeReceiver struct {
 
 	inspector *tlsinspect.Inspector
 	claims    []*trigger.Claim // released at shutdown
+	memory    *memories        // per target, across probes
 	resolver  *net.Resolver    // resolves `nodes: all`
 	profiles  *profileSet
 	sched     *scheduler
@@ -99,7 +100,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) 
 	}
 	r := &tlsProbeReceiver{
 		cfg: cfg, settings: set, logger: set.Logger, vantage: vantage,
-		obsLogs: obsLogs, obsMetrics: obsMetrics, resolver: net.DefaultResolver,
+		obsLogs: obsLogs, obsMetrics: obsMetrics, resolver: net.DefaultResolver, memory: newMemories(),
 	}
 	r.emitter = newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set), vantage)
 	return r, nil
@@ -172,7 +173,7 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	}
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
-	r.sched.set(dedupTargets(targets, r.logger))
+	r.setTargets(dedupTargets(targets, r.logger))
 	var hub *trigger.Hub
 	if r.cfg.Trigger != nil {
 		if hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
@@ -306,26 +307,28 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if ctx.Err() != nil || (t.claim != nil && !t.claim.Owner()) {
 		return
 	}
+	mem := r.memory.of(j.key)
 	if len(t.meta.cfg.Nodes) > 0 {
-		r.probeNodes(ctx, j, t)
+		r.probeNodes(ctx, mem, t)
 		return
 	}
-	r.probeOne(ctx, j, t)
+	r.probeOne(ctx, mem, t)
 }
 
 // probeOne probes the target's endpoint once under every profile.
-func (r *tlsProbeReceiver) probeOne(ctx context.Context, j *job, t *probeTarget) {
+func (r *tlsProbeReceiver) probeOne(ctx context.Context, mem *targetMemory, t *probeTarget) {
 	results := r.inspector.Inspect(ctx, t.target)
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}
-	unconfirmed := unconfirmedFailures(j, "", results)
+	unconfirmed := mem.unconfirmedFailures("", results)
+	mem.countFailures("", results)
 	if len(unconfirmed) > 0 {
 		r.confirm(t)
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return r.emitter.logs(t, results, unconfirmed) },
-		func() pmetric.Metrics { return r.emitter.metrics(j, t, results) })
+		func() pmetric.Metrics { return r.emitter.metrics(mem.failures, t, results) })
 }
 
 // emitFiles sends the file targets' results to the pipelines.
@@ -398,25 +401,6 @@ func targetMatches(t *probeTarget, ev trigger.Event) bool {
 	return false
 }
 
-// unconfirmedFailures remembers each profile's (and node's) last outcome
-// and returns the profiles that failed right after a healthy result (not
-// confirmed yet).
-func unconfirmedFailures(j *job, node string, results []tlsinspect.Result) map[string]bool {
-	var unconfirmed map[string]bool
-	for i := range results {
-		p, ok := results[i].Profile, results[i].Success()
-		k := node + "|" + p
-		if wasOK, known := j.health[k]; known && wasOK && !ok {
-			if unconfirmed == nil {
-				unconfirmed = map[string]bool{}
-			}
-			unconfirmed[p] = true
-		}
-		j.health[k] = ok
-	}
-	return unconfirmed
-}
-
 // confirm re-probes t confirm.attempts times, confirm.interval apart.
 func (r *tlsProbeReceiver) confirm(t *probeTarget) {
 	if r.cfg.Confirm.Attempts <= 0 {
@@ -445,4 +429,15 @@ func claimKey(vantage string, cfg *Config, t TargetConfig) (string, bool) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), true
+}
+
+// setTargets hands the scheduler its targets and forgets the memory of
+// those that are gone.
+func (r *tlsProbeReceiver) setTargets(ts []*probeTarget) {
+	r.sched.set(ts)
+	keys := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		keys[t.meta.cfg.key()] = true
+	}
+	r.memory.keep(keys)
 }

@@ -20,19 +20,11 @@ type job struct {
 	ranRegular bool
 	removed    bool
 	target     *probeTarget
-	// failures counts results by node, profile and reason
-	// (tlsprobe.failures); only the worker running the job touches it.
-	failures map[[3]string]int64
 	// regular is the next run of the interval schedule; extra are runs
 	// asked for in between (a lifecycle trigger, a confirmation), sorted.
 	// next is the earlier of the two.
 	regular time.Time
 	extra   []time.Time
-	// health is the last result per node and profile ("node|profile"):
-	// true ok, false failing (only the worker running the job touches it).
-	health map[string]bool
-	// nodes is a `nodes` target's memory across rounds.
-	nodes *nodeState
 }
 
 // maxExtraRuns bounds the runs waiting in one job's extra list.
@@ -129,7 +121,7 @@ func (s *scheduler) set(targets []*probeTarget) {
 			continue
 		}
 		first := now.Add(offset(k, t.interval))
-		j := &job{key: k, interval: t.interval, next: first, regular: first, index: -1, target: t, failures: map[[3]string]int64{}, health: map[string]bool{}}
+		j := &job{key: k, interval: t.interval, next: first, regular: first, index: -1, target: t}
 		heap.Push(&s.h, j)
 		keep[k] = j
 	}

@@ -75,6 +75,6 @@ func (r *tlsProbeReceiver) watchFile(ctx context.Context, inline []*probeTarget)
 		}
 		lastErr = ""
 		all := append(append([]*probeTarget{}, inline...), ts...)
-		r.sched.set(dedupTargets(all, r.logger))
+		r.setTargets(dedupTargets(all, r.logger))
 	}
 }

@@ -1,0 +1,88 @@
+package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
+
+import (
+	"sync"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
+)
+
+// targetMemory is what the prober remembers of one target across probes.
+// The scheduler knows only when to run a target; the emitter reads the
+// counters and never changes them. Only the worker running the target's
+// job touches its memory (the scheduler runs a job on one worker at a
+// time).
+type targetMemory struct {
+	// failures counts failing results by node, profile and reason
+	// (tlsprobe.failures).
+	failures map[[3]string]int64
+	// health is the last outcome per node and profile ("node|profile"):
+	// true ok, false failing.
+	health map[string]bool
+	// nodes is a `nodes` target's state across rounds.
+	nodes *nodeState
+}
+
+func newTargetMemory() *targetMemory {
+	return &targetMemory{failures: map[[3]string]int64{}, health: map[string]bool{}}
+}
+
+// countFailures adds one round's failing results of node to the counters.
+func (m *targetMemory) countFailures(node string, results []tlsinspect.Result) {
+	for i := range results {
+		if p := results[i].Primary(); p != attrs.ReasonOK {
+			m.failures[[3]string{node, results[i].Profile, string(p)}]++
+		}
+	}
+}
+
+// unconfirmedFailures remembers each profile's (and node's) last outcome
+// and returns the profiles that failed right after a healthy result (not
+// confirmed yet).
+func (m *targetMemory) unconfirmedFailures(node string, results []tlsinspect.Result) map[string]bool {
+	var unconfirmed map[string]bool
+	for i := range results {
+		p, ok := results[i].Profile, results[i].Success()
+		k := node + "|" + p
+		if wasOK, known := m.health[k]; known && wasOK && !ok {
+			if unconfirmed == nil {
+				unconfirmed = map[string]bool{}
+			}
+			unconfirmed[p] = true
+		}
+		m.health[k] = ok
+	}
+	return unconfirmed
+}
+
+// memories holds every target's memory, by the scheduler's job key.
+type memories struct {
+	mu sync.Mutex
+	m  map[string]*targetMemory
+}
+
+func newMemories() *memories { return &memories{m: map[string]*targetMemory{}} }
+
+// of returns key's memory, created on first use.
+func (ms *memories) of(key string) *targetMemory {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m[key]
+	if m == nil {
+		m = newTargetMemory()
+		ms.m[key] = m
+	}
+	return m
+}
+
+// keep forgets the memory of every target not in keys (targets removed
+// from the targets file).
+func (ms *memories) keep(keys map[string]bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for k := range ms.m {
+		if !keys[k] {
+			delete(ms.m, k)
+		}
+	}
+}
