@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"strings"
 	"time"
+
+	"github.com/certpulse/certpulse/internal/certpem"
 )
 
 const maxAIADepth = 3
@@ -81,7 +81,7 @@ func (in *Inspector) fetchIssuer(ctx context.Context, url string) ([]*x509.Certi
 		exp := in.opts.Now().Add(in.opts.AIA.CacheTTL)
 		data, err := in.httpFetch(ctx, url, nil, "", in.opts.AIA.Timeout, in.opts.AIA.MaxBytes)
 		if err == nil {
-			e.certs, err = parseCerts(data)
+			e.certs, err = certpem.Parse(data)
 		}
 		if d := deniedFetch(err); d != nil {
 			err = d
@@ -101,31 +101,4 @@ func (in *Inspector) fetchIssuer(ctx context.Context, url string) ([]*x509.Certi
 		return nil, errors.New(e.err)
 	}
 	return e.certs, nil
-}
-
-// parseCerts reads DER or PEM certificates.
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	if strings.Contains(string(data[:min(len(data), 64)]), "-----BEGIN") {
-		var out []*x509.Certificate
-		for {
-			var b *pem.Block
-			b, data = pem.Decode(data)
-			if b == nil {
-				break
-			}
-			if b.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-		if len(out) == 0 {
-			return nil, errors.New("no certificate in PEM")
-		}
-		return out, nil
-	}
-	return x509.ParseCertificates(data)
 }

@@ -219,3 +219,27 @@ func TestLeafOnlyWithFetchRefused(t *testing.T) {
 	}
 	t.Fatal("no missing-intermediate endpoint in the lab")
 }
+
+// AddFinding keeps the one precedence rule: a finding derived after the
+// inspection lands by rank, and a repeated code is kept once.
+func TestAddFindingPrecedence(t *testing.T) {
+	r := tlsinspect.Result{Findings: []tlsinspect.Finding{{Reason: attrs.ReasonExpiringSoon}}}
+	r.AddFinding(tlsinspect.Finding{Reason: attrs.ReasonResumptionFailed, Detail: "node a"})
+	r.AddFinding(tlsinspect.Finding{Reason: attrs.ReasonExpiredLeaf})
+	r.AddFinding(tlsinspect.Finding{Reason: attrs.ReasonResumptionFailed, Detail: "node b"})
+	var got []attrs.Reason
+	for _, f := range r.Findings {
+		got = append(got, f.Reason)
+	}
+	for i := 1; i < len(got); i++ {
+		if attrs.Rank(got[i-1]) > attrs.Rank(got[i]) {
+			t.Errorf("findings %v not by rank", got)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("findings %v, want each code once", got)
+	}
+	if r.Primary() != attrs.ReasonExpiredLeaf {
+		t.Errorf("primary %s, want expired_leaf", r.Primary())
+	}
+}

@@ -620,8 +620,16 @@ func humanDur(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// sortFindings orders by precedence and drops repeated codes (keeping the
-// first detail of each).
+// AddFinding adds f to r's findings under the one precedence rule
+// (sortFindings): for findings the caller derives after the inspection (a
+// `nodes` target's resumption check).
+func (r *Result) AddFinding(f Finding) {
+	r.Findings = sortFindings(append(r.Findings, f))
+}
+
+// sortFindings orders by precedence (attrs.Rank, stable) and drops
+// repeated codes (keeping the first detail of each). The only place the
+// order of findings is decided.
 func sortFindings(fs []Finding) []Finding {
 	slices.SortStableFunc(fs, func(a, b Finding) int { return attrs.Rank(a.Reason) - attrs.Rank(b.Reason) })
 	out := fs[:0]

@@ -3,7 +3,6 @@ package certmanagerprocessor // import "github.com/certpulse/certpulse/processor
 import (
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/certpulse/certpulse/internal/certpem"
 )
 
 // cert-manager's kinds and the annotations that tie a CertificateRequest to
@@ -148,11 +149,11 @@ func parseLeaf(b64 string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(raw)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM CERTIFICATE block")
+	certs, err := certpem.Parse(raw)
+	if err != nil {
+		return nil, err
 	}
-	return x509.ParseCertificate(block.Bytes)
+	return certs[0], nil // the leaf first, then its chain
 }
 
 func ownerIngress(meta pcommon.Map) string {

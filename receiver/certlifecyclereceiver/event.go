@@ -1,14 +1,13 @@
 package certlifecyclereceiver // import "github.com/certpulse/certpulse/receiver/certlifecyclereceiver"
 
 import (
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/certpem"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 )
 
@@ -174,16 +173,16 @@ func (c *CertInfo) normalize(idx int, lim limits) []FieldError {
 		}
 		return errs
 	}
-	block, _ := pem.Decode([]byte(c.PEM))
-	if block == nil || block.Type != "CERTIFICATE" {
+	pb := certpem.ReadPEM([]byte(c.PEM), 1)
+	if len(pb.Problems) > 0 {
+		bad("pem", "does not parse: "+pb.Problems[0])
+		return errs
+	}
+	if len(pb.Certs) == 0 {
 		bad("pem", "is not a PEM CERTIFICATE block")
 		return errs
 	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		bad("pem", "does not parse: "+err.Error())
-		return errs
-	}
+	cert := pb.Certs[0]
 	derived := CertInfo{
 		SHA256:     tlsinspect.CertSHA256(cert),
 		SPKISHA256: tlsinspect.SPKIPin(cert),

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/certpulse/certpulse/internal/certpem"
 )
 
 // Bounds on what a certificate file target reads.
@@ -59,10 +60,10 @@ func parseCertFile(data []byte) (certFile, error) {
 	}
 	var out certFile
 	if bytes.Contains(data, []byte("-----BEGIN")) {
-		src, keys, problems := parsePEMCerts(data)
-		out.keysSkipped, out.problems = keys, problems
-		if len(src) > 0 {
-			out.sources = []certSource{{certs: src}}
+		b := certpem.ReadPEM(data, maxCertsPerFile)
+		out.keysSkipped, out.problems = b.Keys, b.Problems
+		if len(b.Certs) > 0 {
+			out.sources = []certSource{{certs: b.Certs}}
 		}
 	} else if kc, ok := parseKubeconfig(data); ok {
 		out = kc
@@ -95,34 +96,6 @@ func hasRefs(f certFile) bool {
 		}
 	}
 	return false
-}
-
-// parsePEMCerts returns the CERTIFICATE blocks of data in order. Blocks whose
-// type names a private key are counted, never decoded.
-func parsePEMCerts(data []byte) (certs []*x509.Certificate, keys int, problems []string) {
-	n := 0
-	for rest := data; ; {
-		b, r := pem.Decode(rest)
-		if b == nil {
-			return certs, keys, problems
-		}
-		rest = r
-		switch {
-		case strings.Contains(b.Type, "PRIVATE KEY"):
-			keys++
-		case b.Type == "CERTIFICATE":
-			n++
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("certificate block %d: %v", n, err))
-				continue
-			}
-			certs = append(certs, c)
-			if len(certs) > maxCertsPerFile {
-				return certs, keys, problems
-			}
-		}
-	}
 }
 
 // kubeconfig holds the certificate fields of a kubeconfig; key fields are
@@ -161,11 +134,12 @@ func parseKubeconfig(data []byte) (certFile, bool) {
 				out.problems = append(out.problems, fmt.Sprintf("%s: certificate data is not base64: %v", name, err))
 				return
 			}
-			certs, _, problems := parsePEMCerts(raw)
-			for _, p := range problems {
+			b := certpem.ReadPEM(raw, maxCertsPerFile)
+			certs := b.Certs
+			for _, p := range b.Problems {
 				out.problems = append(out.problems, name+": "+p)
 			}
-			if len(certs) == 0 && len(problems) == 0 {
+			if len(certs) == 0 && len(b.Problems) == 0 {
 				out.problems = append(out.problems, name+": certificate data holds no PEM certificate")
 				return
 			}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/certpem"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 )
 
@@ -274,7 +275,7 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, _, _ := parsePEMCerts(data)
+	certs := certpem.ReadPEM(data, maxCertsPerFile).Certs
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}

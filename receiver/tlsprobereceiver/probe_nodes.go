@@ -142,7 +142,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 			o.samples = ns.samples[o.node]
 			if v.result == resumptionFailed {
 				for k := range o.results {
-					addFinding(&o.results[k], tlsinspect.Finding{Reason: reasonResumptionFailed, Detail: "node " + o.node + ": " + v.detail})
+					o.results[k].AddFinding(tlsinspect.Finding{Reason: reasonResumptionFailed, Detail: "node " + o.node + ": " + v.detail})
 				}
 			}
 		}
@@ -277,15 +277,3 @@ func (r *tlsProbeReceiver) checkResumption(ctx context.Context, t *probeTarget, 
 // reasonResumptionFailed is added to a node's results while its latest
 // resumption check blames it.
 const reasonResumptionFailed = attrs.ReasonResumptionFailed
-
-// addFinding adds f to r in precedence order.
-func addFinding(r *tlsinspect.Result, f tlsinspect.Finding) {
-	at := len(r.Findings)
-	for i, x := range r.Findings {
-		if attrs.Rank(f.Reason) < attrs.Rank(x.Reason) {
-			at = i
-			break
-		}
-	}
-	r.Findings = slices.Insert(r.Findings, at, f)
-}

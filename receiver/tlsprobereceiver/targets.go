@@ -1,7 +1,6 @@
 package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,12 +8,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/confmap"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/certpem"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 )
 
@@ -111,18 +112,11 @@ func (ps *profileSet) caCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.Certificate
-	for rest := bytes.TrimSpace(data); len(rest) > 0; {
-		cs, r, err := nextPEMCert(rest)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file %s: %w", path, err)
-		}
-		if cs == nil {
-			break
-		}
-		out = append(out, cs)
-		rest = r
+	b := certpem.ReadPEM(data, 0)
+	if len(b.Problems) > 0 {
+		return nil, fmt.Errorf("ca_file %s: bad certificate: %s", path, strings.Join(b.Problems, "; "))
 	}
+	out := b.Certs
 	if len(out) == 0 {
 		return nil, fmt.Errorf("ca_file %s holds no PEM certificate", path)
 	}
