@@ -39,10 +39,19 @@ func (e crlEntry) size() int64 {
 	return n
 }
 
-// checkCRL looks leaf up in the first http(s) CRL distribution point.
-func (in *Inspector) checkCRL(ctx context.Context, leaf, issuer *x509.Certificate) (string, []Finding) {
+// crlEvidence is the CRL of the leaf's first http(s) distribution point,
+// as fetched (or why it could not be).
+type crlEvidence struct {
+	url   string
+	entry crlEntry
+}
+
+// fetchCRLOf fetches (cached, deduplicated) the CRL of leaf's first
+// http(s) distribution point when CRLs are enabled and the issuer is
+// known; nil otherwise.
+func (in *Inspector) fetchCRLOf(ctx context.Context, leaf, issuer *x509.Certificate) *crlEvidence {
 	if !in.opts.CRL.Enabled || issuer == nil {
-		return CRLNotChecked, nil
+		return nil
 	}
 	var url string
 	for _, u := range leaf.CRLDistributionPoints {
@@ -52,7 +61,7 @@ func (in *Inspector) checkCRL(ctx context.Context, leaf, issuer *x509.Certificat
 		}
 	}
 	if url == "" {
-		return CRLNotChecked, nil
+		return nil
 	}
 	key := url + "|" + ocspKey(issuer, issuer)
 	now := in.opts.Now()
@@ -65,13 +74,21 @@ func (in *Inspector) checkCRL(ctx context.Context, leaf, issuer *x509.Certificat
 		})
 		e = v.(crlEntry)
 	}
-	if e.err != "" {
+	return &crlEvidence{url: url, entry: e}
+}
+
+// judgeCRL looks leaf up in the fetched CRL (nil: not checked). Pure.
+func judgeCRL(ev *crlEvidence, leaf *x509.Certificate) (string, []Finding) {
+	if ev == nil {
+		return CRLNotChecked, nil
+	}
+	if ev.entry.err != "" {
 		// No reason code: a CRL that cannot be fetched is reported in the
 		// record (certpulse.crl.status=error) without failing the probe.
 		return CRLError, nil
 	}
-	if at, ok := e.revoked[leaf.SerialNumber.Text(16)]; ok {
-		return CRLRevoked, []Finding{{attrs.ReasonRevoked, fmt.Sprintf("leaf %s is listed as revoked since %s in the CRL %s", Name(leaf), at.UTC().Format(time.RFC3339), url)}}
+	if at, ok := ev.entry.revoked[leaf.SerialNumber.Text(16)]; ok {
+		return CRLRevoked, []Finding{{attrs.ReasonRevoked, fmt.Sprintf("leaf %s is listed as revoked since %s in the CRL %s", Name(leaf), at.UTC().Format(time.RFC3339), ev.url)}}
 	}
 	return CRLGood, nil
 }

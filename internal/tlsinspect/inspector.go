@@ -314,9 +314,11 @@ func pinMatches(pins []string, chain []*x509.Certificate) bool {
 	return false
 }
 
-// finish fills one profile's result from the shared handshake. ctx is the
-// probe's: its deadline (Options.Timeout) and cancellation bound the AIA,
-// OCSP and CRL fetches too.
+// finish fills one profile's result from the shared handshake: the fetch
+// stages (AIA inside validate, OCSP and CRL once per probe) gather
+// evidence, the judgements (judgeTrust, judgeRevocation, timeFindings,
+// chainFindings) are pure. ctx is the probe's: its deadline
+// (Options.Timeout) and cancellation bound the fetches too.
 func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Target, p Profile, serverName string) {
 	r.Connect, r.Handshake = sh.hs.connect, sh.hs.handshake
 	if sh.hs.peer != nil {
@@ -365,18 +367,32 @@ func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Targe
 			issuer = path[1]
 		}
 		ostart := time.Now()
-		sh.ocsp, sh.revFindings = in.checkOCSP(ctx, sh.capture.OCSPResponse, leaf, issuer, now)
-		var crlF []Finding
-		sh.crl, crlF = in.checkCRL(ctx, leaf, issuer)
-		if !hasReason(sh.revFindings, attrs.ReasonRevoked) {
-			sh.revFindings = append(sh.revFindings, crlF...)
-		}
+		ev := revocationEvidence{ocsp: in.fetchOCSP(ctx, leaf, issuer, now), crl: in.fetchCRLOf(ctx, leaf, issuer)}
 		sh.ocspTime = time.Since(ostart)
+		sh.ocsp, sh.crl, sh.revFindings = judgeRevocation(sh.capture.OCSPResponse, ev, leaf, issuer, now, in.opts.OCSP.MaxStapleAge)
 		sh.revChecked = true
 	}
 	fs = append(fs, sh.revFindings...)
 	r.OCSP, r.CRLStatus, r.OCSPTime = sh.ocsp, sh.crl, sh.ocspTime
 	r.Findings = sortFindings(fs)
+}
+
+// revocationEvidence is what the fetch stage gathered for a leaf's
+// revocation: the OCSP responder's answer and the CRL (nil when not asked).
+type revocationEvidence struct {
+	ocsp *ocspAnswer
+	crl  *crlEvidence
+}
+
+// judgeRevocation judges the staple, the responder's answer and the CRL.
+// Pure. A revocation the OCSP side reports is not repeated from the CRL.
+func judgeRevocation(staple []byte, ev revocationEvidence, leaf, issuer *x509.Certificate, now time.Time, maxStapleAge time.Duration) (OCSPResult, string, []Finding) {
+	res, fs := judgeOCSP(staple, ev.ocsp, leaf, issuer, now, maxStapleAge)
+	crl, crlF := judgeCRL(ev.crl, leaf)
+	if !hasReason(fs, attrs.ReasonRevoked) {
+		fs = append(fs, crlF...)
+	}
+	return res, crl, fs
 }
 
 // chainFindings are the findings of a presented chain that hold under every
@@ -451,11 +467,34 @@ func sanSummary(c *x509.Certificate) string {
 	return fmt.Sprint(s)
 }
 
-// validate builds a trust path and reports trust-path findings.
+// validate builds a trust path and reports trust-path findings: the pure
+// judgement first, then, only when it asks for it, the AIA fetch stage and
+// the judgement again with that evidence.
 func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, []Finding) {
+	path, fs, wantAIA := judgeTrust(chain, nil, roots, now)
+	if !wantAIA {
+		return path, fs
+	}
+	extra, err := in.completeViaAIA(ctx, chain)
+	path, fs, _ = judgeTrust(chain, &aiaEvidence{extra: extra, err: err}, roots, now)
+	return path, fs
+}
+
+// aiaEvidence is what following the chain's caIssuers URLs produced: the
+// certificates fetched, or why none could be.
+type aiaEvidence struct {
+	extra []*x509.Certificate
+	err   error
+}
+
+// judgeTrust judges the trust path of chain under roots at now. Pure: aia
+// is the AIA fetch stage's evidence, nil when not fetched; wantAIA says
+// the judgement needs it (an unknown authority that AIA might complete),
+// and the caller fetches and judges again.
+func judgeTrust(chain []*x509.Certificate, aia *aiaEvidence, roots *x509.CertPool, now time.Time) (path []*x509.Certificate, fs []Finding, wantAIA bool) {
 	path, err := verifyAt(chain, nil, roots, now)
 	if err == nil {
-		return path, nil
+		return path, nil, false
 	}
 	// Look past expiry: verify at a time when every presented certificate
 	// is valid, so that the trust path is judged on its own.
@@ -463,13 +502,13 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 		if t, ok := validityOverlap(chain, now); ok {
 			path, err = verifyAt(chain, nil, roots, t)
 			if err == nil {
-				return path, nil
+				return path, nil, false
 			}
 			// Still expired at a time every presented certificate is
 			// valid: the anchor itself may have expired. Try when the
 			// presented chain was issued.
 			if f, p := expiredAnchor(chain, roots, now, t); f != nil {
-				return p, []Finding{*f}
+				return p, []Finding{*f}, false
 			}
 		}
 	}
@@ -477,19 +516,22 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 	switch {
 	case isInsecureAlgorithm(err):
 		// weak_signature is reported from the chain itself.
-		return nil, nil
+		return nil, nil, false
 	case isTimeError(err):
-		return nil, nil // reported by timeFindings
+		return nil, nil, false // reported by timeFindings
 	case isUnknownAuthority(err):
 		if t, ok := validityOverlap(chain, now); ok {
 			if f, p := expiredAnchor(chain, roots, now, t); f != nil {
-				return p, []Finding{*f}
+				return p, []Finding{*f}, false
 			}
 		}
 		if isSelfSigned(leaf) {
-			return nil, []Finding{{attrs.ReasonSelfSigned, fmt.Sprintf("certificate %s is self-signed and not in this client profile's trust store; every client fails", Name(leaf))}}
+			return nil, []Finding{{attrs.ReasonSelfSigned, fmt.Sprintf("certificate %s is self-signed and not in this client profile's trust store; every client fails", Name(leaf))}}, false
 		}
-		extra, aerr := in.completeViaAIA(ctx, chain)
+		if aia == nil {
+			return nil, nil, true
+		}
+		extra, aerr := aia.extra, aia.err
 		if aerr == nil {
 			t := now
 			if ov, ok := validityOverlap(append(slices.Clone(chain), extra...), now); ok {
@@ -504,7 +546,7 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 				for _, m := range missing {
 					names = append(names, Name(m))
 				}
-				return p, []Finding{{attrs.ReasonMissingIntermediate, fmt.Sprintf("certificate chain is missing intermediate %v; clients without AIA fetching fail", joinNames(names))}}
+				return p, []Finding{{attrs.ReasonMissingIntermediate, fmt.Sprintf("certificate chain is missing intermediate %v; clients without AIA fetching fail", joinNames(names))}}, false
 			}
 		}
 		if len(chain) == 1 {
@@ -521,16 +563,16 @@ func (in *Inspector) validate(ctx context.Context, chain []*x509.Certificate, ro
 			default:
 				detail += "; the issuer fetched through AIA does not lead to a root this client profile trusts either"
 			}
-			return nil, []Finding{{attrs.ReasonMissingIntermediate, detail}}
+			return nil, []Finding{{attrs.ReasonMissingIntermediate, detail}}, false
 		}
 		issuer := chain[len(chain)-1].Issuer.String()
 		detail := fmt.Sprintf("chain does not lead to a root this client profile trusts (top issuer %q); clients with this trust store fail", issuer)
 		if aerr != nil && len(leaf.IssuingCertificateURL) > 0 {
 			detail += "; the issuer could not be fetched through AIA: " + aerr.Error()
 		}
-		return nil, []Finding{{attrs.ReasonUnknownCA, detail}}
+		return nil, []Finding{{attrs.ReasonUnknownCA, detail}}, false
 	}
-	return nil, []Finding{{attrs.ReasonUnknownCA, "chain does not validate: " + err.Error()}}
+	return nil, []Finding{{attrs.ReasonUnknownCA, "chain does not validate: " + err.Error()}}, false
 }
 
 // expiredAnchor reports an expired trust anchor: the presented chain links

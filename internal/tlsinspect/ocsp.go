@@ -26,8 +26,8 @@ func ocspKey(leaf, issuer *x509.Certificate) string {
 	return hex.EncodeToString(sum[:]) + "/" + leaf.SerialNumber.Text(16)
 }
 
-// checkStaple verifies a stapled response and returns its findings.
-func (in *Inspector) checkStaple(raw []byte, leaf, issuer *x509.Certificate, now time.Time, res *OCSPResult) []Finding {
+// judgeStaple verifies a stapled response and returns its findings. Pure.
+func judgeStaple(raw []byte, leaf, issuer *x509.Certificate, now time.Time, maxAge time.Duration, res *OCSPResult) []Finding {
 	res.Stapled = true
 	if issuer == nil {
 		res.Status, res.Source = attrs.OCSPError, "staple"
@@ -54,8 +54,8 @@ func (in *Inspector) checkStaple(raw []byte, leaf, issuer *x509.Certificate, now
 	switch {
 	case !r.NextUpdate.IsZero() && now.After(r.NextUpdate):
 		out = append(out, Finding{attrs.ReasonOCSPStaleStaple, fmt.Sprintf("stapled OCSP response expired at %s (nextUpdate); the server is not refreshing its staple", r.NextUpdate.UTC().Format(time.RFC3339))})
-	case res.StapleAge > in.opts.OCSP.MaxStapleAge:
-		out = append(out, Finding{attrs.ReasonOCSPStaleStaple, fmt.Sprintf("stapled OCSP response is %s old (limit %s); the server is not refreshing its staple", humanDur(res.StapleAge), humanDur(in.opts.OCSP.MaxStapleAge))})
+	case res.StapleAge > maxAge:
+		out = append(out, Finding{attrs.ReasonOCSPStaleStaple, fmt.Sprintf("stapled OCSP response is %s old (limit %s); the server is not refreshing its staple", humanDur(res.StapleAge), humanDur(maxAge))})
 	}
 	return out
 }
@@ -118,17 +118,28 @@ func (in *Inspector) doQueryResponder(ctx context.Context, leaf, issuer *x509.Ce
 	return ocspAnswer{status: attrs.OCSPUnknown, latency: lat, detail: fmt.Sprintf("OCSP responder %s does not know the leaf (status unknown)", url)}, expires
 }
 
-// checkOCSP runs the stapled and responder checks for leaf.
-func (in *Inspector) checkOCSP(ctx context.Context, staple []byte, leaf, issuer *x509.Certificate, now time.Time) (OCSPResult, []Finding) {
+// fetchOCSP asks the leaf's responder when the options say to and it can
+// be asked (a responder URL, a known issuer); nil otherwise.
+func (in *Inspector) fetchOCSP(ctx context.Context, leaf, issuer *x509.Certificate, now time.Time) *ocspAnswer {
+	if !in.opts.OCSP.CheckResponder || len(leaf.OCSPServer) == 0 || issuer == nil {
+		return nil
+	}
+	a := in.queryResponder(ctx, leaf, issuer, now)
+	return &a
+}
+
+// judgeOCSP judges the staple and the responder's answer (nil: not
+// asked). Pure.
+func judgeOCSP(staple []byte, answer *ocspAnswer, leaf, issuer *x509.Certificate, now time.Time, maxStapleAge time.Duration) (OCSPResult, []Finding) {
 	res := OCSPResult{Status: attrs.OCSPNotChecked}
 	var out []Finding
 	if len(staple) > 0 {
-		out = append(out, in.checkStaple(staple, leaf, issuer, now, &res)...)
+		out = append(out, judgeStaple(staple, leaf, issuer, now, maxStapleAge, &res)...)
 	}
-	if !in.opts.OCSP.CheckResponder || len(leaf.OCSPServer) == 0 || issuer == nil {
+	if answer == nil {
 		return res, out
 	}
-	a := in.queryResponder(ctx, leaf, issuer, now)
+	a := *answer
 	res.ResponderQueried = true
 	res.ResponderLatency = a.latency
 	// The responder's word wins over the staple's except that a revoked
