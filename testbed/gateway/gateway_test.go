@@ -31,7 +31,6 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
@@ -109,13 +108,10 @@ func write(t *testing.T, dir, name, content string) string {
 // HTTP status (0 when the agent could not be reached).
 func postEvent(client *http.Client, url, id, service string) int {
 	body, _ := json.Marshal(map[string]any{"type": "validated", "id": id, "service": service, "environment": "lab", "source": "gateway-test"})
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req, err := tb.LifecycleRequest(url, token, hmacSecret, body)
 	if err != nil {
 		return 0
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	signature.Set(req.Header, "", []byte(hmacSecret), body)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0

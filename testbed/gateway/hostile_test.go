@@ -18,7 +18,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/internal/testkit/tb"
 )
 
@@ -120,10 +119,7 @@ func TestHostileLifecycleLoad(t *testing.T) {
 		if kind == "oversized" {
 			body = oversized
 		}
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		signature.Set(req.Header, "", []byte(secret), body)
+		req, _ := tb.LifecycleRequest(url, token, secret, body)
 		resp, err := client.Do(req)
 		if err != nil {
 			return result{kind: kind, id: id}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
-	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/internal/testkit/tb"
@@ -429,13 +428,10 @@ func givePodAnIP(t *testing.T, c *cluster, ns, selector, ip string) string {
 // pod's IP) and returns the HTTP status, 0 when it could not be sent.
 func postFrom(src, url, id string) int {
 	body, _ := json.Marshal(map[string]any{"type": "validated", "id": id, "service": "checkout", "environment": "lab", "source": "k8s-test"})
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req, err := tb.LifecycleRequest(url, webhookTok, webhookKey, body)
 	if err != nil {
 		return 0
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+webhookTok)
-	signature.Set(req.Header, "", []byte(webhookKey), body)
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
 	resp, err := client.Do(req)
