@@ -312,3 +312,24 @@ func lookupEnv(name string) (string, bool) {
 	v := os.Getenv(name)
 	return v, v != ""
 }
+
+// watches is how many WATCH requests on group/resource the API server
+// holds open now (apiserver_longrunning_requests).
+func (c *cluster) watches(t *testing.T, group, resource string) int {
+	t.Helper()
+	out := c.kubectlT(t, "get", "--raw", "/metrics")
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "apiserver_longrunning_requests{") ||
+			!strings.Contains(line, `verb="WATCH"`) ||
+			!strings.Contains(line, `group="`+group+`"`) ||
+			!strings.Contains(line, `resource="`+resource+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			n += int(v)
+		}
+	}
+	return n
+}

@@ -57,7 +57,25 @@ func TestCertManagerLifecycle(t *testing.T) {
 		"targets:\n  - endpoint: %s\n    server_name: %s\n    service: web\n    environment: lab\n", addr, host)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The receiver lists, then watches: a change made before its watch is
+	// open is never an event. Wait until the API server holds the agent's
+	// watches (the controller manager's garbage collector may hold its own).
+	type watched struct{ group, resource string }
+	kinds := []watched{{"cert-manager.io", "certificates"}, {"cert-manager.io", "certificaterequests"}}
+	base := map[watched]int{}
+	for _, k := range kinds {
+		base[k] = c.watches(t, k.group, k.resource)
+	}
 	a := runAgent(t, c, bin, dir, "60s", roots)
+	eventually(t, 30*time.Second, func() string {
+		a.alive()
+		for _, k := range kinds {
+			if c.watches(t, k.group, k.resource) <= base[k] {
+				return "the agent does not watch " + k.resource + " yet"
+			}
+		}
+		return ""
+	})
 
 	ns := "certs"
 	applyServerSide(t, c, "certificate", []byte(fmt.Sprintf(`
