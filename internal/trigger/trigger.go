@@ -11,10 +11,14 @@ import (
 	"go.opentelemetry.io/collector/component"
 )
 
+// EdgeFailures is the Event type the correlator fires when real clients of
+// a service begin failing (its edge step detector).
+const EdgeFailures = "edge_failures"
+
 // Event asks for immediate probes of a service's targets.
 type Event struct {
 	// Type is the lifecycle event type that fired (deployed, renewed,
-	// rotation_planned).
+	// rotation_planned), or EdgeFailures.
 	Type string
 	// Service names the targets to probe (their `service`).
 	Service string

@@ -82,6 +82,11 @@ type Config struct {
 	// Edge: thresholds for the user-impact signal of edge telemetry (the
 	// tlsedge connector's certpulse.edge.window records).
 	Edge EdgeConfig `mapstructure:"edge"`
+	// Trigger is the certpulse_trigger extension: the first burst of real
+	// clients failing (edge.fast) asks the service's probes to run at
+	// once, so that the incident soon carries the probe's reason code.
+	// The probes must run in this collector (single tier, agent).
+	Trigger *component.ID `mapstructure:"trigger"`
 
 	_ struct{}
 }
@@ -103,6 +108,40 @@ type EdgeConfig struct {
 	// MinNodeHandshakes: a node's successful handshakes in Window below
 	// which its resumption rate is not judged. Default 20.
 	MinNodeHandshakes int64 `mapstructure:"min_node_handshakes"`
+	// ExcludeReasons: failures not judged, neither in the share nor as
+	// handshakes. Default: not_tls (the first bytes were not TLS:
+	// scanners, plain HTTP), protocol_mismatch and cipher_mismatch (offers
+	// the server's policy refuses: legacy clients, scanners; the probes'
+	// client profiles and the tlsedge what-if judge the policy).
+	ExcludeReasons []attrs.Reason `mapstructure:"exclude_reasons"`
+	// Fast: the streaming detector, a step change within seconds.
+	Fast FastConfig `mapstructure:"fast"`
+}
+
+// FastConfig: when a step change in real clients failing opens
+// handshake_failure_rate within seconds, judged against the service's own
+// baseline (its handshakes over edge.window before the recent span).
+type FastConfig struct {
+	// Window: the recent span judged, per node and for the service.
+	// Default 10s; 0 turns the fast detector off.
+	Window time.Duration `mapstructure:"window"`
+	// MinFailures: failures in Window (of Reasons) below which no step is
+	// judged. Default 5.
+	MinFailures int64 `mapstructure:"min_failures"`
+	// MinShare: the failing share in Window must exceed the baseline's by
+	// at least this. Default 0.2 (a fifth of the clients).
+	MinShare float64 `mapstructure:"min_share"`
+	// MinBaseline: the service's handshakes before Window (within
+	// edge.window) below which there is no baseline and no step is
+	// judged (a new service, the first minute after a restart without
+	// storage). Default 50.
+	MinBaseline int64 `mapstructure:"min_baseline"`
+	// Reasons: the failure reasons that count. Default: the client
+	// rejected the certificate or the handshake (unknown_ca, expired_leaf,
+	// revoked, handshake_failure); offers that do not match
+	// (protocol_mismatch, cipher_mismatch: scanners, legacy clients),
+	// junk (not_tls) and timeouts count only in the 5-minute judgement.
+	Reasons []attrs.Reason `mapstructure:"reasons"`
 }
 
 // ServiceConfig is one service catalog entry.
@@ -163,7 +202,10 @@ func createDefaultConfig() *Config {
 		Heartbeat:             10 * time.Minute,
 		CheckpointInterval:    10 * time.Second,
 		OpenIncidentsInterval: time.Minute,
-		Edge:                  EdgeConfig{Window: 5 * time.Minute, MinHandshakes: 100, SuccessBelow: 0.995, ResumptionBelow: 0.5, MinNodeHandshakes: 20},
+		Edge: EdgeConfig{Window: 5 * time.Minute, MinHandshakes: 100, SuccessBelow: 0.995, ResumptionBelow: 0.5, MinNodeHandshakes: 20,
+			ExcludeReasons: []attrs.Reason{attrs.ReasonNotTLS, attrs.ReasonProtocolMismatch, attrs.ReasonCipherMismatch},
+			Fast: FastConfig{Window: 10 * time.Second, MinFailures: 5, MinShare: 0.2, MinBaseline: 50,
+				Reasons: []attrs.Reason{attrs.ReasonUnknownCA, attrs.ReasonExpiredLeaf, attrs.ReasonRevoked, attrs.ReasonHandshakeFailure}}},
 	}
 }
 
@@ -178,6 +220,19 @@ func (cfg *Config) Validate() error {
 	}
 	if x := cfg.Edge; x.Window <= 0 || x.MinHandshakes < 1 || x.MinNodeHandshakes < 1 || x.SuccessBelow <= 0 || x.SuccessBelow > 1 || x.ResumptionBelow <= 0 || x.ResumptionBelow > 1 {
 		errs = append(errs, fmt.Errorf("edge: window must be positive, min_handshakes and min_node_handshakes >= 1, success_below and resumption_below in (0, 1] (got %+v)", x))
+	}
+	if f := cfg.Edge.Fast; f.Window < 0 || f.Window > 0 && (f.Window*2 > cfg.Edge.Window || f.MinFailures < 1 || f.MinShare <= 0 || f.MinShare > 1 || f.MinBaseline < 1 || len(f.Reasons) == 0) {
+		errs = append(errs, fmt.Errorf("edge::fast: window must be 0 (off) or at most half of edge::window, min_failures and min_baseline >= 1, min_share in (0, 1], reasons not empty (got %+v)", f))
+	}
+	for _, r := range cfg.Edge.ExcludeReasons {
+		if _, ok := attrs.Info(r); !ok {
+			errs = append(errs, fmt.Errorf("edge::exclude_reasons: %q is not a reason code", r))
+		}
+	}
+	for _, r := range cfg.Edge.Fast.Reasons {
+		if info, ok := attrs.Info(r); !ok || !info.Failing {
+			errs = append(errs, fmt.Errorf("edge::fast::reasons: %q is not a failing reason code", r))
+		}
 	}
 	if cfg.OpenIncidentsInterval < 0 {
 		errs = append(errs, errors.New("open_incidents_interval must not be negative (0: off)"))

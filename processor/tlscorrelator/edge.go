@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,7 +18,9 @@ import (
 type edgeWindow struct {
 	End int64 `json:"t"`
 	// First is the end of the first interval merged into this one.
-	First   int64            `json:"b,omitempty"`
+	First int64 `json:"b,omitempty"`
+	// Begin is when the connector's interval began (its window start).
+	Begin   int64            `json:"s,omitempty"`
 	Node    string           `json:"n,omitempty"`
 	HS      int64            `json:"h"`
 	Failed  int64            `json:"f,omitempty"`
@@ -59,8 +62,19 @@ func mergeWindow(wins []edgeWindow, w edgeWindow, bucket int64) []edgeWindow {
 	return append(wins, w)
 }
 
+// Start is when the window's counts began (its end when not known).
+func (w edgeWindow) Start() int64 {
+	if w.Begin > 0 && w.Begin <= w.End {
+		return w.Begin
+	}
+	return w.End
+}
+
 func readEdgeWindow(a pcommon.Map, t time.Time) edgeWindow {
 	w := edgeWindow{End: t.Unix(), Node: str(a, attrs.EdgeNode)}
+	if b, err := time.Parse(time.RFC3339Nano, str(a, attrs.EdgeWindowStart)); err == nil {
+		w.Begin = b.Unix()
+	}
 	num := func(k string) int64 {
 		if v, ok := a.Get(k); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > 0 {
 			return v.Int()
@@ -84,6 +98,10 @@ func readEdgeWindow(a pcommon.Map, t time.Time) edgeWindow {
 	return w
 }
 
+// slowSignificance: the 5-minute share must be below success_below with
+// this confidence (binomial upper tail at 1 - success_below).
+const slowSignificance = 1e-3
+
 // edgeVerdict is what a service's windows say (pure: judgeEdge).
 type edgeVerdict struct {
 	handshakes, failed int64
@@ -102,10 +120,20 @@ func judgeEdge(wins []edgeWindow, cfg EdgeConfig) edgeVerdict {
 	type nodeSum struct{ ok, resumed int64 }
 	nodes := map[string]*nodeSum{}
 	for _, w := range wins {
-		v.handshakes += w.HS
-		v.failed += w.Failed
+		// Junk (not TLS: scanners, plain HTTP) and offers the server's
+		// policy refuses (legacy clients, scanners) are not judged
+		// (edge.exclude_reasons).
+		var excluded int64
+		for _, r := range cfg.ExcludeReasons {
+			excluded += w.Reasons[string(r)]
+		}
+		excluded = min(excluded, w.Failed)
+		v.handshakes += w.HS - excluded
+		v.failed += w.Failed - excluded
 		for r, n := range w.Reasons {
-			reasons[r] += n
+			if !slices.Contains(cfg.ExcludeReasons, attrs.Reason(r)) {
+				reasons[r] += n
+			}
 		}
 		ns := nodes[w.Node]
 		if ns == nil {
@@ -116,18 +144,11 @@ func judgeEdge(wins []edgeWindow, cfg EdgeConfig) edgeVerdict {
 		ns.resumed += w.Resumed
 	}
 	v.judged = v.handshakes >= cfg.MinHandshakes
-	v.failing = v.judged && float64(v.handshakes-v.failed)/float64(v.handshakes) < cfg.SuccessBelow
-	rs := make([]string, 0, len(reasons))
-	for r := range reasons {
-		rs = append(rs, r)
-	}
-	sort.Slice(rs, func(i, j int) bool {
-		return reasons[rs[i]] > reasons[rs[j]] || reasons[rs[i]] == reasons[rs[j]] && rs[i] < rs[j]
-	})
-	for i, r := range rs {
-		rs[i] = fmt.Sprintf("%s %d", r, reasons[r])
-	}
-	v.topReasons = strings.Join(rs, ", ")
+	// Failing: below the objective, and confidently so (a single failure
+	// among 131 handshakes is 99.2% but says little).
+	v.failing = v.judged && float64(v.handshakes-v.failed)/float64(v.handshakes) < cfg.SuccessBelow &&
+		binomTail(v.handshakes, v.failed, 1-cfg.SuccessBelow) <= slowSignificance
+	v.topReasons = topReasons(reasons)
 	for n, s := range nodes {
 		if n == "" || s.ok < cfg.MinNodeHandshakes {
 			continue
@@ -160,13 +181,36 @@ func (e *engine) edgeWindow(r *record) {
 		svc.Edge = svc.Edge[len(svc.Edge)-maxEdgeWindows:]
 	}
 	v := judgeEdge(svc.Edge, e.cfg.Edge)
-	e.edgeUnobserved(r.service, v, t)
+	var fv fastVerdict
+	if fc := e.cfg.Edge.Fast; fc.Window > 0 {
+		svc.Recent = recentFast(svc.Recent, r.edge, fc.Window, t)
+		fv = judgeFast(svc.Edge, svc.Recent, svc.Fast, fc, t)
+		svc.Fast = fv.episode
+		if fv.cleared {
+			// The step is over: the 5-minute judgement starts again from
+			// here, without the step's failures (they would hold the
+			// incident open for edge.window after the fix).
+			svc.Edge = append(svc.Edge[:0], r.edge)
+			v = judgeEdge(svc.Edge, e.cfg.Edge)
+		}
+		if fv.started && len(e.triggers) < maxTriggers {
+			e.triggers = append(e.triggers, r.service)
+		}
+	}
+	judged := v
+	judged.judged = v.judged || fv.judged
+	e.edgeUnobserved(r.service, judged, t)
 
-	// Failure rate.
-	if v.judged {
-		share := float64(v.failed) / float64(v.handshakes)
+	// Failure rate: a step within seconds (fast), or the 5-minute share.
+	if judged.judged {
+		share := float64(v.failed) / float64(max(v.handshakes, 1))
+		hs, nodes, since := v.handshakes, []string(nil), time.Time{}
 		detail := fmt.Sprintf("%.2f%% of %d handshakes of real clients failed in the last %s (%s)", 100*share, v.handshakes, e.cfg.Edge.Window, cmp.Or(v.topReasons, "no reason logged"))
-		e.edgeSignal(r, attrs.ReasonHandshakeFailureRate, v.failing, share, v.handshakes, nil, detail, e.joinsFailureRate)
+		if fv.failing && fv.hs > 0 {
+			share, hs, nodes, since = fv.share, fv.hs, fv.episode.Nodes, time.Unix(fv.episode.Since, 0)
+			detail = fastDetail(fv, e.cfg.Edge.Fast)
+		}
+		e.edgeSignal(r, attrs.ReasonHandshakeFailureRate, v.failing || fv.failing, share, hs, nodes, detail, since, e.joinsFailureRate)
 	}
 	// Resumption on some nodes only.
 	if v.resJudged {
@@ -177,7 +221,7 @@ func (e *engine) edgeWindow(r *record) {
 		}
 		detail := fmt.Sprintf("session resumption below %.0f%% on %s (%s) while %s resume (%s) over the last %s: session ticket keys out of sync?",
 			100*e.cfg.Edge.ResumptionBelow, strings.Join(v.degraded, ", "), pct(v.rates, v.degraded), strings.Join(v.healthy, ", "), pct(v.rates, v.healthy), e.cfg.Edge.Window)
-		e.edgeSignal(r, attrs.ReasonResumptionDegraded, bad, 1-worst, v.handshakes-v.failed, v.degraded, detail, e.joinsResumption)
+		e.edgeSignal(r, attrs.ReasonResumptionDegraded, bad, 1-worst, v.handshakes-v.failed, v.degraded, detail, time.Time{}, e.joinsResumption)
 	}
 }
 
@@ -208,13 +252,16 @@ func (e *engine) joinsResumption(inc *incident) bool {
 // edgeSignal opens or updates reason's edge incident for the service while
 // bad, or joins an open probe incident that join accepts (one incident,
 // not two); it resolves the edge incident when the signal is judged good.
-func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share float64, handshakes int64, nodes []string, detail string, join func(*incident) bool) {
+// since, when known, is when the clients began failing (the incident's
+// fault time).
+func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share float64, handshakes int64, nodes []string, detail string, since time.Time, join func(*incident) bool) {
 	t := r.time
 	fp := fingerprint(reason, r.service, "edge")
 	own := e.incidents[fp]
 	if !bad {
 		if own != nil && own.open() {
 			e.resolve(own, t)
+			own.ProbeReason = "" // the next episode's probes say their own
 		}
 		for _, inc := range e.incidents {
 			if inc.Service == r.service && join(inc) && inc.EdgeShare > 0 {
@@ -253,11 +300,16 @@ func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share floa
 		detail += fmt.Sprintf("; began after %s %s ago (job %s)", d.Type, humanAgo(t.Sub(d.Time)), cmp.Or(d.JobID, "unknown"))
 	}
 	wasOpen := own != nil && own.open()
+	if wasOpen {
+		if i := strings.Index(own.Detail, "; probe: "); i >= 0 {
+			detail += own.Detail[i:] // what the probes said stays
+		}
+	}
 	prevShare := 0.0
 	if own != nil {
 		prevShare = own.EdgeShare
 	}
-	e.observe(&obs{reason: reason, service: r.service, at: t, identity: "edge", derived: true, deploy: deploy, detail: detail, edge: &edgeObs{share: share, handshakes: handshakes, nodes: nodes}})
+	e.observe(&obs{reason: reason, service: r.service, at: t, identity: "edge", derived: true, deploy: deploy, detail: detail, faultAt: since, edge: &edgeObs{share: share, handshakes: handshakes, nodes: nodes}})
 	if own = e.incidents[fp]; wasOpen && own != nil && own.open() && math.Abs(share-prevShare) > 0.25*prevShare {
 		e.emit(own, attrs.StateUpdated, own.State, t)
 	}
@@ -319,4 +371,30 @@ func (e *engine) recentEdge(wins []edgeWindow, t time.Time) []edgeWindow {
 		}
 	}
 	return kept
+}
+
+// edgeProbeReason: a probe of a service whose real clients are failing
+// (an open handshake_failure_rate edge incident) fails for reason: the
+// incident carries the probe's reason code and names the endpoint, at
+// once, before the probe's own incident is corroborated ("probe:
+// missing_intermediate on shop.example.com:443").
+func (e *engine) edgeProbeReason(r *record, reason attrs.Reason, t time.Time) {
+	if info, ok := attrs.Info(r.reason); !ok || !info.Failing {
+		return
+	}
+	inc := e.incidents[fingerprint(attrs.ReasonHandshakeFailureRate, r.service, "edge")]
+	if inc == nil || !inc.open() || inc.ProbeReason == r.reason {
+		return
+	}
+	inc.ProbeReason = r.reason
+	if i := strings.Index(inc.Detail, "; probe: "); i >= 0 {
+		inc.Detail = inc.Detail[:i]
+	}
+	inc.Detail += "; probe: " + string(r.reason) + " on " + endpointName(r)
+	if reason != r.reason {
+		inc.Detail += " (" + string(reason) + ")"
+	}
+	inc.UpdatedAt = t
+	e.dirtyInc = true
+	e.emit(inc, attrs.StateUpdated, inc.State, t)
 }

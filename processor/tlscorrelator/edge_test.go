@@ -28,6 +28,7 @@ func (w edgeWin) appendTo(ld plog.Logs) {
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(w.at)))
 	a := lr.Attributes()
 	a.PutStr(attrs.EdgeNode, w.node)
+	a.PutStr(attrs.EdgeWindowStart, t0.Add(w.at-2*time.Second).Format(time.RFC3339Nano))
 	a.PutInt(attrs.EdgeHandshakes, w.hs)
 	a.PutInt(attrs.EdgeHandshakesFailed, w.failed)
 	a.PutInt(attrs.EdgeHandshakesResumed, w.resumed)
@@ -47,7 +48,10 @@ func TestJudgeEdge(t *testing.T) {
 	}{
 		{"too few handshakes", []edgeWindow{{Node: "a", HS: 50, Failed: 50}}, false, false, nil, nil},
 		{"99.6% succeed", []edgeWindow{{Node: "a", HS: 1000, Failed: 4, Resumed: 800}}, true, false, nil, []string{"a"}},
-		{"99.4% succeed", []edgeWindow{{Node: "a", HS: 1000, Failed: 6, Resumed: 800}}, true, true, nil, []string{"a"}},
+		{"99.4% of 1000 succeed: not confidently below", []edgeWindow{{Node: "a", HS: 1000, Failed: 6, Resumed: 800}}, true, false, nil, []string{"a"}},
+		{"98.5% of 1000 succeed", []edgeWindow{{Node: "a", HS: 1000, Failed: 15, Resumed: 800}}, true, true, nil, []string{"a"}},
+		{"99.4% of 100000 succeed", []edgeWindow{{Node: "a", HS: 100000, Failed: 600, Resumed: 80000}}, true, true, nil, []string{"a"}},
+		{"refused offers and junk are not judged", []edgeWindow{{Node: "a", HS: 1000, Failed: 100, Resumed: 800, Reasons: map[string]int64{"protocol_mismatch": 50, "cipher_mismatch": 20, "not_tls": 30}}}, true, false, nil, []string{"a"}},
 		{"one node low on resumption", []edgeWindow{{Node: "a", HS: 100, Resumed: 80}, {Node: "b", HS: 100, Resumed: 70}, {Node: "c", HS: 100, Resumed: 10}}, true, false, []string{"c"}, []string{"a", "b"}},
 		{"every node low: not a key sync problem", []edgeWindow{{Node: "a", HS: 100, Resumed: 10}, {Node: "b", HS: 100, Resumed: 5}}, true, false, []string{"a", "b"}, nil},
 		{"a node with too few handshakes is not judged", []edgeWindow{{Node: "a", HS: 100, Resumed: 80}, {Node: "c", HS: 10, Resumed: 0}}, true, false, nil, []string{"a"}},

@@ -114,6 +114,19 @@ type engine struct {
 	// brake is the remediation brake as the latest brake_engaged or
 	// brake_released audit event said ("" until one is seen).
 	brake attrs.Outcome
+	// triggers: services whose real clients began failing (edge.fast),
+	// whose probes the processor asks for once the batch is done.
+	triggers []string
+}
+
+// maxTriggers bounds the services triggered per batch.
+const maxTriggers = 64
+
+// takeTriggers returns and forgets the services to probe now.
+func (e *engine) takeTriggers() []string {
+	t := e.triggers
+	e.triggers = nil
+	return t
 }
 
 func newEngine(cfg *Config) *engine {
@@ -299,6 +312,9 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		}
 	}
 	old := ep.Incident
+	if reason != "" {
+		e.edgeProbeReason(r, reason, t)
+	}
 	if reason != "" {
 		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: cmp.Or(r.chainSHA, r.spki), deploy: deploy, detail: r.detail,
 			faultAt: time.Unix(ep.FailingSince, 0), lastGoodChain: ep.GoodChain, lastGoodSPKI: ep.GoodSPKI})

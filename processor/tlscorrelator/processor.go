@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/processor/tlscorrelator/internal/metadata"
 )
 
@@ -45,6 +46,9 @@ type correlator struct {
 	lastSummary time.Time
 	prevSummary map[openGroup]int
 
+	// hub: the certpulse_trigger extension's (edge-triggered probes).
+	hub *trigger.Hub
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -58,6 +62,13 @@ func newCorrelator(cfg *Config, set processor.Settings, next consumer.Logs) (*co
 }
 
 func (c *correlator) start(ctx context.Context, host component.Host) error {
+	if c.cfg.Trigger != nil {
+		hub, err := trigger.Find(host.GetExtensions(), *c.cfg.Trigger)
+		if err != nil {
+			return err
+		}
+		c.hub = hub
+	}
 	if c.cfg.Storage != nil {
 		ext, ok := host.GetExtensions()[*c.cfg.Storage]
 		if !ok {
@@ -303,7 +314,9 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	for _, tr := range fresh {
 		c.countTransition(ctx, tr)
 	}
+	fire := eng.takeTriggers()
 	c.mu.Unlock()
+	c.fire(fire)
 	for k, n := range counts {
 		if n > 0 {
 			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge", "redelivered"}[k])))
@@ -365,5 +378,17 @@ func (c *correlator) setOpen(ctx context.Context, id string, key [3]string, open
 	if open {
 		c.open[id] = key
 		c.telemetry.TlscorrelatorIncidentsOpen.Add(ctx, 1, incAttrs(key[0], key[1], key[2]))
+	}
+}
+
+// fire asks the probes of each service whose real clients began failing
+// to run now (outside the lock: subscribers only schedule).
+func (c *correlator) fire(services []string) {
+	if c.hub == nil {
+		return
+	}
+	for _, svc := range services {
+		n := c.hub.Fire(trigger.Event{Type: trigger.EdgeFailures, Service: svc})
+		c.logger.Info("tlscorrelator: real clients failing; probing the service now", zap.String("service", svc), zap.Int("receivers", n))
 	}
 }

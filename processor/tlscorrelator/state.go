@@ -68,6 +68,10 @@ type serviceState struct {
 	Leaves      map[string]int64 `json:"lv,omitempty"`
 	// Edge holds the edge windows (tlsedge) of the last edge.window.
 	Edge []edgeWindow `json:"e,omitempty"`
+	// Recent holds the edge windows of the last edge.fast.window, unmerged;
+	// Fast the step in progress (edgefast.go).
+	Recent []edgeWindow `json:"er,omitempty"`
+	Fast   fastEpisode  `json:"ef,omitzero"`
 }
 
 // maxLeavesPerService bounds serviceState.Leaves.
