@@ -53,7 +53,9 @@ func TestJudgeFast(t *testing.T) {
 		return w
 	}
 	clean := []edgeWindow{{End: now.Unix() - 60, Node: "a", HS: 1000}}
-	withBase := func(base []edgeWindow, recent ...edgeWindow) []edgeWindow { return append(append([]edgeWindow(nil), base...), recent...) }
+	withBase := func(base []edgeWindow, recent ...edgeWindow) []edgeWindow {
+		return append(append([]edgeWindow(nil), base...), recent...)
+	}
 	uca := func(n int64) map[string]int64 { return map[string]int64{"unknown_ca": n} }
 	for _, tc := range []struct {
 		name             string
