@@ -11,9 +11,13 @@ import (
 
 // Config is the tlsedge connector's configuration.
 type Config struct {
-	// Interval: how often the metrics are emitted (cumulative) and each
-	// node's window record is sent to the correlator. Default 15s.
+	// Interval: how often the metrics are emitted (cumulative). Default 15s.
 	Interval time.Duration `mapstructure:"interval"`
+	// WindowInterval: how often each node's window record (handshakes,
+	// failures by reason, resumptions) is sent to the correlator, whose
+	// step detector (edge.fast) judges it within seconds. Default 2s; a
+	// node without handshakes sends none.
+	WindowInterval time.Duration `mapstructure:"window_interval"`
 	// MaxServerNames bounds the SNI label: the busiest names (re-ranked
 	// every interval) keep their own series, the rest count as "other".
 	// Default 50.
@@ -62,6 +66,7 @@ type ServiceConfig struct {
 func createDefaultConfig() *Config {
 	return &Config{
 		Interval:             15 * time.Second,
+		WindowInterval:       2 * time.Second,
 		MaxServerNames:       50,
 		MaxClientClasses:     50,
 		MaxSeries:            20000,
@@ -77,6 +82,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Interval < time.Second {
 		errs = append(errs, fmt.Errorf("interval must be at least 1s, got %s", c.Interval))
+	}
+	if c.WindowInterval < 100*time.Millisecond || c.WindowInterval > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("window_interval must be within 100ms and 5m, got %s", c.WindowInterval))
 	}
 	for name, v := range map[string]int{"max_server_names": c.MaxServerNames, "max_client_classes": c.MaxClientClasses,
 		"max_series": c.MaxSeries, "max_connections": c.MaxConnections} {

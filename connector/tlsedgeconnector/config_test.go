@@ -17,12 +17,14 @@ func TestConfigValidate(t *testing.T) {
 		mut  func(*Config)
 		want string
 	}{
-		"interval":      {func(c *Config) { c.Interval = 10 * time.Millisecond }, "interval must be at least 1s"},
-		"bound":         {func(c *Config) { c.MaxServerNames = 0 }, "max_server_names must be positive"},
-		"idle":          {func(c *Config) { c.ConnectionIdle = 0 }, "connection_idle must be positive"},
-		"service name":  {func(c *Config) { c.Services = []ServiceConfig{{ServerNames: []string{"a"}}} }, "services[0]: name is required"},
-		"service match": {func(c *Config) { c.Services = []ServiceConfig{{Name: "s"}} }, "needs server_names or listeners"},
-		"policy name":   {func(c *Config) { c.Policies = []PolicyConfig{{Preset: "modern"}} }, "policies[0]: name is required"},
+		"interval":              {func(c *Config) { c.Interval = 10 * time.Millisecond }, "interval must be at least 1s"},
+		"window_interval":       {func(c *Config) { c.WindowInterval = 10 * time.Minute }, "window_interval must be within 100ms and 5m, got 10m0s"},
+		"window_interval short": {func(c *Config) { c.WindowInterval = time.Millisecond }, "window_interval must be within 100ms"},
+		"bound":                 {func(c *Config) { c.MaxServerNames = 0 }, "max_server_names must be positive"},
+		"idle":                  {func(c *Config) { c.ConnectionIdle = 0 }, "connection_idle must be positive"},
+		"service name":          {func(c *Config) { c.Services = []ServiceConfig{{ServerNames: []string{"a"}}} }, "services[0]: name is required"},
+		"service match":         {func(c *Config) { c.Services = []ServiceConfig{{Name: "s"}} }, "needs server_names or listeners"},
+		"policy name":           {func(c *Config) { c.Policies = []PolicyConfig{{Preset: "modern"}} }, "policies[0]: name is required"},
 		"policy twice": {func(c *Config) {
 			c.Policies = []PolicyConfig{{Name: "a", Preset: "old"}, {Name: "a", Preset: "modern"}}
 		}, `name "a" is used twice`},

@@ -31,7 +31,7 @@ type window struct {
 
 // logsConnector passes every record on, normalized and annotated, under a
 // resource naming its service, and sends each node's window (handshakes,
-// failures by reason, resumptions) every interval for the correlator.
+// failures by reason, resumptions) every window_interval for the correlator.
 type logsConnector struct {
 	cfg    *Config
 	next   consumer.Logs
@@ -48,7 +48,7 @@ type logsConnector struct {
 func newLogsConnector(set connector.Settings, cfg *Config, next consumer.Logs) *logsConnector {
 	l := &logsConnector{cfg: cfg, next: next, logger: set.Logger, tracker: newTracker(cfg),
 		windows: map[windowKey]*window{}, start: time.Now()}
-	l.ticks = periodic{interval: cfg.Interval, flush: l.flush, logger: set.Logger,
+	l.ticks = periodic{interval: cfg.WindowInterval, flush: l.flush, logger: set.Logger,
 		warning: "tlsedge: a window was not accepted; it is added to the next"}
 	return l
 }
