@@ -125,6 +125,7 @@ func TestDetect(t *testing.T) {
 	}
 	perKind := 20
 	spread := 3 * time.Minute
+	const trafficPerKind = 8
 	lab, err := faultlab.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +274,11 @@ service:
 	write(t, filepath.Join(dir, "certpulse.yaml"), cfg)
 	run(t, ctx, bin, "--config", filepath.Join(dir, "certpulse.yaml"))
 
+	// Real traffic: nginx endpoints with clients and noise, read by a
+	// second distribution through the shipped nginx overlay (traffic_test.go).
+	tl := startTraffic(t, ctx, bin, lab, files.Roots, trafficPerKind, 4)
+	go tl.run(ctx)
+
 	// The Prometheus pipeline: one blackbox_exporter, and per setting a
 	// Prometheus and an Alertmanager.
 	bbPort := tb.FreePort(t)
@@ -288,6 +294,9 @@ service:
 	var staticTargets []string
 	for _, tg := range targets {
 		staticTargets = append(staticTargets, `"`+tg.addr+`"`)
+	}
+	for _, ep := range tl.eps {
+		staticTargets = append(staticTargets, `"`+ep.addr+`"`)
 	}
 	for name, s := range map[string]struct {
 		scrape, eval, forDur, groupWait string
@@ -343,6 +352,25 @@ scrape_configs:
 		tg.at = start.Add(time.Duration(rng.Int63n(int64(spread))))
 	}
 	sort.Slice(targets, func(i, j int) bool { return targets[i].at.Before(targets[j].at) })
+	var faulted []*trafficEP
+	planned := map[*trafficEP]time.Time{}
+	for _, ep := range tl.eps {
+		if ep.kind != trafficQuiet {
+			faulted = append(faulted, ep)
+			planned[ep] = start.Add(time.Duration(rng.Int63n(int64(spread))))
+		}
+	}
+	sort.Slice(faulted, func(i, j int) bool { return planned[faulted[i]].Before(planned[faulted[j]]) })
+	var trafficDone atomic.Bool
+	go func() {
+		for _, ep := range faulted {
+			time.Sleep(time.Until(planned[ep]))
+			tl.inject(ep)
+		}
+		trafficDone.Store(true)
+	}()
+	trafficRes := make(chan trafficResult, 1)
+	go func() { trafficRes <- tl.watch(start.Add(spread+4*time.Minute), trafficDone.Load) }()
 	go func() {
 		for _, tg := range targets {
 			time.Sleep(time.Until(tg.at))
@@ -402,6 +430,11 @@ scrape_configs:
 				done = false
 			}
 		}
+		for _, ep := range faulted {
+			if _, ok := amHooks["typical"].get(ep.addr); !ok {
+				done = false
+			}
+		}
 		if done {
 			break
 		}
@@ -428,6 +461,26 @@ scrape_configs:
 		add("Prometheus aggressive: fault -> alert firing", promFiring["aggressive"], tg.addr)
 		add("Prometheus aggressive: fault -> webhook", amHooks["aggressive"], tg.addr)
 	}
+	res := <-trafficRes
+	tl.mu.Lock()
+	addAt := func(p, kind string, at, got time.Time, ok bool) {
+		if ok && !got.Before(at) {
+			delays[row{p, kind}] = append(delays[row{p, kind}], got.Sub(at))
+		} else {
+			missed[row{p, kind}]++
+		}
+	}
+	tl.rows(res, addAt)
+	for _, ep := range faulted {
+		kind := trafficNames[ep.kind]
+		for _, p := range []string{"typical", "aggressive"} {
+			at, ok := promFiring[p].get(ep.addr)
+			addAt("Prometheus "+p+": fault -> alert firing", kind, ep.at, at, ok)
+			at, ok = amHooks[p].get(ep.addr)
+			addAt("Prometheus "+p+": fault -> webhook", kind, ep.at, at, ok)
+		}
+	}
+	tl.mu.Unlock()
 	var out strings.Builder
 	out.WriteString("| pipeline | fault | n | p50 | p95 | max | missed |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	var rows []row
@@ -455,6 +508,11 @@ scrape_configs:
 			return d[min(len(d)-1, int(p*float64(len(d))))].Round(100 * time.Millisecond).String()
 		}
 		fmt.Fprintf(&out, "| %s | %s | %d | %s | %s | %s | %d |\n", r.pipeline, r.kind, len(d), q(0.5), q(0.95), q(1), missed[r])
+	}
+	fmt.Fprintf(&out, "\nTraffic: %d nginx endpoints (%d per fault, 4 quiet), %d handshakes, %d of them noise (junk, plain HTTP, RSA-only offers, TLS 1.0 clients); incidents opened that no fault explains: %d.\n",
+		len(tl.eps), trafficPerKind, tl.hs.Load(), tl.noise.Load(), len(res.noise))
+	for _, n := range res.noise {
+		t.Errorf("an incident no fault explains: %s", n)
 	}
 	t.Logf("time to detect and act (%d endpoints per fault, faults over %s):\n%s", perKind, spread, out.String())
 	if p := os.Getenv("CERTPULSE_DETECT_OUT"); p != "" {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,11 +68,29 @@ type Nginx struct {
 // every address in listen accepts connections. It is stopped at cleanup.
 func StartNginx(t testing.TB, httpBlock string, listen ...string) *Nginx {
 	t.Helper()
+	return startNginx(t, false, httpBlock, listen...)
+}
+
+// StartNginxMaster is StartNginx with a master process and a worker, as
+// nginx runs in production: Reload starts new workers with the new
+// configuration while the old ones finish (a single process cannot reload
+// cleanly).
+func StartNginxMaster(t testing.TB, httpBlock string, listen ...string) *Nginx {
+	t.Helper()
+	return startNginx(t, true, httpBlock, listen...)
+}
+
+func startNginx(t testing.TB, master bool, httpBlock string, listen ...string) *Nginx {
+	t.Helper()
 	bin := Need(t, "nginx")
 	dir := t.TempDir()
 	n := &Nginx{Dir: dir, ErrorLog: filepath.Join(dir, "error.log"), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	mp := "off"
+	if master {
+		mp = "on;\nworker_processes 1"
+	}
 	conf := fmt.Sprintf(`daemon off;
-master_process off;
+master_process %[3]s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
 events { worker_connections 256; }
@@ -84,7 +103,7 @@ http {
   scgi_temp_path %[1]s/scgi;
 %[2]s
 }
-`, dir, httpBlock)
+`, dir, httpBlock, mp)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -117,6 +136,31 @@ http {
 		}
 	}
 	return n
+}
+
+// Reload asks nginx to read its configuration and certificates again
+// (SIGHUP), as a deploy does, and waits until it has.
+func (n *Nginx) Reload() error {
+	var from int64
+	if st, err := os.Stat(n.ErrorLog); err == nil {
+		from = st.Size()
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f, err := os.Open(n.ErrorLog)
+		if err != nil {
+			continue
+		}
+		k, _ := f.ReadAt(buf, from)
+		f.Close()
+		if bytes.Contains(buf[:k], []byte("reconfiguring")) {
+			return nil
+		}
+	}
+	return fmt.Errorf("nginx did not reload within 10s")
 }
 
 // Stop stops nginx (SIGTERM, then SIGKILL after 5 s).
