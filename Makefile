@@ -163,7 +163,7 @@ detect: build
 	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -run TestDetectTraffic -timeout 5m ./testbed/detect/
 
 testbed-detect: build
-	CERTPULSE_DETECT=1 CERTPULSE_BIN=$(DIST) CERTPULSE_DETECT_OUT=$(CURDIR)/.cache/detect.md $(GO) test -count=1 -v -run TestDetect -timeout 20m ./testbed/detect/
+	CERTPULSE_DETECT=1 CERTPULSE_BIN=$(DIST) CERTPULSE_DETECT_OUT=$(CURDIR)/.cache/detect.md $(GO) test -count=1 -v -run '^TestDetect$$' -timeout 20m ./testbed/detect/
 
 FUZZ_TARGETS := \
 	./receiver/tlsprobereceiver:FuzzParseTargetsFile \

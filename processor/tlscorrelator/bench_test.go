@@ -97,3 +97,28 @@ func BenchmarkStatePerEndpoint(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 }
+
+// BenchmarkEdgeWindow measures one tlsedge window record through the
+// correlator (both judgements, the step detector included): 100 services
+// x 3 nodes, a batch per 2 s tick, as the connector sends them.
+func BenchmarkEdgeWindow(b *testing.B) {
+	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const services, nodes = 100, 3
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ld := plog.NewLogs()
+		for s := 0; s < services; s++ {
+			for n := 0; n < nodes; n++ {
+				edgeWin{at: time.Duration(i) * 2 * time.Second, service: fmt.Sprintf("svc-%d", s), node: fmt.Sprintf("n%d", n), hs: 20, failed: 1, reasons: map[string]int64{"protocol_mismatch": 1}}.appendTo(ld)
+			}
+		}
+		if err := c.consumeLogs(ctx, ld); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*services*nodes), "ns/window")
+}

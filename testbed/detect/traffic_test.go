@@ -39,10 +39,10 @@ import (
 // Faults that real clients see, served by nginx and swapped in with a
 // reload (as a deploy does).
 const (
-	trafficQuiet     = iota // healthy throughout, background noise only
-	trafficExpired          // the expired leaf deployed (no event)
-	trafficNoInter          // a deploy ships the chain without its intermediate (deployed event)
-	trafficSwapped          // a certificate of another issuer swapped in place (no event)
+	trafficQuiet   = iota // healthy throughout, background noise only
+	trafficExpired        // the expired leaf deployed (no event)
+	trafficNoInter        // a deploy ships the chain without its intermediate (deployed event)
+	trafficSwapped        // a certificate of another issuer swapped in place (no event)
 	trafficKinds
 )
 
@@ -110,8 +110,7 @@ func selfSigned(t *testing.T, names []string) ([]byte, []byte) {
 // startTraffic builds the endpoints (perKind of each fault kind and
 // quiet ones), nginx, the distribution and the webhook receiver.
 func startTraffic(t *testing.T, ctx context.Context, bin string, lab *faultlab.Lab, roots string, perKind, quiet int) *trafficLab {
-	nginx := proxytest.Need(t, "nginx")
-	_ = nginx
+	proxytest.Need(t, "nginx")
 	need(t, "openssl")
 	dir := t.TempDir()
 	tl := &trafficLab{t: t, dir: dir, roots: roots, pems: map[int][2][]byte{}, hook: newFirsts()}
@@ -396,14 +395,20 @@ func (tl *trafficLab) openssl(ctx context.Context, ep *trafficEP) {
 // reason code.
 type trafficResult struct {
 	incident, withProbe map[string]time.Time
-	probeReason         map[string]string
-	noise               []string // incidents no fault explains
+	// edge: the first record saying real clients fail (the edge incident,
+	// or a probe incident the edge signal joined); first: the first
+	// record's summary.
+	edge        map[string]time.Time
+	first       map[string]string
+	probeReason map[string]string
+	noise       []string // incidents no fault explains
 }
 
 // watch reads the incident records until every faulted endpoint has an
 // incident and a webhook, or the deadline.
 func (tl *trafficLab) watch(deadline time.Time, allInjected func() bool) trafficResult {
-	res := trafficResult{incident: map[string]time.Time{}, withProbe: map[string]time.Time{}, probeReason: map[string]string{}}
+	res := trafficResult{incident: map[string]time.Time{}, withProbe: map[string]time.Time{}, probeReason: map[string]string{},
+		edge: map[string]time.Time{}, first: map[string]string{}}
 	byService := map[string]*trafficEP{}
 	for _, ep := range tl.eps {
 		byService[ep.service] = ep
@@ -433,7 +438,10 @@ func (tl *trafficLab) watch(deadline time.Time, allInjected func() bool) traffic
 				continue
 			}
 			if _, ok := res.incident[svc]; !ok {
-				res.incident[svc] = now
+				res.incident[svc], res.first[svc] = now, r.Body().AsString()
+			}
+			if _, ok := res.edge[svc]; !ok && (r.Attr(attrs.ReasonKey) == string(attrs.ReasonHandshakeFailureRate) || r.Attr(attrs.IncidentEdgeFailureShare) != "") {
+				res.edge[svc] = now
 			}
 			// A probe's reason code: on the edge incident, or the probe's
 			// own incident.
@@ -480,6 +488,8 @@ func (tl *trafficLab) rows(res trafficResult, add func(pipeline, kind string, at
 		add("certpulse traffic: fault -> incident record", kind, ep.at, at, ok)
 		at, ok = tl.hook.get(ep.service)
 		add("certpulse traffic: fault -> webhook", kind, ep.at, at, ok)
+		at, ok = res.edge[ep.service]
+		add("certpulse traffic: fault -> incident says real clients fail", kind, ep.at, at, ok)
 		at, ok = res.withProbe[ep.service]
 		add("certpulse traffic: fault -> incident with the probe's reason", kind, ep.at, at, ok)
 	}
@@ -531,12 +541,18 @@ func TestDetectTraffic(t *testing.T) {
 			continue
 		}
 		hook, _ := tl.hook.get(ep.service)
+		edge, ok := res.edge[ep.service]
+		if !ok {
+			t.Errorf("%s (%s): no incident said real clients were failing", ep.service, trafficNames[ep.kind])
+		}
+		t.Logf("%s: first record: %s", ep.service, res.first[ep.service])
 		wp, ok := res.withProbe[ep.service]
 		if !ok {
 			t.Errorf("%s (%s): the incident never carried a probe's reason code", ep.service, trafficNames[ep.kind])
 		}
-		kinds = append(kinds, fmt.Sprintf("%s: incident %s, webhook %s, probe's reason %s (%s)", trafficNames[ep.kind],
-			inc.Sub(ep.at).Round(100*time.Millisecond), hook.Sub(ep.at).Round(100*time.Millisecond), wp.Sub(ep.at).Round(100*time.Millisecond), res.probeReason[ep.service]))
+		kinds = append(kinds, fmt.Sprintf("%s: incident %s, webhook %s, real clients failing %s, probe's reason %s (%s)", trafficNames[ep.kind],
+			inc.Sub(ep.at).Round(100*time.Millisecond), hook.Sub(ep.at).Round(100*time.Millisecond), edge.Sub(ep.at).Round(100*time.Millisecond),
+			wp.Sub(ep.at).Round(100*time.Millisecond), res.probeReason[ep.service]))
 	}
 	sort.Strings(kinds)
 	t.Logf("%d handshakes, %d of them noise; after the fault:\n  %s", tl.hs.Load(), tl.noise.Load(), strings.Join(kinds, "\n  "))
