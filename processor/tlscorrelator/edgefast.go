@@ -270,7 +270,8 @@ func topReasons(reasons map[string]int64) string {
 }
 
 // fastDetail: "real clients failing since 10:02:07 UTC on 2 nodes (a, b):
-// 12 of 14 handshakes in the last 10s (unknown_ca 12), 0.4% usually".
+// 12 of 14 handshakes since the step (unknown_ca 12 in the last 10s), 0.4%
+// usually".
 func fastDetail(v fastVerdict, cfg FastConfig) string {
 	where := fmt.Sprintf("on %d node", len(v.episode.Nodes))
 	if len(v.episode.Nodes) != 1 {
@@ -279,8 +280,8 @@ func fastDetail(v fastVerdict, cfg FastConfig) string {
 	if len(v.episode.Nodes) > 0 {
 		where += " (" + strings.Join(v.episode.Nodes, ", ") + ")"
 	}
-	return fmt.Sprintf("real clients failing since %s %s: %d of %d handshakes in the last %s (%s), %.1f%% usually",
-		time.Unix(v.episode.Since, 0).UTC().Format("15:04:05 MST"), where, v.fail, v.hs, cfg.Window, v.reasons, 100*v.episode.Base)
+	return fmt.Sprintf("real clients failing since %s %s: %d of %d handshakes since the step (%s in the last %s), %.1f%% usually",
+		time.Unix(v.episode.Since, 0).UTC().Format("15:04:05 MST"), where, v.fail, v.hs, v.reasons, cfg.Window, 100*v.episode.Base)
 }
 
 // recentFast keeps, in place, the windows that end within fast.window of

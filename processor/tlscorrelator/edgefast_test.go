@@ -165,7 +165,7 @@ func TestEdgeFastDetects(t *testing.T) {
 	assert.Equal(t, []trigger.Event{{Type: trigger.EdgeFailures, Service: "shop"}}, host.fired())
 
 	edgeID := got[0].id
-	assert.Contains(t, lastSummary(t, h), "real clients failing since 10:02:00 UTC on 1 node (n1): 10 of 10 handshakes in the last 10s (unknown_ca 10), 0.1% usually")
+	assert.Contains(t, lastSummary(t, h), "real clients failing since 10:02:00 UTC on 1 node (n1): 10 of 10 handshakes since the step (unknown_ca 10 in the last 10s), 0.1% usually")
 
 	// The triggered probe fails: its reason code joins the incident at
 	// once; the probe's own incident (corroborated or not) then takes the

@@ -94,6 +94,37 @@ func (f *firsts) get(k string) (time.Time, bool) {
 
 func newFirsts() *firsts { return &firsts{at: map[string]time.Time{}} }
 
+// notifyExporter is the remediation exporter block both pipelines use:
+// every incident of severity ticket and above posts to url.
+func notifyExporter(url string) string {
+	return fmt.Sprintf(`  remediation:
+    guardrails: {budget: 10000}
+    policies:
+      - name: notify-owner
+        reasons: []
+        min_severity: ticket
+        verify: false
+        actions:
+          - name: notify
+            type: webhook
+            operation: notify
+            url: %s
+            body: '{"service":{{json .Incident.Service}},"reason":{{json .Incident.Reason}}}'
+`, url)
+}
+
+// postDeployed posts a deployed lifecycle event for service, as a
+// pipeline would.
+func postDeployed(lcPort int, service string) {
+	body := fmt.Sprintf(`{"type":"deployed","service":%q,"job_id":"deploy-%s"}`, service, service)
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", lcPort), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer detect-token")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+	}
+}
+
 func need(t *testing.T, name string) string {
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -249,20 +280,7 @@ processors:
     corroboration: {vantages: 1}
 exporters:
   file/logs: {path: %s}
-  remediation:
-    guardrails: {budget: 10000}
-    policies:
-      - name: notify-owner
-        reasons: []
-        min_severity: ticket
-        verify: false
-        actions:
-          - name: notify
-            type: webhook
-            operation: notify
-            url: %s
-            body: '{"service":{{json .Incident.Service}},"reason":{{json .Incident.Reason}}}'
-service:
+%sservice:
   extensions: [health_check, certpulse_trigger, bearertokenauth]
   telemetry: {metrics: {level: none}}
   pipelines:
@@ -270,7 +288,7 @@ service:
       receivers: [tlsprobe, certlifecycle]
       processors: [tlscorrelator]
       exporters: [file/logs, remediation]
-`, tb.FreePort(t), filepath.Join(dir, "targets.yaml"), lcPort, logs, hook.URL)
+`, tb.FreePort(t), filepath.Join(dir, "targets.yaml"), lcPort, logs, notifyExporter(hook.URL))
 	write(t, filepath.Join(dir, "certpulse.yaml"), cfg)
 	run(t, ctx, bin, "--config", filepath.Join(dir, "certpulse.yaml"))
 
@@ -377,13 +395,7 @@ scrape_configs:
 			tg.srv.mode.Store(int32(tg.kind))
 			tg.at = time.Now() // the recorded instant
 			if tg.kind == noIntermediate {
-				body := fmt.Sprintf(`{"type":"deployed","service":%q,"job_id":"deploy-%s"}`, tg.service, tg.service)
-				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", lcPort), strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer detect-token")
-				if res, err := http.DefaultClient.Do(req); err == nil {
-					res.Body.Close()
-				}
+				postDeployed(lcPort, tg.service)
 			}
 		}
 	}()

@@ -218,20 +218,7 @@ connectors:
       log_record: ['event_name != "certpulse.incident"']
 exporters:
   file/logs: {path: %s}
-  remediation:
-    guardrails: {budget: 10000}
-    policies:
-      - name: notify-owner
-        reasons: []
-        min_severity: ticket
-        verify: false
-        actions:
-          - name: notify
-            type: webhook
-            operation: notify
-            url: %s
-            body: '{"service":{{json .Incident.Service}},"reason":{{json .Incident.Reason}}}'
-service:
+%sservice:
   extensions: [health_check, certpulse_trigger, bearertokenauth, file_storage]
   telemetry: {metrics: {level: none}}
   pipelines:
@@ -240,7 +227,7 @@ service:
       # Only incident records go on (the exporters read nothing else).
       processors: [tlscorrelator, filter/incidents]
       exporters: [file/logs, remediation]
-`, tb.FreePort(t), filepath.Join(dir, "state"), filepath.Join(dir, "targets.yaml"), tl.lcPort, svcs.String(), tl.logs, hook.URL)
+`, tb.FreePort(t), filepath.Join(dir, "state"), filepath.Join(dir, "targets.yaml"), tl.lcPort, svcs.String(), tl.logs, notifyExporter(hook.URL))
 	_ = os.MkdirAll(filepath.Join(dir, "state"), 0o700)
 	write(t, filepath.Join(dir, "certpulse-traffic.yaml"), cfg)
 	abs, _ := filepath.Abs("../../distributions/edge/nginx/collector.yaml")
@@ -282,13 +269,7 @@ func (tl *trafficLab) inject(ep *trafficEP) {
 	ep.at = time.Now()
 	tl.mu.Unlock()
 	if ep.kind == trafficNoInter {
-		body := fmt.Sprintf(`{"type":"deployed","service":%q,"job_id":"deploy-%s"}`, ep.service, ep.service)
-		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/v1/lifecycle", tl.lcPort), strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer detect-token")
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-		}
+		postDeployed(tl.lcPort, ep.service)
 	}
 }
 
