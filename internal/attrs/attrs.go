@@ -31,11 +31,16 @@ const (
 
 // certpulse's own attributes.
 const (
-	ReasonKey      = "certpulse.reason"
-	ReasonsKey     = "certpulse.reasons"
-	ReasonSideKey  = "certpulse.reason.side"
-	ClientProfile  = "certpulse.client_profile"
-	Vantage        = "certpulse.vantage"
+	ReasonKey     = "certpulse.reason"
+	ReasonsKey    = "certpulse.reasons"
+	ReasonSideKey = "certpulse.reason.side"
+	ClientProfile = "certpulse.client_profile"
+	Vantage       = "certpulse.vantage"
+	// VantageRank is the probing agent's rank among the target's vantages
+	// (0: the owner); Vantages the chosen agents in rank order
+	// (certpulse_vantages).
+	VantageRank    = "certpulse.vantage.rank"
+	Vantages       = "certpulse.vantages"
 	Owner          = "certpulse.owner"
 	Criticality    = "certpulse.criticality"
 	ChainSHA256    = "certpulse.chain.sha256"

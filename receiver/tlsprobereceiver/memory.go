@@ -1,7 +1,9 @@
 package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsprobereceiver"
 
 import (
+	"github.com/certpulse/certpulse/internal/vantage"
 	"sync"
+	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
@@ -21,6 +23,10 @@ type targetMemory struct {
 	health map[string]bool
 	// nodes is a `nodes` target's state across rounds.
 	nodes *nodeState
+	// vantage: this agent's decision for the target at its latest probe,
+	// and when it was last among the target's vantages (vantages.go).
+	vantage  vantage.Decision
+	chosenAt time.Time
 }
 
 func newTargetMemory() *targetMemory {

@@ -154,7 +154,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 		r.confirm(t)
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
-		func() plog.Logs { return r.emitter.nodeLogs(t, outs, &round) },
+		func() plog.Logs { return withVantages(r.emitter.nodeLogs(t, outs, &round), mem.vantage) },
 		func() pmetric.Metrics { return r.emitter.nodeMetrics(mem.failures, t, outs, &round) })
 }
 

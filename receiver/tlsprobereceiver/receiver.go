@@ -23,6 +23,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/internal/trigger"
+	"github.com/certpulse/certpulse/internal/vantage"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
 
@@ -79,6 +80,9 @@ type tlsProbeReceiver struct {
 
 	budget *trigger.Budget
 	unsub  func()
+	// vantages: the collector's membership (certpulse_vantages), nil
+	// when every target is probed here.
+	vantages *vantage.Set
 
 	fileHash [sha256.Size]byte
 	fileMod  time.Time
@@ -174,6 +178,14 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	r.setTargets(dedupTargets(targets, r.logger))
+	if r.cfg.Vantages != nil {
+		if r.vantages, err = vantage.Find(host.GetExtensions(), *r.cfg.Vantages); err != nil {
+			return fmt.Errorf("tlsprobe: %w", err)
+		}
+		if self := r.vantages.Self(); self != r.vantage {
+			r.logger.Warn("tlsprobe: the vantage name differs from the certpulse_vantages member name; records carry the vantage", zap.String("vantage", r.vantage), zap.String("member", self))
+		}
+	}
 	var hub *trigger.Hub
 	if r.cfg.Trigger != nil {
 		if hub, err = trigger.Find(host.GetExtensions(), *r.cfg.Trigger); err != nil {
@@ -308,6 +320,9 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 		return
 	}
 	mem := r.memory.of(j.key)
+	if !r.mine(mem, t, time.Now()) {
+		return
+	}
 	if len(t.meta.cfg.Nodes) > 0 {
 		r.probeNodes(ctx, mem, t)
 		return
@@ -327,7 +342,7 @@ func (r *tlsProbeReceiver) probeOne(ctx context.Context, mem *targetMemory, t *p
 		r.confirm(t)
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
-		func() plog.Logs { return r.emitter.logs(t, results, unconfirmed) },
+		func() plog.Logs { return withVantages(r.emitter.logs(t, results, unconfirmed), mem.vantage) },
 		func() pmetric.Metrics { return r.emitter.metrics(mem.failures, t, results) })
 }
 

@@ -1,0 +1,88 @@
+package vantagesextension
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certpulse/certpulse/internal/vantage"
+)
+
+func TestValidate(t *testing.T) {
+	k8s := func() *KubernetesConfig {
+		return &KubernetesConfig{AuthType: "serviceAccount", Namespace: "certpulse", LabelSelector: "app=agent", RefreshInterval: 10 * time.Second}
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		err  string
+	}{
+		{"static", Config{Self: "a", Count: 3, Static: []vantage.Member{{Name: "a"}, {Name: "b"}}}, ""},
+		{"kubernetes", Config{Self: "a", Count: 3, Kubernetes: k8s()}, ""},
+		{"no self", Config{Count: 3, Static: []vantage.Member{{Name: "a"}}}, "self is required"},
+		{"count", Config{Self: "a", Count: 0, Static: []vantage.Member{{Name: "a"}}}, "count must be within 1..16"},
+		{"no source", Config{Self: "a", Count: 3}, "a membership source is required"},
+		{"two sources", Config{Self: "a", Count: 3, Static: []vantage.Member{{Name: "a"}}, Kubernetes: k8s()}, "exclusive"},
+		{"duplicate member", Config{Self: "a", Count: 3, Static: []vantage.Member{{Name: "a"}, {Name: "a"}}}, "unique"},
+		{"auth", Config{Self: "a", Count: 3, Kubernetes: &KubernetesConfig{AuthType: "token", Namespace: "n", LabelSelector: "x=y", RefreshInterval: time.Second}}, "auth_type"},
+		{"selector", Config{Self: "a", Count: 3, Kubernetes: &KubernetesConfig{AuthType: "kubeConfig", RefreshInterval: time.Second}}, "label_selector are required"},
+	} {
+		err := tc.cfg.Validate()
+		if tc.err == "" {
+			assert.NoError(t, err, tc.name)
+		} else if assert.Error(t, err, tc.name) {
+			assert.Contains(t, err.Error(), tc.err, tc.name)
+		}
+	}
+}
+
+func TestUnmarshalDefaults(t *testing.T) {
+	cfg := createDefaultConfig()
+	require.NoError(t, cfg.Unmarshal(confmap.NewFromStringMap(map[string]any{"self": "a", "kubernetes": map[string]any{"namespace": "certpulse", "label_selector": "app=agent"}})))
+	assert.Equal(t, 3, cfg.Count)
+	assert.Equal(t, &KubernetesConfig{AuthType: "serviceAccount", Namespace: "certpulse", LabelSelector: "app=agent", RefreshInterval: 10 * time.Second, ZoneLabel: "topology.kubernetes.io/zone"}, cfg.Kubernetes)
+	assert.NoError(t, cfg.Validate())
+}
+
+func TestMembersOf(t *testing.T) {
+	pod := func(node string, phase corev1.PodPhase, ready corev1.ConditionStatus, zone string, deleting bool) corev1.Pod {
+		p := corev1.Pod{Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: phase, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}}}
+		if zone != "" {
+			p.Labels = map[string]string{"topology.kubernetes.io/zone": zone}
+		}
+		if deleting {
+			now := metav1.Now()
+			p.DeletionTimestamp = &now
+		}
+		return p
+	}
+	got := membersOf([]corev1.Pod{
+		pod("n1", corev1.PodRunning, corev1.ConditionTrue, "eu-1a", false),
+		pod("n2", corev1.PodRunning, corev1.ConditionFalse, "", false), // not ready
+		pod("n3", corev1.PodPending, corev1.ConditionFalse, "", false), // not running
+		pod("n4", corev1.PodRunning, corev1.ConditionTrue, "", true),   // being deleted
+		pod("", corev1.PodRunning, corev1.ConditionTrue, "", false),    // not scheduled
+		pod("n5", corev1.PodRunning, corev1.ConditionTrue, "", false),
+	}, "topology.kubernetes.io/zone")
+	assert.Equal(t, []vantage.Member{{Name: "n1", Zone: "eu-1a"}, {Name: "n5"}}, got)
+}
+
+func TestStaticStart(t *testing.T) {
+	f := NewFactory()
+	cfg := &Config{Self: "b", Count: 2, Static: []vantage.Member{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
+	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, ext.Shutdown(context.Background())) }()
+	ms, known := ext.(vantage.Provider).Vantages().Members()
+	assert.True(t, known)
+	assert.Len(t, ms, 3)
+}

@@ -1,0 +1,209 @@
+package tlsprobereceiver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/certpulse/certpulse/extension/vantagesextension"
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/testkit/hosttest"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/vantage"
+	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
+)
+
+// probeLog records which agent probed which target when.
+type probeLog struct {
+	mu  sync.Mutex
+	got []probed
+}
+
+type probed struct {
+	agent, server string
+	rank          int64
+	vantages      int
+	at            time.Time
+}
+
+func (p *probeLog) sink(agent string) *funcSink {
+	return &funcSink{fn: func(ld plog.Logs) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, r := range logtest.Named(logtest.Records(ld), attrs.EventProbeResult) {
+			rank, _ := r.Attributes().Get(attrs.VantageRank)
+			vs, _ := r.Attributes().Get(attrs.Vantages)
+			p.got = append(p.got, probed{agent: agent, server: r.Attr(attrs.ServerAddress), rank: rank.Int(), vantages: vs.Slice().Len(), at: time.Now()})
+		}
+	}}
+}
+
+// probers returns, per target, the agents that probed it since t.
+func (p *probeLog) probers(since time.Time) map[string]map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]map[string]bool{}
+	for _, x := range p.got {
+		if x.at.Before(since) {
+			continue
+		}
+		if out[x.server] == nil {
+			out[x.server] = map[string]bool{}
+		}
+		out[x.server][x.agent] = true
+	}
+	return out
+}
+
+// TestVantagesShareTheTargets: three agents (receivers with their own
+// certpulse_vantages extension, static membership a, b, c; k = 2) probe
+// each of 30 targets from exactly two of them, evenly; when a leaves,
+// b and c take its targets over within an interval (every target keeps
+// two vantages); when a returns, its targets move back and the others
+// stop after one more probe (never fewer than two).
+type funcSink struct{ fn func(plog.Logs) }
+
+func (f *funcSink) ConsumeLogs(_ context.Context, ld plog.Logs) error { f.fn(ld); return nil }
+func (*funcSink) Capabilities() consumer.Capabilities                 { return consumer.Capabilities{} }
+
+func TestVantagesShareTheTargets(t *testing.T) {
+	f := startLab(t)
+	healthy, _ := f.lab.Endpoint("healthy")
+	const interval = time.Second
+	members := []vantage.Member{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	log := &probeLog{}
+	sets := map[string]*vantage.Set{}
+	// agent starts one agent: its certpulse_vantages extension (static
+	// membership) and its tlsprobe receiver; it returns the stop.
+	agent := func(name string) func() {
+		vf := vantagesextension.NewFactory()
+		vcfg := vf.CreateDefaultConfig().(*vantagesextension.Config)
+		vcfg.Self, vcfg.Count, vcfg.Static = name, 2, members
+		require.NoError(t, vcfg.Validate())
+		ext, err := vf.Create(context.Background(), extensiontest.NewNopSettings(vf.Type()), vcfg)
+		require.NoError(t, err)
+		require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+		sets[name] = ext.(vantage.Provider).Vantages()
+		id := component.NewID(vf.Type())
+		cfg := labConfig(f)
+		cfg.TargetsFile, cfg.ClientProfiles = "", nil
+		cfg.CollectionInterval, cfg.Timeout = interval, 900*time.Millisecond
+		cfg.Vantage, cfg.Vantages = name, &id
+		for i := 0; i < 30; i++ {
+			cfg.Targets = append(cfg.Targets, TargetConfig{Endpoint: healthy.Address, ServerName: fmt.Sprintf("t%02d.%s", i, healthy.ServerName), CAFile: f.files.Roots})
+		}
+		require.NoError(t, cfg.Validate())
+		r, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, log.sink(name))
+		require.NoError(t, err)
+		require.NoError(t, r.Start(context.Background(), hosttest.With(map[component.ID]component.Component{id: ext})))
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				_ = r.Shutdown(context.Background())
+				_ = ext.Shutdown(context.Background())
+			})
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	stopA := agent("a")
+	agent("b")
+	agent("c")
+	window := func() map[string]map[string]bool {
+		from := time.Now()
+		time.Sleep(3 * interval)
+		return log.probers(from)
+	}
+	time.Sleep(2 * time.Second)
+	got := window()
+	require.Len(t, got, 30)
+	load := map[string]int{}
+	for server, ps := range got {
+		assert.Len(t, ps, 2, "%s: two vantages", server)
+		for a := range ps {
+			load[a]++
+		}
+	}
+	t.Logf("targets per agent (k=2, 30 targets): %v", load)
+	for a, n := range load {
+		assert.InDelta(t, 20, n, 8, "agent %s", a)
+	}
+	log.mu.Lock()
+	for _, x := range log.got {
+		assert.Equal(t, 2, x.vantages, "the record names the vantage set")
+		assert.Contains(t, []int64{0, 1}, x.rank)
+	}
+	log.mu.Unlock()
+
+	// a stops; the others' membership drops it: b and c take its targets
+	// within an interval.
+	stopA()
+	for _, s := range []string{"b", "c"} {
+		sets[s].Update(members[1:])
+	}
+	time.Sleep(3 * interval)
+	got = window()
+	require.Len(t, got, 30)
+	for server, ps := range got {
+		assert.Equal(t, map[string]bool{"b": true, "c": true}, ps, "%s: taken over by b and c", server)
+	}
+
+	// a returns: its targets move back; b and c stop after one more
+	// probe of each, so no target ever has fewer than two.
+	agent("a")
+	for _, s := range []string{"b", "c"} {
+		sets[s].Update(members)
+	}
+	back := time.Now()
+	time.Sleep(4 * interval)
+	for server, ps := range log.probers(back) {
+		assert.GreaterOrEqual(t, len(ps), 2, "%s: at least two vantages while it changes hands", server)
+	}
+	time.Sleep(interval)
+	got = window()
+	require.Len(t, got, 30)
+	load = map[string]int{}
+	for server, ps := range got {
+		assert.Len(t, ps, 2, "%s: two vantages again", server)
+		for a := range ps {
+			load[a]++
+		}
+	}
+	assert.NotZero(t, load["a"], "a has its targets back")
+}
+
+// TestMineHandsOverWithoutAGap: an agent that stops being one of a
+// target's vantages probes it once more within interval + timeout of its
+// last turn (the new vantage may not have probed yet), then stops; one
+// that becomes a vantage probes at once.
+func TestMineHandsOverWithoutAGap(t *testing.T) {
+	set := vantage.NewSet("b", 1)
+	r := &tlsProbeReceiver{cfg: &Config{Timeout: time.Second}, vantages: set}
+	tg := &probeTarget{meta: targetMeta{cfg: TargetConfig{Endpoint: "x:443"}}, interval: 10 * time.Second}
+	mem := newTargetMemory()
+	now := time.Unix(1_800_000_000, 0)
+	set.Update([]vantage.Member{{Name: "b"}})
+	require.True(t, r.mine(mem, tg, now), "the only member")
+	assert.Equal(t, 0, mem.vantage.Rank)
+	set.Update([]vantage.Member{{Name: "b"}, {Name: "zz-other-1"}, {Name: "zz-other-2"}, {Name: "zz-other-3"}, {Name: "zz-other-4"}, {Name: "zz-other-5"}, {Name: "zz-other-6"}, {Name: "zz-other-7"}})
+	if set.Decide(tg.meta.cfg.key()).Probe {
+		t.Skip("b still chosen among 8: pick other names")
+	}
+	assert.True(t, r.mine(mem, tg, now.Add(10*time.Second)), "one more turn while another takes over")
+	assert.False(t, r.mine(mem, tg, now.Add(20*time.Second)), "then no longer")
+	set.Update([]vantage.Member{{Name: "b"}})
+	assert.True(t, r.mine(mem, tg, now.Add(30*time.Second)), "chosen again: at once")
+	r.vantages = nil
+	assert.True(t, r.mine(mem, tg, now), "without certpulse_vantages every target is probed")
+}
