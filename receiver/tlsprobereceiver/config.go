@@ -58,11 +58,11 @@ type Config struct {
 	// Trigger names a certpulse_trigger extension: a deployed, renewed or
 	// rotation_planned lifecycle event received by this collector probes
 	// the event's service at once, then at on_change.backoff.
-	Trigger  *component.ID  `mapstructure:"trigger"`
+	Trigger *component.ID `mapstructure:"trigger"`
 	// Vantages names a certpulse_vantages extension: this agent probes a
 	// target only when it is one of the target's k vantages among the
 	// live agents (rendezvous hashing); without it, every target.
-	Vantages *component.ID `mapstructure:"vantages"`
+	Vantages *component.ID  `mapstructure:"vantages"`
 	OnChange OnChangeConfig `mapstructure:"on_change"`
 	// Confirm re-probes a target that was healthy and fails, so that the
 	// correlator's corroboration is met in seconds or the blip is seen as one.
