@@ -123,7 +123,7 @@ func shippedAgentConfig(t *testing.T, dir, interval string) string {
 		old, new string
 		n        int
 	}{
-		{"auth_type: serviceAccount", "auth_type: kubeConfig", 3},
+		{"auth_type: serviceAccount", "auth_type: kubeConfig", 4},
 		{"collection_interval: 60s", "collection_interval: " + interval, 3},
 		{"/etc/certpulse/targets.yaml", filepath.Join(dir, "targets.yaml"), 1},
 		{"/host/etc/kubernetes/pki/", filepath.Join(dir, "pki") + "/", 1},
