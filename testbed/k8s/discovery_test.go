@@ -467,6 +467,7 @@ func runAgent(t *testing.T, c *cluster, bin, dir, interval, roots string) agent 
 	exited, stderr := startAgent(t, bin, cfg, dir, []string{
 		"KUBECONFIG=" + kc,
 		"NODE_NAME=" + nodeName,
+		"POD_NAMESPACE=certpulse",
 		"POD_IP=" + agentIP,
 		"CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
 		"CERTPULSE_WEBHOOK_TOKEN=" + webhookTok,
