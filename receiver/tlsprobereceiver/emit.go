@@ -199,19 +199,21 @@ func message(t *probeTarget, r *tlsinspect.Result) string {
 }
 
 // metrics records one target's results (t is the probe's snapshot of the
-// job's target; failures its counters, read only).
-func (e *emitter) metrics(failures map[[3]string]int64, t *probeTarget, results []tlsinspect.Result) pmetric.Metrics {
+// job's target; failures its counters, read only). owner: this agent is
+// the target's owner vantage (or the only one), which alone records what
+// does not depend on where the probe ran (recordResults).
+func (e *emitter) metrics(failures map[[3]string]int64, t *probeTarget, results []tlsinspect.Result, owner bool) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
-	e.recordResults(pcommon.NewTimestampFromTime(now), now, failures, "", results)
+	e.recordResults(pcommon.NewTimestampFromTime(now), now, failures, "", results, owner)
 	return e.mb.Emit(metadata.WithResource(e.targetResource(t, "")))
 }
 
 // nodeMetrics records a `nodes` round: each node's series under its own
 // resource (certpulse.edge.node), then the name's node count and
 // consistency under the target's.
-func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs []nodeOutcome, round *nodesRound) pmetric.Metrics {
+func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs []nodeOutcome, round *nodesRound, owner bool) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
@@ -219,7 +221,7 @@ func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs
 	mb := e.mb
 	for i := range outs {
 		o := &outs[i]
-		e.recordResults(ts, now, failures, o.node, o.results)
+		e.recordResults(ts, now, failures, o.node, o.results, owner)
 		for _, s := range o.samples {
 			kind := metadata.AttributeResumptionKindNeighbour
 			if s.kind == "same_node" {
@@ -249,8 +251,11 @@ func (e *emitter) targetResource(t *probeTarget, node string) pcommon.Resource {
 
 // recordResults records one endpoint's (or node's) results, with the
 // failure counters the prober keeps (read, never changed); the caller
-// emits them under its resource. e.mu is held.
-func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures map[[3]string]int64, node string, results []tlsinspect.Result) {
+// emits them under its resource. What describes the certificate and not
+// the probe (time left, not_after, lifetime used, chain length, OCSP and
+// CRL status, staple age) is recorded only by the owner vantage: with k
+// vantages per target it would be k identical series. e.mu is held.
+func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures map[[3]string]int64, node string, results []tlsinspect.Result, owner bool) {
 	mb := e.mb
 	for i := range results {
 		r := &results[i]
@@ -267,7 +272,7 @@ func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures ma
 		mb.RecordTlsprobeDurationDataPoint(ts, r.Handshake.Seconds(), p, metadata.AttributePhaseHandshake)
 		mb.RecordTlsprobeDurationDataPoint(ts, r.OCSPTime.Seconds(), p, metadata.AttributePhaseOcsp)
 		mb.RecordTlsprobeDurationDataPoint(ts, r.Total.Seconds(), p, metadata.AttributePhaseTotal)
-		if len(r.Chain) > 0 {
+		if len(r.Chain) > 0 && owner {
 			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
 		}
 		if r.Established {
@@ -275,11 +280,13 @@ func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures ma
 			mb.RecordTlsprobeTLSHelloRetryDataPoint(ts, b2i(r.HelloRetry), p)
 		}
 		for pos, c := range r.Chain {
-			e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
+			if owner {
+				e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
+			}
 		}
 	}
 	// OCSP and CRL describe the leaf, not a profile: once per probe.
-	if len(results) > 0 {
+	if len(results) > 0 && owner {
 		if s, ok := metadata.MapAttributeOcspStatus[results[0].OCSP.Status]; ok {
 			mb.RecordTlsprobeOcspStatusDataPoint(ts, 1, s)
 		}
@@ -292,7 +299,7 @@ func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures ma
 		if o.ResponderQueried {
 			mb.RecordTlsprobeOcspResponderDurationDataPoint(ts, o.ResponderLatency.Seconds())
 		}
-		if o.Stapled {
+		if o.Stapled && owner {
 			mb.RecordTlsprobeOcspStapleAgeDataPoint(ts, o.StapleAge.Seconds())
 		}
 		if o.ResponderQueried || o.Stapled {

@@ -2,6 +2,8 @@ package tlsprobereceiver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/internal/vantage"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
@@ -206,4 +209,49 @@ func TestMineHandsOverWithoutAGap(t *testing.T) {
 	assert.True(t, r.mine(mem, tg, now.Add(30*time.Second)), "chosen again: at once")
 	r.vantages = nil
 	assert.True(t, r.mine(mem, tg, now), "without certpulse_vantages every target is probed")
+}
+
+// TestOnlyTheOwnerRecordsTheCertificate: what describes the certificate,
+// not the probe (time left, not_after, lifetime used, chain length,
+// OCSP/CRL status, staple age), is recorded by the owner vantage only; the
+// others record success, results, durations and the negotiated TLS.
+func TestOnlyTheOwnerRecordsTheCertificate(t *testing.T) {
+	f := startLab(t)
+	ep, _ := f.lab.Endpoint("healthy")
+	cfg := labConfig(f)
+	in := tlsinspect.New(cfg.inspectOptions())
+	defer in.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(f.lab.Root.Cert)
+	target := &probeTarget{
+		meta:   newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
+		target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
+	}
+	res := in.Inspect(context.Background(), target.target)
+	require.Equal(t, "ok", string(res[0].Primary()), "%+v", res[0].Findings)
+	names := func(owner bool) map[string]bool {
+		em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "v")
+		md := em.metrics(nil, target, res, owner)
+		out := map[string]bool{}
+		rms := md.ResourceMetrics()
+		for i := 0; i < rms.Len(); i++ {
+			sms := rms.At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				ms := sms.At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					out[ms.At(k).Name()] = true
+				}
+			}
+		}
+		return out
+	}
+	owner, other := names(true), names(false)
+	for _, m := range []string{"tlsprobe.cert.time_left", "tlsprobe.cert.not_after", "tlsprobe.cert.lifetime_used", "tlsprobe.chain.length", "tlsprobe.ocsp.status"} {
+		assert.True(t, owner[m], "the owner records %s", m)
+		assert.False(t, other[m], "another vantage records %s", m)
+	}
+	for _, m := range []string{"tlsprobe.success", "tlsprobe.result", "tlsprobe.duration", "tlsprobe.tls.info"} {
+		assert.True(t, other[m], "every vantage records %s", m)
+	}
+	t.Logf("metrics of the owner: %d, of another vantage: %d", len(owner), len(other))
 }
