@@ -155,7 +155,9 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return withVantages(r.emitter.nodeLogs(t, outs, &round), mem.vantage) },
-		func() pmetric.Metrics { return r.emitter.nodeMetrics(mem.failures, t, outs, &round, mem.vantage.Rank == 0) })
+		func() pmetric.Metrics {
+			return r.emitter.nodeMetrics(mem.failures, t, outs, &round, mem.vantage.Rank == 0)
+		})
 }
 
 // viewOf is what the comparison needs from a node's result.
