@@ -138,7 +138,7 @@ func TestHelmValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MY_POD_IP": "127.0.0.1", "OTEL_K8S_NODE_NAME": "node-1"}
+	env := map[string]string{"MY_POD_IP": "127.0.0.1", "OTEL_K8S_NODE_NAME": "node-1", "OTEL_K8S_NAMESPACE": "certpulse"}
 	for _, e := range envs {
 		env[e.Name] = e.Value
 		if e.ValueFrom != nil {

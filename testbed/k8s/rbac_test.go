@@ -24,7 +24,7 @@ var agentNeeds = []access{
 	{verb: "watch", resource: "services", why: "k8s_observer observe_services"},
 	{verb: "list", resource: "ingresses.networking.k8s.io", why: "k8s_observer observe_ingresses"},
 	{verb: "watch", resource: "ingresses.networking.k8s.io", why: "k8s_observer observe_ingresses"},
-	{verb: "list", resource: "pods", why: "k8s_observer observe_pods, k8sattributes"},
+	{verb: "list", resource: "pods", why: "k8s_observer observe_pods, k8sattributes, certpulse_vantages (the agent pods)"},
 	{verb: "watch", resource: "pods", why: "k8s_observer observe_pods, k8sattributes"},
 	{verb: "get", resource: "pods", namespace: "default", why: "k8sattributes"},
 	{verb: "list", resource: "namespaces", why: "k8sattributes namespace labels"},
