@@ -16,15 +16,18 @@ import (
 // than real), counters not advanced twice. Bounded: the oldest keys are
 // forgotten first (a redelivery comes soon after the refusal).
 type applied struct {
-	pass map[uint64]bool // key -> the record was passed on (probes)
-	ring []uint64
-	next int
+	pass  map[uint64]bool // key -> the record was passed on (probes)
+	ring  []uint64
+	next  int
+	limit int
 }
 
 const maxApplied = 1 << 16
 
+// newApplied remembers up to n keys; it grows with use (an idle
+// collector does not hold n keys' worth of memory).
 func newApplied(n int) *applied {
-	return &applied{pass: make(map[uint64]bool, n), ring: make([]uint64, 0, n)}
+	return &applied{pass: map[uint64]bool{}, limit: n}
 }
 
 // seen reports whether key was applied, and whether it was passed on.
@@ -39,7 +42,7 @@ func (a *applied) add(key uint64, pass bool) {
 		a.pass[key] = pass
 		return
 	}
-	if len(a.ring) < cap(a.ring) {
+	if len(a.ring) < a.limit {
 		a.ring = append(a.ring, key)
 	} else {
 		delete(a.pass, a.ring[a.next])
