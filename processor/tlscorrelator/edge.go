@@ -184,7 +184,7 @@ func (e *engine) edgeWindow(r *record) {
 	var fv fastVerdict
 	if fc := e.cfg.Edge.Fast; fc.Window > 0 {
 		svc.Recent = recentFast(svc.Recent, r.edge, fc.Window, t)
-		fv = judgeFast(svc.Edge, svc.Recent, svc.Fast, fc, t)
+		fv = judgeFast(svc.Edge, svc.Recent, svc.Fast, fc, e.cfg.Edge.Window, t)
 		svc.Fast = fv.episode
 		if fv.cleared {
 			// The step is over: the 5-minute judgement starts again from
@@ -210,7 +210,10 @@ func (e *engine) edgeWindow(r *record) {
 			share, hs, nodes, since = fv.share, fv.hs, fv.episode.Nodes, time.Unix(fv.episode.Since, 0)
 			detail = fastDetail(fv, e.cfg.Edge.Fast)
 		}
-		e.edgeSignal(r, attrs.ReasonHandshakeFailureRate, v.failing || fv.failing, share, hs, nodes, detail, since, e.joinsFailureRate)
+		// A step too quiet to judge does not outvote a judged, healthy
+		// 5-minute share.
+		bad := v.failing || fv.failing && (fv.judged || !v.judged)
+		e.edgeSignal(r, attrs.ReasonHandshakeFailureRate, bad, share, hs, nodes, detail, since, e.joinsFailureRate)
 	}
 	// Resumption on some nodes only.
 	if v.resJudged {

@@ -30,6 +30,8 @@ const maxRecentWindows = 512
 type fastEpisode struct {
 	Since int64   `json:"s"`
 	Base  float64 `json:"p"`
+	// Last is the end of the latest window with counted failures.
+	Last int64 `json:"l,omitempty"`
 	// Share is the highest failing share seen in the step.
 	Share float64  `json:"f,omitempty"`
 	Nodes []string `json:"n,omitempty"`
@@ -146,7 +148,14 @@ func stepIn(sfx []span, p0 float64, cfg FastConfig) (span, bool) {
 // windows of a node (or of the service): the suffix since the clients
 // began failing, not diluted by the successes before it. ep is the
 // episode in progress, if any (Since 0: none).
-func judgeFast(all, recent []edgeWindow, ep fastEpisode, cfg FastConfig, t time.Time) fastVerdict {
+//
+// An episode with no counted failure for expire (edge.window) is over
+// whatever the traffic says: a service that went quiet during a step starts
+// afresh (and triggers again) when it fails again.
+func judgeFast(all, recent []edgeWindow, ep fastEpisode, cfg FastConfig, expire time.Duration, t time.Time) fastVerdict {
+	if ep.Since != 0 && t.Unix()-max(ep.Last, ep.Since) > int64(expire/time.Second) {
+		ep = fastEpisode{}
+	}
 	v := fastVerdict{episode: ep}
 	byNode := map[string][]edgeWindow{}
 	var tot span
@@ -219,6 +228,11 @@ func judgeFast(all, recent []edgeWindow, ep fastEpisode, cfg FastConfig, t time.
 			v.episode = fastEpisode{Since: min(first, t.Unix()), Base: p0}
 		}
 		v.episode.Share = math.Max(v.episode.Share, v.share)
+		for _, w := range recent {
+			if fastCount(w, cfg.Reasons) > 0 {
+				v.episode.Last = max(v.episode.Last, w.End)
+			}
+		}
 		v.episode.Nodes = mergeNodes(v.episode.Nodes, failing)
 	case ep.Since != 0 && cleared(all2, ep, cfg):
 		v.cleared = true

@@ -82,9 +82,10 @@ func TestJudgeFast(t *testing.T) {
 		{"a step in the newest windows, after successes", clean, []edgeWindow{win("a", 10, nil), win("a", 10, nil), win("a", 10, nil), {End: now.Unix() + 2, Begin: now.Unix(), Node: "a", HS: 6, Failed: 6, Reasons: uca(6)}}, fastEpisode{}, true, true, true, false, []string{"a"}},
 		{"episode: too quiet to tell", clean, []edgeWindow{win("a", 2, nil)}, fastEpisode{Since: now.Unix() - 30, Base: 0.001, Nodes: []string{"a"}}, false, true, false, false, []string{"a"}},
 		{"episode: still elevated", clean, []edgeWindow{win("a", 100, uca(15))}, fastEpisode{Since: now.Unix() - 30, Base: 0.001, Nodes: []string{"a"}}, true, true, false, false, []string{"a"}},
+		{"episode: expired after a quiet edge.window, a new step starts", clean, []edgeWindow{win("a", 10, uca(10))}, fastEpisode{Since: now.Unix() - 600, Last: now.Unix() - 400, Base: 0.001, Share: 1, Nodes: []string{"a"}}, true, true, true, false, []string{"a"}},
 		{"episode: the baseline is frozen", []edgeWindow{{End: now.Unix() - 60, Node: "a", HS: 100, Failed: 100, Reasons: uca(100)}}, []edgeWindow{win("a", 10, uca(10))}, fastEpisode{Since: now.Unix() - 30, Base: 0.001, Nodes: []string{"a"}}, true, true, false, false, []string{"a"}},
 	} {
-		v := judgeFast(withBase(tc.base, tc.recent...), tc.recent, tc.ep, cfg, now)
+		v := judgeFast(withBase(tc.base, tc.recent...), tc.recent, tc.ep, cfg, 5*time.Minute, now)
 		assert.Equal(t, tc.judged, v.judged, "%s: judged", tc.name)
 		assert.Equal(t, tc.failing, v.failing, "%s: failing", tc.name)
 		assert.Equal(t, tc.started, v.started, "%s: started", tc.name)
