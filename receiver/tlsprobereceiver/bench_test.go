@@ -84,7 +84,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 		res := in.Inspect(ctx, target.target)
 		_ = em.logs(target, res, nil)
 		mem.countFailures("", res)
-		_ = em.metrics(mem.failures, target, res, true)
+		_ = em.metrics(mem.failures, target, res, seriesPlan{Owner: true})
 	}
 	b.ResetTimer()
 	c0 := cpuTime()
@@ -154,7 +154,7 @@ func BenchmarkNodesVsFloor(b *testing.B) {
 			outs[i].verdict = rd.cmp.verdicts[outs[i].node]
 		}
 		_ = em.nodeLogs(target, outs, &rd)
-		_ = em.nodeMetrics(mem.failures, target, outs, &rd, true)
+		_ = em.nodeMetrics(mem.failures, target, outs, &rd, seriesPlan{Owner: true})
 	}
 	floor := func(node string) {
 		c, err := tls.Dial("tcp", node, &tls.Config{ServerName: group.ServerName, RootCAs: roots, MinVersion: tls.VersionTLS12})

@@ -59,6 +59,9 @@ type Config struct {
 	// rotation_planned lifecycle event received by this collector probes
 	// the event's service at once, then at on_change.backoff.
 	Trigger *component.ID `mapstructure:"trigger"`
+	// Series is the series profile: full (default) or lean (at most 3
+	// active series per target while healthy; series.go).
+	Series string `mapstructure:"series"`
 	// Vantages names a certpulse_vantages extension: this agent probes a
 	// target only when it is one of the target's k vantages among the
 	// live agents (rendezvous hashing); without it, every target.
@@ -214,6 +217,7 @@ func createDefaultConfig() *Config {
 	d := tlsinspect.DefaultOptions()
 	return &Config{
 		CollectionInterval:   30 * time.Second,
+		Series:               SeriesFull,
 		Timeout:              d.Timeout,
 		MaxConcurrency:       64,
 		ExpiringSoon:         d.ExpiringSoon,
@@ -264,6 +268,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxConcurrency <= 0 {
 		errs = append(errs, errors.New("max_concurrency must be positive"))
+	}
+	if cfg.Series != "" && cfg.Series != SeriesFull && cfg.Series != SeriesLean {
+		errs = append(errs, fmt.Errorf("series must be full or lean, got %q", cfg.Series))
 	}
 	if cfg.Timeout > 0 && cfg.CollectionInterval > 0 && cfg.Timeout > cfg.CollectionInterval {
 		errs = append(errs, fmt.Errorf("timeout (%s) must not exceed collection_interval (%s)", cfg.Timeout, cfg.CollectionInterval))

@@ -202,18 +202,18 @@ func message(t *probeTarget, r *tlsinspect.Result) string {
 // job's target; failures its counters, read only). owner: this agent is
 // the target's owner vantage (or the only one), which alone records what
 // does not depend on where the probe ran (recordResults).
-func (e *emitter) metrics(failures map[[3]string]int64, t *probeTarget, results []tlsinspect.Result, owner bool) pmetric.Metrics {
+func (e *emitter) metrics(failures map[[3]string]int64, t *probeTarget, results []tlsinspect.Result, plan seriesPlan) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
-	e.recordResults(pcommon.NewTimestampFromTime(now), now, failures, "", results, owner)
+	e.recordResults(pcommon.NewTimestampFromTime(now), now, failures, "", results, plan)
 	return e.mb.Emit(metadata.WithResource(e.targetResource(t, "")))
 }
 
 // nodeMetrics records a `nodes` round: each node's series under its own
 // resource (certpulse.edge.node), then the name's node count and
 // consistency under the target's.
-func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs []nodeOutcome, round *nodesRound, owner bool) pmetric.Metrics {
+func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs []nodeOutcome, round *nodesRound, plan seriesPlan) pmetric.Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
@@ -221,7 +221,7 @@ func (e *emitter) nodeMetrics(failures map[[3]string]int64, t *probeTarget, outs
 	mb := e.mb
 	for i := range outs {
 		o := &outs[i]
-		e.recordResults(ts, now, failures, o.node, o.results, owner)
+		e.recordResults(ts, now, failures, o.node, o.results, plan)
 		for _, s := range o.samples {
 			kind := metadata.AttributeResumptionKindNeighbour
 			if s.kind == "same_node" {
@@ -255,51 +255,67 @@ func (e *emitter) targetResource(t *probeTarget, node string) pcommon.Resource {
 // the probe (time left, not_after, lifetime used, chain length, OCSP and
 // CRL status, staple age) is recorded only by the owner vantage: with k
 // vantages per target it would be k identical series. e.mu is held.
-func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures map[[3]string]int64, node string, results []tlsinspect.Result, owner bool) {
+func (e *emitter) recordResults(ts pcommon.Timestamp, now time.Time, failures map[[3]string]int64, node string, results []tlsinspect.Result, plan seriesPlan) {
 	mb := e.mb
+	owner, lean := plan.Owner, plan.Lean
 	for i := range results {
 		r := &results[i]
 		p := r.Profile
-		mb.RecordTlsprobeSuccessDataPoint(ts, b2i(r.Success()), p)
+		failing := !r.Success()
+		// Lean: the owner's first profile always; any other only while it
+		// fails and for a while after (seriesPlan.keep).
+		keep := !lean || (owner && i == 0) || plan.keep(node+"|"+p, failing, now)
+		if keep {
+			mb.RecordTlsprobeSuccessDataPoint(ts, b2i(r.Success()), p)
+		}
 		primary := string(r.Primary())
-		mb.RecordTlsprobeResultDataPoint(ts, 1, p, primary)
+		if !lean || failing || keep && primary != string(attrs.ReasonOK) {
+			mb.RecordTlsprobeResultDataPoint(ts, 1, p, primary)
+		}
 		for k, n := range failures {
-			if k[0] == node && k[1] == p {
+			if k[0] == node && k[1] == p && (!lean || failing) {
 				mb.RecordTlsprobeFailuresDataPoint(ts, n, p, k[2])
 			}
 		}
-		mb.RecordTlsprobeDurationDataPoint(ts, r.Connect.Seconds(), p, metadata.AttributePhaseConnect)
-		mb.RecordTlsprobeDurationDataPoint(ts, r.Handshake.Seconds(), p, metadata.AttributePhaseHandshake)
-		mb.RecordTlsprobeDurationDataPoint(ts, r.OCSPTime.Seconds(), p, metadata.AttributePhaseOcsp)
-		mb.RecordTlsprobeDurationDataPoint(ts, r.Total.Seconds(), p, metadata.AttributePhaseTotal)
-		if len(r.Chain) > 0 && owner {
-			mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
-		}
-		if r.Established {
-			mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, p, tlsinspect.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite), tlsinspect.CurveName(r.Curve))
-			mb.RecordTlsprobeTLSHelloRetryDataPoint(ts, b2i(r.HelloRetry), p)
+		if !lean {
+			mb.RecordTlsprobeDurationDataPoint(ts, r.Connect.Seconds(), p, metadata.AttributePhaseConnect)
+			mb.RecordTlsprobeDurationDataPoint(ts, r.Handshake.Seconds(), p, metadata.AttributePhaseHandshake)
+			mb.RecordTlsprobeDurationDataPoint(ts, r.OCSPTime.Seconds(), p, metadata.AttributePhaseOcsp)
+			mb.RecordTlsprobeDurationDataPoint(ts, r.Total.Seconds(), p, metadata.AttributePhaseTotal)
+			if len(r.Chain) > 0 && owner {
+				mb.RecordTlsprobeChainLengthDataPoint(ts, int64(len(r.Chain)), p)
+			}
+			if r.Established {
+				mb.RecordTlsprobeTLSInfoDataPoint(ts, 1, p, tlsinspect.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite), tlsinspect.CurveName(r.Curve))
+				mb.RecordTlsprobeTLSHelloRetryDataPoint(ts, b2i(r.HelloRetry), p)
+			}
 		}
 		for pos, c := range r.Chain {
-			if owner {
+			switch {
+			case !owner:
+			case !lean:
 				e.recordCert(ts, now, c, p, int64(pos), certRole(pos, c))
+			case i == 0 && pos == 0: // lean: the leaf's time left
+				mb.RecordTlsprobeCertTimeLeftDataPoint(ts, c.NotAfter.Sub(now).Seconds(), p, 0, certRole(pos, c))
 			}
 		}
 	}
-	// OCSP and CRL describe the leaf, not a profile: once per probe.
+	// OCSP and CRL describe the leaf, not a profile: once per probe, by
+	// the owner (lean: only while not good).
 	if len(results) > 0 && owner {
-		if s, ok := metadata.MapAttributeOcspStatus[results[0].OCSP.Status]; ok {
+		if s, ok := metadata.MapAttributeOcspStatus[results[0].OCSP.Status]; ok && (!lean || leanOCSPBad(s)) {
 			mb.RecordTlsprobeOcspStatusDataPoint(ts, 1, s)
 		}
-		if s, ok := metadata.MapAttributeCrlStatus[results[0].CRLStatus]; ok {
+		if s, ok := metadata.MapAttributeCrlStatus[results[0].CRLStatus]; ok && (!lean || s == metadata.AttributeCrlStatusRevoked) {
 			mb.RecordTlsprobeCrlStatusDataPoint(ts, 1, s)
 		}
 	}
 	for i := range results {
 		o := results[i].OCSP
-		if o.ResponderQueried {
+		if o.ResponderQueried && (!lean || o.ResponderLatency >= leanSlowResponder) {
 			mb.RecordTlsprobeOcspResponderDurationDataPoint(ts, o.ResponderLatency.Seconds())
 		}
-		if o.Stapled && owner {
+		if o.Stapled && owner && (!lean || o.StapleAge >= leanOldStaple) {
 			mb.RecordTlsprobeOcspStapleAgeDataPoint(ts, o.StapleAge.Seconds())
 		}
 		if o.ResponderQueried || o.Stapled {

@@ -27,6 +27,9 @@ type targetMemory struct {
 	// and when it was last among the target's vantages (vantages.go).
 	vantage  vantage.Decision
 	chosenAt time.Time
+	// leanHold: series `lean`, per "node|profile", until when a series
+	// that failed is still recorded (series.go).
+	leanHold map[string]int64
 }
 
 func newTargetMemory() *targetMemory {

@@ -156,7 +156,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return withVantages(r.emitter.nodeLogs(t, outs, &round), mem.vantage) },
 		func() pmetric.Metrics {
-			return r.emitter.nodeMetrics(mem.failures, t, outs, &round, mem.vantage.Rank == 0)
+			return r.emitter.nodeMetrics(mem.failures, t, outs, &round, r.plan(mem))
 		})
 }
 

@@ -343,7 +343,7 @@ func (r *tlsProbeReceiver) probeOne(ctx context.Context, mem *targetMemory, t *p
 	}
 	r.send(ctx, t.meta.cfg.Endpoint,
 		func() plog.Logs { return withVantages(r.emitter.logs(t, results, unconfirmed), mem.vantage) },
-		func() pmetric.Metrics { return r.emitter.metrics(mem.failures, t, results, mem.vantage.Rank == 0) })
+		func() pmetric.Metrics { return r.emitter.metrics(mem.failures, t, results, r.plan(mem)) })
 }
 
 // emitFiles sends the file targets' results to the pipelines.

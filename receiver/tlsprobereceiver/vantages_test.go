@@ -15,7 +15,9 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/certpulse/certpulse/extension/vantagesextension"
@@ -231,7 +233,7 @@ func TestOnlyTheOwnerRecordsTheCertificate(t *testing.T) {
 	require.Equal(t, "ok", string(res[0].Primary()), "%+v", res[0].Findings)
 	names := func(owner bool) map[string]bool {
 		em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "v")
-		md := em.metrics(nil, target, res, owner)
+		md := em.metrics(nil, target, res, seriesPlan{Owner: owner})
 		out := map[string]bool{}
 		rms := md.ResourceMetrics()
 		for i := 0; i < rms.Len(); i++ {
@@ -254,4 +256,82 @@ func TestOnlyTheOwnerRecordsTheCertificate(t *testing.T) {
 		assert.True(t, other[m], "every vantage records %s", m)
 	}
 	t.Logf("metrics of the owner: %d, of another vantage: %d", len(owner), len(other))
+}
+
+// TestLeanSeries: series lean records, per target, the owner's success and
+// leaf time left while healthy (2 series, target_info is the third), other
+// vantages nothing; a failing probe adds success 0 and its result with the
+// reason from whichever vantage fails, kept for leanHold after it recovers
+// so that the 0 is overwritten, then dropped.
+func TestLeanSeries(t *testing.T) {
+	f := startLab(t)
+	cfg := labConfig(f)
+	in := tlsinspect.New(cfg.inspectOptions())
+	defer in.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(f.lab.Root.Cert)
+	probe := func(name string) (*probeTarget, []tlsinspect.Result) {
+		ep, _ := f.lab.Endpoint(name)
+		tg := &probeTarget{
+			meta:   newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
+			target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
+		}
+		return tg, in.Inspect(context.Background(), tg.target)
+	}
+	series := func(tg *probeTarget, res []tlsinspect.Result, plan seriesPlan, now time.Time) map[string]int {
+		em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "v")
+		em.mu.Lock()
+		em.recordResults(pcommon.NewTimestampFromTime(now), now, map[[3]string]int64{{"", "default", "x"}: 1}, "", res, plan)
+		md := em.mb.Emit()
+		em.mu.Unlock()
+		out := map[string]int{}
+		rms := md.ResourceMetrics()
+		for i := 0; i < rms.Len(); i++ {
+			sms := rms.At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				ms := sms.At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					m := ms.At(k)
+					n := 0
+					switch m.Type() {
+					case pmetric.MetricTypeGauge:
+						n = m.Gauge().DataPoints().Len()
+					case pmetric.MetricTypeSum:
+						n = m.Sum().DataPoints().Len()
+					case pmetric.MetricTypeHistogram:
+						n = m.Histogram().DataPoints().Len()
+					}
+					out[m.Name()] += n
+				}
+			}
+		}
+		return out
+	}
+	total := func(m map[string]int) int {
+		n := 0
+		for _, c := range m {
+			n += c
+		}
+		return n
+	}
+	now := time.Now()
+	healthy, ok := probe("healthy")
+	require.True(t, ok[0].Success())
+	full := series(healthy, ok, seriesPlan{Owner: true}, now)
+	owner := series(healthy, ok, seriesPlan{Owner: true, Lean: true, hold: map[string]int64{}}, now)
+	other := series(healthy, ok, seriesPlan{Lean: true, hold: map[string]int64{}}, now)
+	t.Logf("healthy target: full %d series (%v), lean owner %d (%v), lean other vantage %d", total(full), full, total(owner), owner, total(other))
+	assert.Equal(t, map[string]int{"tlsprobe.success": 1, "tlsprobe.cert.time_left": 1}, owner)
+	assert.Zero(t, total(other))
+
+	expired, bad := probe("expired-leaf")
+	require.False(t, bad[0].Success())
+	hold := map[string]int64{}
+	failing := series(expired, bad, seriesPlan{Lean: true, hold: hold}, now)
+	assert.Equal(t, 1, failing["tlsprobe.success"], "a failing vantage says so")
+	assert.Equal(t, 1, failing["tlsprobe.result"], "with the reason")
+	assert.Equal(t, 1, failing["tlsprobe.failures"])
+	recovered := series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(time.Minute))
+	assert.Equal(t, map[string]int{"tlsprobe.success": 1}, recovered, "success 1 overwrites the 0 for a while")
+	assert.Zero(t, total(series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(leanHold+time.Minute))), "then nothing")
 }

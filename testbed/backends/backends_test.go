@@ -416,8 +416,9 @@ func checkRules(t *testing.T, base string) {
 }
 
 // checkSeriesCount logs the series per target and client profile: the
-// numbers docs/performance.md reports.
-func checkSeriesCount(t *testing.T, base string) {
+// numbers docs/performance.md reports. It returns the total per endpoint.
+func checkSeriesCount(t *testing.T, base string) map[string]int {
+	totals := map[string]int{}
 	for _, ep := range []string{"healthy", "healthy-rsa-stapled", "healthy-mtls", "expired-leaf"} {
 		addr := ep + "." + faultlab.Domain
 		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(`count by (__name__, certpulse_client_profile) ({__name__=~"tlsprobe_.*", server_address="`+addr+`"})`))
@@ -447,7 +448,9 @@ func checkSeriesCount(t *testing.T, base string) {
 		}
 		sort.Strings(parts)
 		t.Logf("series for %s: %d (%s)", ep, total, strings.Join(parts, " "))
+		totals[ep] = total
 	}
+	return totals
 }
 
 // checkLogs: every record kind the single-tier pipeline sends is in the log
