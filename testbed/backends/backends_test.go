@@ -184,18 +184,7 @@ func TestDeliveryToBackends(t *testing.T) {
 			},
 		},
 	}
-	ov, err := yaml.Marshal(overlay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ovPath := filepath.Join(dir, "overlay.yaml")
-	if err := os.WriteFile(ovPath, ov, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	shippedCfg, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", "single-tier.yaml"))
-	tb.StartReady(t, ctx, "otelcol-certpulse", "", []string{"NODE_NAME=backends-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
-		"CERTPULSE_WEBHOOK_TOKEN=backends-token", "CERTPULSE_WEBHOOK_HMAC=backends-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
-		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}, bin, "--config", shippedCfg, "--config", ovPath)
+	startSingleTier(t, ctx, bin, dir, "backends", overlay)
 
 	// Wait for every endpoint's metrics and for the correlator's incidents.
 	want := len(lab.Endpoints)
@@ -481,4 +470,22 @@ func checkLogs(t *testing.T, base string) {
 		}
 		t.Logf("%s: %s", kind, tb.Tail(string(body), 600))
 	}
+}
+
+// startSingleTier runs the built distribution with the shipped
+// single-tier.yaml and overlay merged over it, until ctx ends.
+func startSingleTier(t *testing.T, ctx context.Context, bin, dir, name string, overlay map[string]any) {
+	t.Helper()
+	ov, err := yaml.Marshal(overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovPath := filepath.Join(dir, "overlay.yaml")
+	if err := os.WriteFile(ovPath, ov, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shippedCfg, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", "single-tier.yaml"))
+	tb.StartReady(t, ctx, "otelcol-certpulse", "", []string{"NODE_NAME=" + name + "-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
+		"CERTPULSE_WEBHOOK_TOKEN=" + name + "-token", "CERTPULSE_WEBHOOK_HMAC=" + name + "-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
+		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}, bin, "--config", shippedCfg, "--config", ovPath)
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/certpulse/certpulse/internal/dashboards"
 	"github.com/certpulse/certpulse/internal/faultlab"
@@ -71,18 +68,7 @@ func TestLeanSeries(t *testing.T) {
 		},
 		"service": map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"level": "none", "readers": []any{}}}},
 	}
-	ov, err := yaml.Marshal(overlay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ovPath := filepath.Join(dir, "overlay.yaml")
-	if err := os.WriteFile(ovPath, ov, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	shippedCfg, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", "single-tier.yaml"))
-	tb.StartReady(t, ctx, "otelcol-certpulse", "", []string{"NODE_NAME=lean-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
-		"CERTPULSE_WEBHOOK_TOKEN=lean-token", "CERTPULSE_WEBHOOK_HMAC=lean-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
-		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}, bin, "--config", shippedCfg, "--config", ovPath)
+	startSingleTier(t, ctx, bin, dir, "lean", overlay)
 
 	want := len(lab.Endpoints)
 	var n int
