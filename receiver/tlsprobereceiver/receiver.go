@@ -386,7 +386,7 @@ func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func(
 // the firing goroutine: it only schedules.
 func (r *tlsProbeReceiver) onTrigger(ev trigger.Event) {
 	delays := append([]time.Duration{0}, r.cfg.OnChange.Backoff...)
-	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) }, delays, r.budget.Allow)
+	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) && r.vantageOf(t) }, delays, r.budget.Allow)
 	if added+refused > 0 {
 		r.logger.Info("lifecycle trigger: probing now", zap.String("service", ev.Service), zap.String("event", ev.Type),
 			zap.Int("probes_scheduled", added), zap.Int("refused_by_budget", refused))

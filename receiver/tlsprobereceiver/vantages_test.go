@@ -205,10 +205,12 @@ func TestMineHandsOverWithoutAGap(t *testing.T) {
 	if set.Decide(tg.meta.cfg.key()).Probe {
 		t.Skip("b still chosen among 8: pick other names")
 	}
+	assert.False(t, r.vantageOf(tg), "a trigger spends no budget on a target another agent probes")
 	assert.True(t, r.mine(mem, tg, now.Add(10*time.Second)), "one more turn while another takes over")
 	assert.False(t, r.mine(mem, tg, now.Add(20*time.Second)), "then no longer")
 	set.Update([]vantage.Member{{Name: "b"}})
 	assert.True(t, r.mine(mem, tg, now.Add(30*time.Second)), "chosen again: at once")
+	assert.True(t, r.vantageOf(tg))
 	r.vantages = nil
 	assert.True(t, r.mine(mem, tg, now), "without certpulse_vantages every target is probed")
 }
