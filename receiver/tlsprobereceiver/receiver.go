@@ -320,7 +320,12 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 		return
 	}
 	mem := r.memory.of(j.key)
-	if !r.mine(mem, t, time.Now()) {
+	// Regular runs only where this agent is one of the target's
+	// vantages; an extra run (a trigger this agent heard: a deploy posted
+	// to its node, its real clients failing; a confirmation) probes here
+	// whatever the vantages: the agent that heard the event may be the
+	// only one that did.
+	if !r.mine(mem, t, time.Now()) && j.ranRegular {
 		return
 	}
 	if len(t.meta.cfg.Nodes) > 0 {
@@ -386,7 +391,7 @@ func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func(
 // the firing goroutine: it only schedules.
 func (r *tlsProbeReceiver) onTrigger(ev trigger.Event) {
 	delays := append([]time.Duration{0}, r.cfg.OnChange.Backoff...)
-	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) && r.vantageOf(t) }, delays, r.budget.Allow)
+	added, refused := r.sched.runSoon(func(t *probeTarget) bool { return targetMatches(t, ev) }, delays, r.budget.Allow)
 	if added+refused > 0 {
 		r.logger.Info("lifecycle trigger: probing now", zap.String("service", ev.Service), zap.String("event", ev.Type),
 			zap.Int("probes_scheduled", added), zap.Int("refused_by_budget", refused))

@@ -32,13 +32,6 @@ func (r *tlsProbeReceiver) mine(mem *targetMemory, t *probeTarget, now time.Time
 	return false
 }
 
-// vantageOf: without certpulse_vantages, or when this agent is one of t's
-// vantages now. Triggered probes of targets another agent probes spend no
-// budget here.
-func (r *tlsProbeReceiver) vantageOf(t *probeTarget) bool {
-	return r.vantages == nil || r.vantages.Decide(t.meta.cfg.key()).Probe
-}
-
 // withVantages puts the target's vantage set and this agent's rank on
 // every record: who else probes it, and whether this agent is its owner
 // (rank 0).

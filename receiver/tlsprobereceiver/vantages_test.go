@@ -20,11 +20,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/certpulse/certpulse/extension/triggerextension"
 	"github.com/certpulse/certpulse/extension/vantagesextension"
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/testkit/hosttest"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
+	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/internal/vantage"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
@@ -205,12 +207,10 @@ func TestMineHandsOverWithoutAGap(t *testing.T) {
 	if set.Decide(tg.meta.cfg.key()).Probe {
 		t.Skip("b still chosen among 8: pick other names")
 	}
-	assert.False(t, r.vantageOf(tg), "a trigger spends no budget on a target another agent probes")
 	assert.True(t, r.mine(mem, tg, now.Add(10*time.Second)), "one more turn while another takes over")
 	assert.False(t, r.mine(mem, tg, now.Add(20*time.Second)), "then no longer")
 	set.Update([]vantage.Member{{Name: "b"}})
 	assert.True(t, r.mine(mem, tg, now.Add(30*time.Second)), "chosen again: at once")
-	assert.True(t, r.vantageOf(tg))
 	r.vantages = nil
 	assert.True(t, r.mine(mem, tg, now), "without certpulse_vantages every target is probed")
 }
@@ -336,4 +336,46 @@ func TestLeanSeries(t *testing.T) {
 	recovered := series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(time.Minute))
 	assert.Equal(t, map[string]int{"tlsprobe.success": 1}, recovered, "success 1 overwrites the 0 for a while")
 	assert.Zero(t, total(series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(leanHold+time.Minute))), "then nothing")
+}
+
+// TestTriggerProbesWhateverTheVantages: a lifecycle event (or real clients
+// failing) heard by this agent probes the service's targets here, also
+// those another agent is the vantage of: the agent that heard it may be
+// the only one that did (a deploy posted to its node's lifecycle Service).
+func TestTriggerProbesWhateverTheVantages(t *testing.T) {
+	f := startLab(t)
+	healthy, _ := f.lab.Endpoint("healthy")
+	tf := triggerextension.NewFactory()
+	text, err := tf.Create(context.Background(), extensiontest.NewNopSettings(tf.Type()), tf.CreateDefaultConfig())
+	require.NoError(t, err)
+	require.NoError(t, text.Start(context.Background(), componenttest.NewNopHost()))
+	vf := vantagesextension.NewFactory()
+	vcfg := &vantagesextension.Config{Self: "a", Count: 1, Static: []vantage.Member{{Name: "a"}, {Name: "b"}}}
+	vext, err := vf.Create(context.Background(), extensiontest.NewNopSettings(vf.Type()), vcfg)
+	require.NoError(t, err)
+	require.NoError(t, vext.Start(context.Background(), componenttest.NewNopHost()))
+	tid, vid := component.NewID(tf.Type()), component.NewID(vf.Type())
+	cfg := labConfig(f)
+	cfg.TargetsFile, cfg.ClientProfiles = "", nil
+	cfg.CollectionInterval = time.Hour
+	cfg.Vantage, cfg.Vantages, cfg.Trigger = "a", &vid, &tid
+	cfg.OnChange.Backoff = nil
+	mine := 0
+	for i := 0; i < 10; i++ {
+		tc := TargetConfig{Endpoint: healthy.Address, ServerName: fmt.Sprintf("t%02d.%s", i, healthy.ServerName), Service: "pay", CAFile: f.files.Roots}
+		cfg.Targets = append(cfg.Targets, tc)
+		if vext.(vantage.Provider).Vantages().Decide(tc.key()).Probe {
+			mine++
+		}
+	}
+	require.Less(t, mine, 10, "some targets are b's")
+	log := &probeLog{}
+	r, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, log.sink("a"))
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), hosttest.With(map[component.ID]component.Component{tid: text, vid: vext})))
+	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	since := time.Now()
+	text.(trigger.Provider).Hub().Fire(trigger.Event{Type: "deployed", Service: "pay"})
+	require.Eventually(t, func() bool { return len(log.probers(since)) == 10 }, 5*time.Second, 50*time.Millisecond,
+		"every target of the service probed after the event, %d of them this agent's", mine)
 }
