@@ -110,6 +110,9 @@ http {
 	}
 	n.cmd = exec.Command(bin, "-p", dir, "-c", path, "-e", n.ErrorLog)
 	n.cmd.Stdout, n.cmd.Stderr = n.stderr, n.stderr
+	// Its own process group: Stop ends the workers too, even when the
+	// master dies first.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,16 +166,19 @@ func (n *Nginx) Reload() error {
 	return fmt.Errorf("nginx did not reload within 10s")
 }
 
-// Stop stops nginx (SIGTERM, then SIGKILL after 5 s).
+// Stop stops nginx and its workers (SIGINT to the process group, then
+// SIGKILL after 5 s).
 func (n *Nginx) Stop() {
 	n.once.Do(func() {
-		_ = n.cmd.Process.Signal(os.Interrupt)
+		pg := -n.cmd.Process.Pid
+		_ = syscall.Kill(pg, syscall.SIGINT)
 		select {
 		case <-n.done:
 		case <-time.After(5 * time.Second):
-			_ = n.cmd.Process.Kill()
+			_ = syscall.Kill(pg, syscall.SIGKILL)
 			<-n.done
 		}
+		_ = syscall.Kill(pg, syscall.SIGKILL) // workers the master left behind
 	})
 }
 
