@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -31,13 +32,19 @@ func PickPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Start starts cmd with its stderr captured. At cleanup it kills the
-// process if it still runs and, when the test failed, logs the stderr tail.
-// exited yields cmd.Wait's result once.
+// Start starts cmd with its stderr captured, in a process group of its own
+// (unless the caller set SysProcAttr). At cleanup it kills the process if
+// it still runs, and whatever else of its group is left (nginx's workers
+// outlive a killed master), and, when the test failed, logs the stderr
+// tail. exited yields cmd.Wait's result once.
 func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan error, stderr *bytes.Buffer) {
 	t.Helper()
 	stderr = new(bytes.Buffer)
 	cmd.Stderr = stderr
+	group := cmd.SysProcAttr == nil
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", filepath.Base(cmd.Path), err)
 	}
@@ -53,6 +60,9 @@ func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan error, stderr *bytes.Buff
 		default:
 			_ = cmd.Process.Kill()
 			<-done
+		}
+		if group {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
 		if t.Failed() {
 			t.Logf("%s stderr (tail):\n%s", filepath.Base(cmd.Path), Tail(stderr.String(), 3000))
