@@ -304,9 +304,8 @@ func (e *engine) edgeSignal(r *record, reason attrs.Reason, bad bool, share floa
 	}
 	wasOpen := own != nil && own.open()
 	if wasOpen {
-		if i := strings.Index(own.Detail, "; probe: "); i >= 0 {
-			detail += own.Detail[i:] // what the probes said stays
-		}
+		_, said := splitProbe(own.Detail)
+		detail += said // what the probes said stays
 	}
 	prevShare := 0.0
 	if own != nil {
@@ -366,7 +365,12 @@ func (e *engine) edgeSweep(now time.Time) {
 // recentEdge keeps, in place, the windows that end within an edge window
 // of t.
 func (e *engine) recentEdge(wins []edgeWindow, t time.Time) []edgeWindow {
-	cut := t.Add(-e.cfg.Edge.Window).Unix()
+	return within(wins, e.cfg.Edge.Window, t)
+}
+
+// within keeps, in place, the windows that end within window of t.
+func within(wins []edgeWindow, window time.Duration, t time.Time) []edgeWindow {
+	cut := t.Add(-window).Unix()
 	kept := wins[:0]
 	for _, w := range wins {
 		if w.End > cut {
@@ -390,14 +394,24 @@ func (e *engine) edgeProbeReason(r *record, reason attrs.Reason, t time.Time) {
 		return
 	}
 	inc.ProbeReason = r.reason
-	if i := strings.Index(inc.Detail, "; probe: "); i >= 0 {
-		inc.Detail = inc.Detail[:i]
-	}
-	inc.Detail += "; probe: " + string(r.reason) + " on " + endpointName(r)
+	inc.Detail, _ = splitProbe(inc.Detail)
+	inc.Detail += probeSaid + string(r.reason) + " on " + endpointName(r)
 	if reason != r.reason {
 		inc.Detail += " (" + string(reason) + ")"
 	}
 	inc.UpdatedAt = t
 	e.dirtyInc = true
 	e.emit(inc, attrs.StateUpdated, inc.State, t)
+}
+
+// probeSaid starts what a probe said on an edge incident's detail.
+const probeSaid = "; probe: "
+
+// splitProbe splits an edge incident's detail into the edge's part and
+// what a probe said ("" when none has).
+func splitProbe(detail string) (edge, probe string) {
+	if i := strings.Index(detail, probeSaid); i >= 0 {
+		return detail[:i], detail[i:]
+	}
+	return detail, ""
 }

@@ -58,6 +58,12 @@ func fastCount(w edgeWindow, reasons []attrs.Reason) int64 {
 	return min(n, w.Failed)
 }
 
+// binomPMF is P(X = i) for X ~ Binomial(n, p), 0 < p < 1.
+func binomPMF(n, i int64, p float64) float64 {
+	lg := func(x int64) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
+	return math.Exp(lg(n) - lg(i) - lg(n-i) + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+}
+
 // binomTail is P(X >= k) for X ~ Binomial(n, p).
 func binomTail(n, k int64, p float64) float64 {
 	if k <= 0 {
@@ -69,10 +75,9 @@ func binomTail(n, k int64, p float64) float64 {
 	if p >= 1 {
 		return 1
 	}
-	lg := func(x int64) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
 	var sum float64
 	for i := k; i <= n; i++ {
-		term := math.Exp(lg(n) - lg(i) - lg(n-i) + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+		term := binomPMF(n, i, p)
 		sum += term
 		if term < sum*1e-12 {
 			break
@@ -97,10 +102,9 @@ func binomLower(n, k int64, p float64) float64 {
 	if p >= 1 {
 		return 0
 	}
-	lg := func(x int64) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
 	var sum float64
 	for i := int64(0); i <= k; i++ {
-		sum += math.Exp(lg(n) - lg(i) - lg(n-i) + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+		sum += binomPMF(n, i, p)
 	}
 	return math.Min(1, sum)
 }
@@ -301,14 +305,7 @@ func fastDetail(v fastVerdict, cfg FastConfig) string {
 // recentFast keeps, in place, the windows that end within fast.window of
 // t, then adds w (bounded).
 func recentFast(wins []edgeWindow, w edgeWindow, window time.Duration, t time.Time) []edgeWindow {
-	cut := t.Add(-window).Unix()
-	kept := wins[:0]
-	for _, x := range wins {
-		if x.End > cut {
-			kept = append(kept, x)
-		}
-	}
-	kept = append(kept, w)
+	kept := append(within(wins, window, t), w)
 	if len(kept) > maxRecentWindows {
 		kept = kept[len(kept)-maxRecentWindows:]
 	}

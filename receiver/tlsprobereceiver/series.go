@@ -77,8 +77,9 @@ func leanOCSPBad(s metadata.AttributeOcspStatus) bool {
 
 // plan is the series plan of t's next emission.
 func (r *tlsProbeReceiver) plan(mem *targetMemory) seriesPlan {
-	if mem.leanHold == nil {
+	lean := r.cfg.Series == SeriesLean
+	if lean && mem.leanHold == nil { // full keeps no hold per target
 		mem.leanHold = map[string]int64{}
 	}
-	return seriesPlan{Owner: mem.vantage.Rank == 0, Lean: r.cfg.Series == SeriesLean, hold: mem.leanHold}
+	return seriesPlan{Owner: mem.vantage.Rank == 0, Lean: lean, hold: mem.leanHold}
 }

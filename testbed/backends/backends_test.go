@@ -141,14 +141,7 @@ func TestDeliveryToBackends(t *testing.T) {
 	overlay := map[string]any{
 		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
 		"receivers": map[string]any{
-			"tlsprobe": map[string]any{
-				"collection_interval":          "5s",
-				"timeout":                      "2s",
-				"allow_private_fetch_networks": []string{"127.0.0.0/8"},
-				"ocsp":                         map[string]any{"timeout": "500ms"},
-				"client_profiles":              map[string]any{faultlab.MTLSProfile: map[string]any{"cert_file": files.ClientCert, "key_file": files.ClientKey}},
-				"targets_file":                 files.TargetsFile,
-			},
+			"tlsprobe":      labProbes(files, nil),
 			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", lcPort)},
 		},
 		"processors": map[string]any{"tlscorrelator": map[string]any{"open_incidents_interval": "5s"}},
@@ -488,4 +481,21 @@ func startSingleTier(t *testing.T, ctx context.Context, bin, dir, name string, o
 	tb.StartReady(t, ctx, "otelcol-certpulse", "", []string{"NODE_NAME=" + name + "-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
 		"CERTPULSE_WEBHOOK_TOKEN=" + name + "-token", "CERTPULSE_WEBHOOK_HMAC=" + name + "-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
 		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}, bin, "--config", shippedCfg, "--config", ovPath)
+}
+
+// labProbes is the tlsprobe overlay for the lab's targets at a short
+// interval, plus extra settings.
+func labProbes(files faultlab.Files, extra map[string]any) map[string]any {
+	m := map[string]any{
+		"collection_interval":          "5s",
+		"timeout":                      "2s",
+		"allow_private_fetch_networks": []string{"127.0.0.0/8"},
+		"ocsp":                         map[string]any{"timeout": "500ms"},
+		"client_profiles":              map[string]any{faultlab.MTLSProfile: map[string]any{"cert_file": files.ClientCert, "key_file": files.ClientKey}},
+		"targets_file":                 files.TargetsFile,
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
 }

@@ -50,15 +50,7 @@ func TestLeanSeries(t *testing.T) {
 	overlay := map[string]any{
 		"extensions": map[string]any{"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
 		"receivers": map[string]any{
-			"tlsprobe": map[string]any{
-				"series":                       "lean",
-				"collection_interval":          "5s",
-				"timeout":                      "2s",
-				"allow_private_fetch_networks": []string{"127.0.0.0/8"},
-				"ocsp":                         map[string]any{"timeout": "500ms"},
-				"client_profiles":              map[string]any{faultlab.MTLSProfile: map[string]any{"cert_file": files.ClientCert, "key_file": files.ClientKey}},
-				"targets_file":                 files.TargetsFile,
-			},
+			"tlsprobe":      labProbes(files, map[string]any{"series": "lean"}),
 			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))},
 		},
 		"processors": map[string]any{"tlscorrelator": map[string]any{"open_incidents_interval": "5s"}},
