@@ -2,7 +2,7 @@ package tlsedgeconnector
 
 import (
 	"encoding/binary"
-	"hash/fnv"
+	"hash/maphash"
 	"sort"
 	"time"
 
@@ -205,11 +205,12 @@ func (s *recentSet) put(k uint64, v kind, now time.Time) {
 // read the line (distinct per line), the line's time, its attributes and
 // body, and the resource. ok is false for records without a read time
 // (nothing tells two identical lines apart): they are never deduplicated.
-func recordKey(res pcommon.Map, lr plog.LogRecord) (uint64, bool) {
+func (t *tracker) recordKey(res pcommon.Map, lr plog.LogRecord) (uint64, bool) {
 	if lr.ObservedTimestamp() == 0 {
 		return 0, false
 	}
-	h := fnv.New64a()
+	var h maphash.Hash
+	h.SetSeed(t.seed)
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(lr.ObservedTimestamp()))
 	h.Write(b[:])
@@ -217,14 +218,24 @@ func recordKey(res pcommon.Map, lr plog.LogRecord) (uint64, bool) {
 	h.Write(b[:])
 	for _, m := range []pcommon.Map{res, lr.Attributes()} {
 		m.Range(func(k string, v pcommon.Value) bool {
-			h.Write([]byte(k))
-			h.Write([]byte{0})
-			h.Write([]byte(v.AsString()))
-			h.Write([]byte{0})
+			h.WriteString(k)
+			h.WriteByte(0)
+			hashValue(&h, v)
 			return true
 		})
-		h.Write([]byte{1})
+		h.WriteByte(1)
 	}
-	h.Write([]byte(lr.Body().AsString()))
+	hashValue(&h, lr.Body())
 	return h.Sum64(), true
+}
+
+// hashValue writes a value without formatting it: strings (nearly every
+// value a log receiver makes) as they are, the rest as text.
+func hashValue(h *maphash.Hash, v pcommon.Value) {
+	if v.Type() == pcommon.ValueTypeStr {
+		h.WriteString(v.Str())
+	} else {
+		h.WriteString(v.AsString())
+	}
+	h.WriteByte(0)
 }

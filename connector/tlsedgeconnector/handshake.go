@@ -3,6 +3,7 @@ package tlsedgeconnector
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
@@ -41,6 +42,10 @@ type handshake struct {
 	// rawCiphers, rawGroups: the offers as logged, parsed by parseOffers
 	// for the records that need them (a connection's handshake).
 	rawCiphers, rawGroups string
+	// time: the line's own time, as logged; fromBody: the fields came
+	// from the JSON body (the logs output then sets the record's time).
+	time     string
+	fromBody bool
 }
 
 // parseOffers fills offeredCiphers and offeredGroups, without the GREASE
@@ -65,87 +70,128 @@ func (h *handshake) parseOffers() {
 	}
 }
 
-// readRecord reads the attributes the configs in distributions/edge set.
-// res is the record's resource (service.name, deployment.environment.name
-// may come from there).
-func readRecord(res, m pcommon.Map) handshake {
-	var h handshake
-	var requests, cipherID, ciphers, groups, connError string
+// recordReader gathers one record's fields, from its attributes or, for
+// the shipped JSON formats read without a parser operator, its body.
+type recordReader struct {
+	h                                              handshake
+	requests, cipherID, ciphers, groups, connError string
+	// format: a key of a log format was seen (not only the pipeline's
+	// proxy, service and environment).
+	format bool
+}
+
+func (r *recordReader) set(k, v string) {
+	h := &r.h
+	if long, ok := shortKeys[k]; ok {
+		k = long
+	}
+	switch k {
+	case attrs.EdgeProxy:
+		h.proxy = v
+	case attrs.ServiceName:
+		h.service = v
+	case attrs.DeploymentEnv:
+		h.env = v
+	case "time":
+		h.time = v
+	case attrs.EdgeNode:
+		h.node = v
+	case attrs.EdgeListener:
+		h.listener = v
+	case attrs.ServerAddress:
+		h.sni = v
+	case attrs.TLSProtocolVersion:
+		h.version = versionName(v)
+	case attrs.TLSCipher:
+		h.cipher = cipherName(v)
+	case attrs.TLSCipherSuiteID:
+		r.cipherID = v
+	case attrs.TLSCurve:
+		h.group = groupName(v)
+	case attrs.TLSResumed:
+		h.resumed = truthy(v)
+	case attrs.TLSEarlyData:
+		h.early = truthy(v)
+	case attrs.EdgeTLSFailure:
+		h.failure = dash(v)
+	case "http.request.method":
+		h.method = dash(v)
+	case "user_agent.original":
+		h.userAgent = dash(v)
+	case attrs.EdgeConnection:
+		h.conn = dash(v)
+	case attrs.EdgeConnectionRequests:
+		r.requests = v
+	case "client.address":
+		h.client = dash(v)
+	case "http.response.status_code":
+		h.status = dash(v)
+	case attrs.EdgeClientCiphers:
+		r.ciphers = v
+	case attrs.EdgeClientGroups:
+		r.groups = v
+	case "conn_error": // HAProxy's fc_err_str
+		r.connError = dash(v)
+	}
+	if _, ok := lineKeys[k]; ok {
+		r.format = true
+	}
+}
+
+// lineKeys: the keys that say a record's attributes are a parsed line
+// (any of them; the pipeline's own attributes, such as the proxy or
+// Envoy's constant connection_requests, are not).
+var lineKeys = map[string]struct{}{
+	attrs.EdgeNode: {}, attrs.EdgeListener: {}, attrs.ServerAddress: {}, attrs.TLSProtocolVersion: {},
+	attrs.TLSCipher: {}, attrs.TLSCipherSuiteID: {}, attrs.EdgeTLSFailure: {}, attrs.EdgeConnection: {},
+	"conn_error": {},
+}
+
+// readRecord reads the attributes the configs in distributions/edge set
+// and, when they hold no log format's keys and the body is a JSON object
+// (the shipped nginx, HAProxy and Envoy overlays hand the line over as it
+// is), the body's keys. res is the record's resource (service.name,
+// deployment.environment.name may come from there).
+func readRecord(res, m pcommon.Map, body pcommon.Value) handshake {
+	var r recordReader
 	// One pass over the attributes (a record has about 20). The keys of
 	// the log formats in distributions/edge are read as they are (see
 	// shortKeys): renaming them with one filelog operator each cost as much
 	// CPU as parsing the JSON.
 	m.Range(func(k string, v pcommon.Value) bool {
-		if long, ok := shortKeys[k]; ok {
-			k = long
-		}
-		switch k {
-		case attrs.EdgeProxy:
-			h.proxy = v.AsString()
-		case attrs.EdgeNode:
-			h.node = v.AsString()
-		case attrs.EdgeListener:
-			h.listener = v.AsString()
-		case attrs.ServerAddress:
-			h.sni = v.AsString()
-		case attrs.TLSProtocolVersion:
-			h.version = versionName(v.AsString())
-		case attrs.TLSCipher:
-			h.cipher = cipherName(v.AsString())
-		case attrs.TLSCipherSuiteID:
-			cipherID = v.AsString()
-		case attrs.TLSCurve:
-			h.group = groupName(v.AsString())
-		case attrs.TLSResumed:
-			h.resumed = truthy(v.AsString())
-		case attrs.TLSEarlyData:
-			h.early = truthy(v.AsString())
-		case attrs.EdgeTLSFailure:
-			h.failure = dash(v.AsString())
-		case "http.request.method":
-			h.method = dash(v.AsString())
-		case "user_agent.original":
-			h.userAgent = dash(v.AsString())
-		case attrs.EdgeConnection:
-			h.conn = dash(v.AsString())
-		case attrs.EdgeConnectionRequests:
-			requests = v.AsString()
-		case "client.address":
-			h.client = dash(v.AsString())
-		case "http.response.status_code":
-			h.status = dash(v.AsString())
-		case attrs.EdgeClientCiphers:
-			ciphers = v.AsString()
-		case attrs.EdgeClientGroups:
-			groups = v.AsString()
-		case "conn_error": // HAProxy's fc_err_str
-			connError = dash(v.AsString())
-		case attrs.ServiceName:
-			h.service = v.AsString()
-		case attrs.DeploymentEnv:
-			h.env = v.AsString()
-		}
+		r.set(k, v.AsString())
 		return true
 	})
+	if !r.format && body.Type() == pcommon.ValueTypeStr {
+		if line := body.Str(); strings.HasPrefix(line, "{") {
+			saved := r
+			if scanFlatJSON(line, r.set) != nil {
+				r = saved // not a whole line of the format: unparsed
+			} else {
+				r.h.fromBody = true
+			}
+		}
+	}
+	h := r.h
 	h.sni = dash(h.sni)
 	if h.sni != "" {
 		h.sni = strings.ToLower(strings.TrimSuffix(h.sni, "."))
 	}
-	if h.cipher == "" && cipherID != "" {
-		h.cipher = cipherName(cipherID)
+	if h.cipher == "" && r.cipherID != "" {
+		h.cipher = cipherName(r.cipherID)
 	}
-	if n, err := strconv.Atoi(requests); err == nil {
+	if n, err := strconv.Atoi(r.requests); err == nil {
 		h.connRequests = n
 	}
-	h.rawCiphers, h.rawGroups = ciphers, groups
+	h.rawCiphers, h.rawGroups = r.ciphers, r.groups
 	if v, ok := res.Get(attrs.ServiceName); ok {
 		h.service = v.AsString()
 	}
 	if v, ok := res.Get(attrs.DeploymentEnv); ok {
 		h.env = v.AsString()
 	}
-	if h.failure == "" && connError != "" && h.version == "" {
-		h.failure = connError
+	if h.failure == "" && r.connError != "" && h.version == "" {
+		h.failure = r.connError
 	}
 	if h.failure != "" {
 		h.reason = reasonFor(h.failure)
@@ -275,4 +321,23 @@ func splitList(s string) []string {
 		return nil
 	}
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' })
+}
+
+// lineTimeLayouts: the times the shipped formats write (nginx's
+// $time_iso8601 and Envoy's START_TIME are RFC 3339; HAProxy's
+// ltime(%Y-%m-%dT%H:%M:%S%z) has no colon in the offset).
+var lineTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05-0700"}
+
+// lineTime parses a line's own time; ok is false for a time in none of
+// the layouts (the record keeps the time it was read).
+func lineTime(s string) (time.Time, bool) {
+	if s == "" || s == "-" {
+		return time.Time{}, false
+	}
+	for _, l := range lineTimeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

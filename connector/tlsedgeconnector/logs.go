@@ -104,6 +104,11 @@ func (l *logsConnector) annotate(ld plog.Logs) plog.Logs {
 				// Copied, not moved: a refused batch comes again, whole.
 				nlr := dst.LogRecords().AppendEmpty()
 				lr.CopyTo(nlr)
+				if o.h.fromBody && nlr.Timestamp() == 0 {
+					if ts, ok := lineTime(o.h.time); ok {
+						nlr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+					}
+				}
 				l.annotateRecord(nlr.Attributes(), &o)
 			}
 		}

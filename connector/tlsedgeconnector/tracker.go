@@ -1,6 +1,7 @@
 package tlsedgeconnector
 
 import (
+	"hash/maphash"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -24,6 +25,8 @@ type tracker struct {
 	// seen remembers the records observed lately and what they were, so
 	// that a retried batch counts once.
 	seen *recentSet
+	// seed keys recordKey's hash (in memory only).
+	seed maphash.Seed
 	// listenerServices: the mapped services each proxy listener was seen
 	// serving (by SNI), for its records without SNI.
 	listenerServices map[string][]string
@@ -37,6 +40,7 @@ func newTracker(cfg *Config) *tracker {
 		conns:   newConnTable(cfg.MaxConnections, cfg.ConnectionIdle),
 		nodeOf:  map[string]string{},
 		seen:    newRecentSet(cfg.MaxConnections, replayWindow),
+		seed:    maphash.MakeSeed(),
 
 		listenerServices: map[string][]string{},
 	}
@@ -72,26 +76,26 @@ type observed struct {
 // and sent again by filelog) is classified as it was the first time and
 // marked replay, so that nothing counts it twice and no state moves.
 func (t *tracker) observeRecord(res pcommon.Map, lr plog.LogRecord, now time.Time) observed {
-	key, ok := recordKey(res, lr)
+	key, ok := t.recordKey(res, lr)
 	if !ok {
-		return t.classify(res, lr.Attributes(), now, nil)
+		return t.classify(res, lr.Attributes(), lr.Body(), now, nil)
 	}
 	if was, seen := t.seen.get(key); seen {
-		return t.classify(res, lr.Attributes(), now, &was)
+		return t.classify(res, lr.Attributes(), lr.Body(), now, &was)
 	}
-	o := t.classify(res, lr.Attributes(), now, nil)
+	o := t.classify(res, lr.Attributes(), lr.Body(), now, nil)
 	t.seen.put(key, o.kind, now)
 	return o
 }
 
 func (t *tracker) observe(res, m pcommon.Map, now time.Time) observed {
-	return t.classify(res, m, now, nil)
+	return t.classify(res, m, pcommon.NewValueEmpty(), now, nil)
 }
 
 // classify reads one record; was is its kind when it was seen before
 // (a replay: no state changes, the same kind).
-func (t *tracker) classify(res, m pcommon.Map, now time.Time, was *kind) observed {
-	o := observed{h: readRecord(res, m), replay: was != nil}
+func (t *tracker) classify(res, m pcommon.Map, body pcommon.Value, now time.Time, was *kind) observed {
+	o := observed{h: readRecord(res, m, body), replay: was != nil}
 	h := &o.h
 	o.kind = h.classify()
 	if o.kind == kindUnparsed || o.kind == kindOther {
