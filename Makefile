@@ -172,6 +172,7 @@ FUZZ_TARGETS := \
 	./internal/tlsinspect:FuzzClassifyChain \
 	./receiver/certlifecyclereceiver:FuzzParseRequest \
 	./connector/tlsedgeconnector:FuzzObserve \
+	./connector/tlsedgeconnector:FuzzScanFlatJSON \
 	./internal/records:FuzzDecodeIncidents
 
 fuzz:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -144,4 +145,17 @@ func sortedMap(m map[string]any) string {
 		s += fmt.Sprintf("%s=%v ", k, m[k])
 	}
 	return s
+}
+
+// TestShortKeysRead: every short key of shortKeys is read as its schema
+// name is (the reader's switch names both).
+func TestShortKeysRead(t *testing.T) {
+	for short, long := range shortKeys {
+		var a, b recordReader
+		a.set(short, "1")
+		b.set(long, "1")
+		if !reflect.DeepEqual(a, b) || reflect.DeepEqual(a, recordReader{}) {
+			t.Errorf("%q read as %+v, %q as %+v", short, a, long, b)
+		}
+	}
 }

@@ -167,6 +167,9 @@ func groupName(s string) string {
 func isGREASE(s string) bool {
 	s = strings.TrimSpace(s)
 	hex4 := len(s) == 4 && strings.Trim(strings.ToLower(s), "0123456789abcdef") == ""
+	if !hex4 && (s == "" || s[0] < '0' || s[0] > '9') {
+		return false // a name (most offers): no number to parse
+	}
 	if hex4 {
 		s = "0x" + s
 	}

@@ -103,25 +103,19 @@ func jsonString(s string, i int) (string, int, error) {
 		return "", i, errNotFlat
 	}
 	start := i + 1
-	for j := start; j < len(s); {
-		switch c := s[j]; {
-		case c == '"':
-			return s[start:j], j + 1, nil
-		case c == '\\':
+	end := strings.IndexByte(s[start:], '"')
+	if end < 0 {
+		return "", len(s), errNotFlat
+	}
+	end += start
+	for j := start; j < end; j++ {
+		if c := s[j]; c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			// An escape (the quote found may be an escaped one), a
+			// control byte or non-ASCII: the careful path.
 			return jsonUnescape(s, start)
-		case c < 0x20:
-			return "", j, errNotFlat
-		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRuneInString(s[j:])
-			if r == utf8.RuneError && n == 1 {
-				return jsonUnescape(s, start) // not UTF-8: replaced
-			}
-			j += n
-		default:
-			j++
 		}
 	}
-	return "", len(s), errNotFlat
+	return s[start:end], end + 1, nil
 }
 
 // jsonUnescape decodes the escaped (or not UTF-8) string whose content starts at s[start].

@@ -82,9 +82,8 @@ type recordReader struct {
 
 func (r *recordReader) set(k, v string) {
 	h := &r.h
-	if long, ok := shortKeys[k]; ok {
-		k = long
-	}
+	// The format's short keys (see shortKeys) and the schema's names in
+	// one switch: a map lookup per key cost more than the rest of it.
 	switch k {
 	case attrs.EdgeProxy:
 		h.proxy = v
@@ -94,57 +93,45 @@ func (r *recordReader) set(k, v string) {
 		h.env = v
 	case "time":
 		h.time = v
-	case attrs.EdgeNode:
-		h.node = v
-	case attrs.EdgeListener:
-		h.listener = v
-	case attrs.ServerAddress:
-		h.sni = v
-	case attrs.TLSProtocolVersion:
-		h.version = versionName(v)
-	case attrs.TLSCipher:
-		h.cipher = cipherName(v)
+	case "node", attrs.EdgeNode:
+		h.node, r.format = v, true
+	case "listener", attrs.EdgeListener:
+		h.listener, r.format = v, true
+	case "sni", attrs.ServerAddress:
+		h.sni, r.format = v, true
+	case "protocol", attrs.TLSProtocolVersion:
+		h.version, r.format = versionName(v), true
+	case "cipher", attrs.TLSCipher:
+		h.cipher, r.format = cipherName(v), true
 	case attrs.TLSCipherSuiteID:
-		r.cipherID = v
-	case attrs.TLSCurve:
+		r.cipherID, r.format = v, true
+	case "curve", attrs.TLSCurve:
 		h.group = groupName(v)
-	case attrs.TLSResumed:
+	case "resumed", attrs.TLSResumed:
 		h.resumed = truthy(v)
-	case attrs.TLSEarlyData:
+	case "early_data", attrs.TLSEarlyData:
 		h.early = truthy(v)
-	case attrs.EdgeTLSFailure:
-		h.failure = dash(v)
-	case "http.request.method":
+	case "tls_failure", "failure", attrs.EdgeTLSFailure:
+		h.failure, r.format = dash(v), true
+	case "method", "http.request.method":
 		h.method = dash(v)
-	case "user_agent.original":
+	case "user_agent", "user_agent.original":
 		h.userAgent = dash(v)
-	case attrs.EdgeConnection:
-		h.conn = dash(v)
-	case attrs.EdgeConnectionRequests:
+	case "connection", attrs.EdgeConnection:
+		h.conn, r.format = dash(v), true
+	case "connection_requests", attrs.EdgeConnectionRequests:
 		r.requests = v
-	case "client.address":
+	case "client", "client.address":
 		h.client = dash(v)
-	case "http.response.status_code":
+	case "status", "http.response.status_code":
 		h.status = dash(v)
-	case attrs.EdgeClientCiphers:
+	case "ciphers", attrs.EdgeClientCiphers:
 		r.ciphers = v
-	case attrs.EdgeClientGroups:
+	case "curves", attrs.EdgeClientGroups:
 		r.groups = v
 	case "conn_error": // HAProxy's fc_err_str
-		r.connError = dash(v)
+		r.connError, r.format = dash(v), true
 	}
-	if _, ok := lineKeys[k]; ok {
-		r.format = true
-	}
-}
-
-// lineKeys: the keys that say a record's attributes are a parsed line
-// (any of them; the pipeline's own attributes, such as the proxy or
-// Envoy's constant connection_requests, are not).
-var lineKeys = map[string]struct{}{
-	attrs.EdgeNode: {}, attrs.EdgeListener: {}, attrs.ServerAddress: {}, attrs.TLSProtocolVersion: {},
-	attrs.TLSCipher: {}, attrs.TLSCipherSuiteID: {}, attrs.EdgeTLSFailure: {}, attrs.EdgeConnection: {},
-	"conn_error": {},
 }
 
 // readRecord reads the attributes the configs in distributions/edge set

@@ -129,10 +129,13 @@ func (l *logsConnector) annotateRecord(m pcommon.Map, o *observed) {
 		}
 	}
 	// The formats' short keys, under the schema's names.
-	m.RemoveIf(func(k string, _ pcommon.Value) bool {
-		_, short := shortKeys[k]
-		return short
-	})
+	if !o.h.fromBody {
+		m.RemoveIf(func(k string, _ pcommon.Value) bool {
+			_, short := shortKeys[k]
+			return short
+		})
+	}
+	m.EnsureCapacity(m.Len() + 20)
 	putIf(attrs.EdgeListener, h.listener)
 	putIf(attrs.ServerAddress, h.sni)
 	putIf("client.address", h.client)
