@@ -54,6 +54,7 @@ type tlsProbeReceiver struct {
 
 	obsLogs    *receiverhelper.ObsReport
 	obsMetrics *receiverhelper.ObsReport
+	telemetry  *metadata.TelemetryBuilder
 	emitter    *emitter
 
 	inspector *tlsinspect.Inspector
@@ -98,13 +99,17 @@ func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) 
 	if err != nil {
 		return nil, err
 	}
+	telemetry, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
 	vantage := cfg.Vantage
 	if vantage == "" {
 		vantage, _ = os.Hostname()
 	}
 	r := &tlsProbeReceiver{
 		cfg: cfg, settings: set, logger: set.Logger, vantage: vantage,
-		obsLogs: obsLogs, obsMetrics: obsMetrics, resolver: net.DefaultResolver, memory: newMemories(),
+		obsLogs: obsLogs, obsMetrics: obsMetrics, telemetry: telemetry, resolver: net.DefaultResolver, memory: newMemories(),
 	}
 	r.emitter = newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set), vantage)
 	return r, nil
@@ -177,6 +182,9 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	}
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
+	r.sched.late = func(d time.Duration) {
+		r.telemetry.TlsprobeScheduleLateness.Record(context.Background(), d.Seconds())
+	}
 	r.setTargets(dedupTargets(targets, r.logger))
 	if r.cfg.Vantages != nil {
 		if r.vantages, err = vantage.Find(host.GetExtensions(), *r.cfg.Vantages); err != nil {
@@ -309,6 +317,7 @@ func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 		if r.onShutdown != nil {
 			r.onShutdown()
 		}
+		r.telemetry.Shutdown()
 	})
 	return nil
 }

@@ -80,6 +80,9 @@ type scheduler struct {
 	// j.target with a new value, it does not modify the old one).
 	run func(context.Context, *job, *probeTarget)
 	now func() time.Time
+	// late, when set, hears how late each regular run started against its
+	// slot (on the worker, after waiting for one to be free).
+	late func(time.Duration)
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -160,6 +163,9 @@ func (s *scheduler) start(ctx context.Context) (wait func()) {
 		go func() {
 			defer wg.Done()
 			for d := range work {
+				if s.late != nil && !d.slot.IsZero() {
+					s.late(max(s.now().Sub(d.slot), 0))
+				}
 				s.run(ctx, d.job, d.target)
 				s.done(d.job)
 			}
@@ -178,6 +184,7 @@ func (s *scheduler) start(ctx context.Context) (wait func()) {
 type dispatched struct {
 	job    *job
 	target *probeTarget
+	slot   time.Time // a regular run's scheduled start; zero for extra runs
 }
 
 func (s *scheduler) dispatch(ctx context.Context, work chan<- dispatched) {
@@ -193,6 +200,9 @@ func (s *scheduler) dispatch(ctx context.Context, work chan<- dispatched) {
 				due.job.running = true
 				due.target = due.job.target
 				due.job.ranRegular = !due.job.regular.After(now)
+				if due.job.ranRegular {
+					due.slot = due.job.regular
+				}
 				// Extra runs due now are served by this run.
 				for len(due.job.extra) > 0 && !due.job.extra[0].After(now) {
 					due.job.extra = due.job.extra[1:]

@@ -1,6 +1,7 @@
 package tlsprobereceiver
 
 import (
+	"container/heap"
 	"context"
 	"strings"
 	"sync"
@@ -62,5 +63,47 @@ func TestReloadWhileProbing(t *testing.T) {
 		if last["final/"+ep] == 0 {
 			t.Errorf("target %s of the last set not probed: %v", ep, last)
 		}
+	}
+}
+
+// TestLateness: with one worker and three targets due at once, each run
+// taking 50 ms, the scheduler reports each regular run's wait for a
+// worker: the last cannot start before two runs ended (>= 100 ms late).
+func TestLateness(t *testing.T) {
+	var mu sync.Mutex
+	var late []time.Duration
+	s := newScheduler(1, func(context.Context, *job, *probeTarget) { time.Sleep(50 * time.Millisecond) })
+	s.late = func(d time.Duration) { mu.Lock(); late = append(late, d); mu.Unlock() }
+	var targets []*probeTarget
+	for _, ep := range []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"} {
+		targets = append(targets, &probeTarget{meta: newTargetMeta(TargetConfig{Endpoint: ep}), interval: time.Hour})
+	}
+	s.set(targets)
+	s.mu.Lock()
+	now := time.Now()
+	for _, j := range s.jobs { // all due now, not at their spread offsets
+		j.regular, j.next = now, now
+	}
+	heap.Init(&s.h)
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := s.start(ctx)
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(late)
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+	}
+	cancel()
+	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(late) != 3 {
+		t.Fatalf("lateness reported %d times, want 3 (one per regular run)", len(late))
+	}
+	if late[2] < 100*time.Millisecond {
+		t.Errorf("the third run %v late, want >= 100ms (two 50 ms runs before it on one worker)", late[2])
 	}
 }
