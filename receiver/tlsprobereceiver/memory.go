@@ -16,11 +16,13 @@ import (
 // time).
 type targetMemory struct {
 	// failures counts failing results by node, profile and reason
-	// (tlsprobe.failures).
+	// (tlsprobe.failures); nil until the first failure (most targets
+	// never fail: 100,000 of them are 100,000 memories).
 	failures map[[3]string]int64
-	// health is the last outcome per node and profile ("node|profile"):
-	// true ok, false failing.
-	health map[string]bool
+	// health is the last outcome per node and profile: true ok, false
+	// failing. A slice, not a map: nearly every target has one node and a
+	// profile or two, and a map costs a few hundred bytes even then.
+	health []lastOutcome
 	// nodes is a `nodes` target's state across rounds.
 	nodes *nodeState
 	// vantage: this agent's decision for the target at its latest probe,
@@ -32,17 +34,38 @@ type targetMemory struct {
 	leanHold map[string]int64
 }
 
-func newTargetMemory() *targetMemory {
-	return &targetMemory{failures: map[[3]string]int64{}, health: map[string]bool{}}
+// lastOutcome: a node's (or the endpoint's, node "") last outcome under a
+// profile.
+type lastOutcome struct {
+	node, profile string
+	ok            bool
 }
+
+func newTargetMemory() *targetMemory { return &targetMemory{} }
 
 // countFailures adds one round's failing results of node to the counters.
 func (m *targetMemory) countFailures(node string, results []tlsinspect.Result) {
 	for i := range results {
 		if p := results[i].Primary(); p != attrs.ReasonOK {
+			if m.failures == nil {
+				m.failures = map[[3]string]int64{}
+			}
 			m.failures[[3]string{node, results[i].Profile, string(p)}]++
 		}
 	}
+}
+
+// outcome returns the last outcome of node under profile, and whether one
+// is known, and records ok as the new one.
+func (m *targetMemory) outcome(node, profile string, ok bool) (was, known bool) {
+	for i := range m.health {
+		if h := &m.health[i]; h.node == node && h.profile == profile {
+			was, h.ok = h.ok, ok
+			return was, true
+		}
+	}
+	m.health = append(m.health, lastOutcome{node: node, profile: profile, ok: ok})
+	return false, false
 }
 
 // unconfirmedFailures remembers each profile's (and node's) last outcome
@@ -52,14 +75,12 @@ func (m *targetMemory) unconfirmedFailures(node string, results []tlsinspect.Res
 	var unconfirmed map[string]bool
 	for i := range results {
 		p, ok := results[i].Profile, results[i].Success()
-		k := node + "|" + p
-		if wasOK, known := m.health[k]; known && wasOK && !ok {
+		if wasOK, known := m.outcome(node, p, ok); known && wasOK && !ok {
 			if unconfirmed == nil {
 				unconfirmed = map[string]bool{}
 			}
 			unconfirmed[p] = true
 		}
-		m.health[k] = ok
 	}
 	return unconfirmed
 }
