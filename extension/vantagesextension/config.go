@@ -9,7 +9,7 @@ import (
 )
 
 // Config: this agent's name, k, and where the membership comes from
-// (exactly one of Static and Kubernetes).
+// (exactly one of Static, Kubernetes and Kafka).
 type Config struct {
 	// Self is this agent's member name, the tlsprobe receivers' vantage
 	// (in Kubernetes: the node name).
@@ -21,6 +21,8 @@ type Config struct {
 	Static []vantage.Member `mapstructure:"static"`
 	// Kubernetes: the agents are the ready pods of the DaemonSet.
 	Kubernetes *KubernetesConfig `mapstructure:"kubernetes"`
+	// Kafka: the members are a consumer group's (the gateway tier).
+	Kafka *KafkaConfig `mapstructure:"kafka"`
 
 	_ struct{}
 }
@@ -54,11 +56,17 @@ func (c *Config) Validate() error {
 	if c.Count < 1 || c.Count > maxCount {
 		errs = append(errs, fmt.Errorf("count must be within 1..%d, got %d", maxCount, c.Count))
 	}
+	sources := 0
+	for _, set := range []bool{len(c.Static) > 0, c.Kubernetes != nil, c.Kafka != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case len(c.Static) > 0 && c.Kubernetes != nil:
-		errs = append(errs, errors.New("static and kubernetes are exclusive: one membership source"))
-	case len(c.Static) == 0 && c.Kubernetes == nil:
-		errs = append(errs, errors.New("a membership source is required: static or kubernetes"))
+	case sources > 1:
+		errs = append(errs, errors.New("static, kubernetes and kafka are exclusive: one membership source"))
+	case sources == 0:
+		errs = append(errs, errors.New("a membership source is required: static, kubernetes or kafka"))
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Static {
@@ -76,6 +84,14 @@ func (c *Config) Validate() error {
 		}
 		if k.RefreshInterval < time.Second {
 			errs = append(errs, fmt.Errorf("kubernetes::refresh_interval must be at least 1s, got %s", k.RefreshInterval))
+		}
+	}
+	if k := c.Kafka; k != nil {
+		if len(k.Brokers) == 0 || k.GroupID == "" {
+			errs = append(errs, errors.New("kafka: brokers and group_id are required (the gateways' consumer group)"))
+		}
+		if k.RefreshInterval < time.Second {
+			errs = append(errs, fmt.Errorf("kafka::refresh_interval must be at least 1s, got %s", k.RefreshInterval))
 		}
 	}
 	return errors.Join(errs...)

@@ -30,11 +30,18 @@ func (e *vantagesExtension) Start(_ context.Context, _ component.Host) error {
 		e.set.Update(e.cfg.Static)
 		return nil
 	}
-	src, err := newPodSource(e.cfg.Kubernetes)
+	ctx, cancel := context.WithCancel(context.Background())
+	var src source
+	var err error
+	if e.cfg.Kafka != nil {
+		src, err = newGroupSource(ctx, e.cfg.Kafka, e.logger)
+	} else {
+		src, err = newPodSource(e.cfg.Kubernetes)
+	}
 	if err != nil {
+		cancel()
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.wg.Add(1)
 	go func() {

@@ -23,7 +23,7 @@ func NewFactory() extension.Factory {
 		}, component.StabilityLevelAlpha)
 }
 
-// Unmarshal fills the kubernetes section's defaults when it is present.
+// Unmarshal fills the kubernetes and kafka sections' defaults when present.
 func (c *Config) Unmarshal(conf *confmap.Conf) error {
 	if err := conf.Unmarshal(c); err != nil {
 		return err
@@ -37,6 +37,14 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 		}
 		if k.AuthType == "" {
 			k.AuthType = "serviceAccount"
+		}
+	}
+	if k := c.Kafka; k != nil {
+		if k.RefreshInterval == 0 {
+			k.RefreshInterval = 10 * time.Second
+		}
+		if k.ClientID == "" {
+			k.ClientID = "certpulse-vantages"
 		}
 	}
 	return nil

@@ -73,11 +73,25 @@ func ready(p corev1.Pod) bool {
 	return false
 }
 
-// watch lists the pods every refresh interval until ctx ends; a failed
-// list keeps the last membership (logged), so an API server outage moves
-// no targets.
-func (e *vantagesExtension) watch(ctx context.Context, src *podSource) {
-	t := time.NewTicker(src.cfg.RefreshInterval)
+func (s *podSource) what() string         { return "the agent pods" }
+func (s *podSource) shutdown()            {}
+func (s *podSource) every() time.Duration { return s.cfg.RefreshInterval }
+
+// source is where the membership comes from: the agent pods, a consumer
+// group.
+type source interface {
+	list(ctx context.Context) ([]vantage.Member, error)
+	what() string
+	every() time.Duration
+	shutdown()
+}
+
+// watch lists the members every refresh interval until ctx ends; a failed
+// list keeps the last membership (logged), so an outage of the API server
+// or the brokers moves no targets.
+func (e *vantagesExtension) watch(ctx context.Context, src source) {
+	defer src.shutdown()
+	t := time.NewTicker(src.every())
 	defer t.Stop()
 	failing := false
 	for {
@@ -85,12 +99,12 @@ func (e *vantagesExtension) watch(ctx context.Context, src *podSource) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !failing {
-				e.logger.Warn("certpulse_vantages: listing the agent pods failed; keeping the last membership", zap.Error(err))
+				e.logger.Warn("certpulse_vantages: listing "+src.what()+" failed; keeping the last membership", zap.Error(err))
 			}
 			failing = true
 		case err == nil:
 			if failing {
-				e.logger.Info("certpulse_vantages: listing the agent pods works again")
+				e.logger.Info("certpulse_vantages: listing " + src.what() + " works again")
 			}
 			failing = false
 			if e.set.Update(ms) {
