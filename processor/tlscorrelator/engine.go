@@ -110,7 +110,11 @@ type engine struct {
 	// dirty endpoint buckets and incidents since the last checkpoint
 	dirtyBuckets [numBuckets]bool
 	dirtyInc     bool
-	untracked    int
+	// dirtySvc: a service changed in what a restart needs; svcTouched:
+	// only last-seen times moved (written every svcSlowCheckpoints).
+	dirtySvc, svcTouched bool
+	svcSkipped           int
+	untracked            int
 	// brake is the remediation brake as the latest brake_engaged or
 	// brake_released audit event said ("" until one is seen).
 	brake attrs.Outcome
@@ -189,11 +193,30 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 	if !ok {
 		s = &serviceState{}
 		e.services[name] = s
+		e.dirtySvc = true
 	}
 	if t.After(s.LastSeen) {
 		s.LastSeen = t
+		e.svcTouched = true
 	}
 	return s
+}
+
+// seenSlot: how stale a persisted endpoint's or service's last-seen time
+// and counters may be (a restart reads them that old at most; idle_timeout
+// is hours).
+const seenSlot = 10 * 60 // seconds
+
+// persistChanged: the endpoint changed in more than its last-seen time
+// (within its seenSlot), its healthy count and its volume-control time.
+func persistChanged(before, after *endpointState) bool {
+	if before.LastSeen/seenSlot != after.LastSeen/seenSlot {
+		return true
+	}
+	a, b := *before, *after
+	a.LastSeen, a.ConsecOK, a.LastPassed = 0, 0, 0
+	b.LastSeen, b.ConsecOK, b.LastPassed = 0, 0, 0
+	return a != b
 }
 
 // enrichment is what a probe record is enriched with, from the state
@@ -216,22 +239,28 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	t := r.time
 	sc := e.cfg.Services[r.service]
 	svc := e.service(r.service, t)
+	was := [3]string{svc.Env, svc.Owner, svc.Crit}
 	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
 	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)
 	svc.Crit = cmp.Or(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
+	if was != [3]string{svc.Env, svc.Owner, svc.Crit} {
+		e.dirtySvc = true
+	}
 	en = enrichment{owner: svc.Owner, crit: svc.Crit, env: svc.Env, trafficWeight: trafficWeight(sc), deploy: svc.LastDeploy, renewal: svc.LastRenewal}
-	noteSeen(&svc.Vantages, r.vantage, t)
-	noteSeen(&svc.Profiles, r.profile, t)
+	if noteSeen(&svc.Vantages, r.vantage, t) || noteSeen(&svc.Profiles, r.profile, t) {
+		e.dirtySvc = true
+	}
 	for _, p := range r.pins {
 		if svc.Pins == nil {
 			svc.Pins = map[string]struct{}{}
 		}
-		if len(svc.Pins) < 32 {
+		if _, ok := svc.Pins[p]; !ok && len(svc.Pins) < 32 {
 			svc.Pins[p] = struct{}{}
+			e.dirtySvc = true
 		}
 	}
-	if !r.notAfter.IsZero() {
-		svc.noteLeaf(endpointName(r), r.notAfter)
+	if !r.notAfter.IsZero() && svc.noteLeaf(endpointName(r), r.notAfter) {
+		e.dirtySvc = true
 	}
 
 	key := epKey(r)
@@ -247,7 +276,19 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	}
 	prevSeen := ep.LastSeen
 	defer e.retireGone(key, prevSeen, t)
-	e.dirtyBuckets[bucketOf(key)] = true
+	// The bucket is written at the next checkpoint only when the endpoint
+	// changed in what a restart needs: a healthy endpoint's probe moves
+	// only its times and counters (persisted every seenSlot), so 100,000
+	// healthy endpoints do not rewrite the whole state every checkpoint.
+	before := *ep
+	if !ok {
+		before = endpointState{LastSeen: -1}
+	}
+	defer func() {
+		if persistChanged(&before, ep) {
+			e.dirtyBuckets[bucketOf(key)] = true
+		}
+	}()
 	en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI
 	prevReason, prevChain := ep.LastReason, ep.CurChain
 	ep.LastSeen = t.Unix()
@@ -380,16 +421,20 @@ func trafficWeight(sc ServiceConfig) float64 {
 	return 1
 }
 
-func noteSeen(m *map[string]int64, k string, t time.Time) {
+// noteSeen records k seen at t; added says k is new.
+func noteSeen(m *map[string]int64, k string, t time.Time) (added bool) {
 	if k == "" {
-		return
+		return false
 	}
 	if *m == nil {
 		*m = map[string]int64{}
 	}
-	if _, ok := (*m)[k]; ok || len(*m) < 64 {
-		(*m)[k] = t.Unix()
+	_, ok := (*m)[k]
+	if !ok && len(*m) >= 64 {
+		return false
 	}
+	(*m)[k] = t.Unix()
+	return !ok
 }
 
 // lastDeploy is the latest deployed, renewed or rotated event.

@@ -19,6 +19,7 @@ func (e *engine) lifecycle(r *record) {
 	}
 	t := r.time
 	svc := e.service(r.service, t)
+	e.dirtySvc = true
 	svc.Env = cmp.Or(e.cfg.Services[r.service].Environment, r.env, svc.Env)
 	ev := &lcEvent{Type: r.ltype, Time: t, JobID: r.jobID, Artifact: r.artifact, Leaf: r.leafHash, SPKI: r.spki, NotAfter: r.notAfter, Message: r.message}
 

@@ -48,6 +48,10 @@ type meta struct {
 	Watermark time.Time `json:"watermark"`
 }
 
+// svcSlowCheckpoints: services whose last-seen times alone moved are
+// written every this many checkpoints (a minute at the default 10s).
+const svcSlowCheckpoints = 6
+
 // checkpoint writes the dirty parts of the state; it returns the size of
 // the whole persisted state after the write.
 func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (int, error) {
@@ -70,8 +74,11 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 			return 0, err
 		}
 	}
-	if err := add(keyServices, e.services); err != nil {
-		return 0, err
+	writeSvc := e.dirtySvc || e.dirtyInc || all || (e.svcTouched && e.svcSkipped+1 >= svcSlowCheckpoints)
+	if writeSvc {
+		if err := add(keyServices, e.services); err != nil {
+			return 0, err
+		}
 	}
 	if e.dirtyOutbox || all {
 		recs := make([]outboxRecord, 0, len(e.outbox))
@@ -114,6 +121,11 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 		return 0, fmt.Errorf("persisting correlator state: %w", err)
 	}
 	e.dirtyInc, e.dirtyOutbox = false, false
+	if writeSvc {
+		e.dirtySvc, e.svcTouched, e.svcSkipped = false, false, 0
+	} else {
+		e.svcSkipped++
+	}
 	e.dirtyBuckets = [numBuckets]bool{}
 	if e.storedSizes == nil {
 		e.storedSizes = map[string]int{}

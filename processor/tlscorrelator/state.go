@@ -79,12 +79,16 @@ const maxLeavesPerService = 256
 
 // noteLeaf records an endpoint's current leaf notAfter and recomputes the
 // service's soonest.
-func (s *serviceState) noteLeaf(endpoint string, notAfter time.Time) {
+func (s *serviceState) noteLeaf(endpoint string, notAfter time.Time) (changed bool) {
 	if s.Leaves == nil {
 		s.Leaves = map[string]int64{}
 	}
-	if _, ok := s.Leaves[endpoint]; !ok && len(s.Leaves) >= maxLeavesPerService {
-		return
+	old, ok := s.Leaves[endpoint]
+	if !ok && len(s.Leaves) >= maxLeavesPerService {
+		return false
+	}
+	if ok && old == notAfter.Unix() {
+		return false
 	}
 	s.Leaves[endpoint] = notAfter.Unix()
 	var m int64
@@ -94,6 +98,7 @@ func (s *serviceState) noteLeaf(endpoint string, notAfter time.Time) {
 		}
 	}
 	s.MinNotAfter = time.Unix(m, 0).UTC()
+	return true
 }
 
 // incEndpoint tracks one affected endpoint of an incident.

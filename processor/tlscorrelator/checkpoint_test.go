@@ -1,0 +1,111 @@
+package tlscorrelator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+)
+
+// countingClient counts the keys each Batch writes.
+type countingClient struct {
+	memClient
+	writes map[string]int
+}
+
+func (c *countingClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	for _, op := range ops {
+		if op.Type == storage.Set {
+			c.writes[op.Key]++
+		}
+	}
+	return c.memClient.Batch(ctx, ops...)
+}
+
+func (c *countingClient) take() (buckets int, services bool) {
+	for k := range c.writes {
+		if strings.HasPrefix(k, "endpoints/") {
+			buckets++
+		}
+		if k == keyServices {
+			services = true
+		}
+	}
+	c.writes = map[string]int{}
+	return buckets, services
+}
+
+// TestCheckpointWritesOnlyChanges: healthy endpoints probed again rewrite
+// nothing (their times are persisted every seenSlot, services' every
+// svcSlowCheckpoints); a failing one rewrites its own bucket; a restart
+// restores what changed.
+func TestCheckpointWritesOnlyChanges(t *testing.T) {
+	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mem := &countingClient{memClient: memClient{m: map[string][]byte{}}, writes: map[string]int{}}
+	round := func(at time.Duration, failing int) {
+		t.Helper()
+		ld := plog.NewLogs()
+		for i := 0; i < 1000; i++ {
+			p := probe{at: at, service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}
+			if i == failing {
+				p.reason, p.chain = attrs.ReasonExpiredLeaf, chainB
+			}
+			p.appendTo(ld)
+		}
+		if err := c.consumeLogs(ctx, ld); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.eng.checkpoint(ctx, mem, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round(0, -1)
+	if b, svc := mem.take(); b < 200 || !svc {
+		t.Fatalf("first checkpoint: %d buckets, services %v; want nearly all %d and the services", b, svc, numBuckets)
+	}
+	round(time.Minute, -1)
+	if b, svc := mem.take(); b != 0 || svc {
+		t.Errorf("healthy again within the slot: %d buckets written, services %v; want none", b, svc)
+	}
+	round(2*time.Minute, 7)
+	if b, svc := mem.take(); b != 1 || !svc {
+		t.Errorf("one endpoint failing: %d buckets written, services %v; want its bucket (and the services, with the incident)", b, svc)
+	}
+	for i := 0; i < svcSlowCheckpoints; i++ {
+		round(time.Duration(3+i)*time.Minute, 7)
+	}
+	if _, svc := mem.take(); !svc {
+		t.Errorf("services' times never written in %d checkpoints", svcSlowCheckpoints)
+	}
+	round(time.Duration(3+svcSlowCheckpoints)*time.Minute+seenSlot*time.Second, 7)
+	if b, _ := mem.take(); b < 200 {
+		t.Errorf("a new seen slot: %d buckets written, want nearly all", b)
+	}
+	e := newEngine(c.cfg)
+	if err := e.restore(ctx, &mem.memClient); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.endpoints) != 1000 {
+		t.Fatalf("restored %d endpoints, want 1000", len(e.endpoints))
+	}
+	failing := 0
+	for _, ep := range e.endpoints {
+		if ep.LastReason == attrs.ReasonExpiredLeaf {
+			failing++
+		}
+	}
+	if failing != 1 {
+		t.Errorf("restored %d failing endpoints, want 1", failing)
+	}
+}
