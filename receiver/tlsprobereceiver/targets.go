@@ -70,6 +70,10 @@ type profileSet struct {
 	system   *x509.CertPool
 	caFiles  map[string][]*x509.Certificate
 	pools    map[string]*x509.CertPool // profile + "|" + ca_file
+	// resolved: the profile lists already built, by names and ca_file,
+	// shared read-only by every target that has them (100,000 targets of
+	// one ca_file are one slice, not 100,000).
+	resolved map[string][]tlsinspect.Profile
 }
 
 func loadProfiles(ctx context.Context, cfg *Config) (*profileSet, error) {
@@ -131,6 +135,11 @@ func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
 		names = []string{DefaultProfile}
 	}
 	out := tlsinspect.Target{Endpoint: t.Endpoint, ServerName: t.ServerName, StartTLS: t.StartTLS, Pins: t.Pins}
+	rk := strings.Join(names, ",") + "|" + t.CAFile
+	if shared, ok := ps.resolved[rk]; ok {
+		out.Profiles = shared
+		return out, nil
+	}
 	for _, n := range names {
 		p, ok := ps.profiles[n]
 		if !ok {
@@ -154,6 +163,11 @@ func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
 		}
 		out.Profiles = append(out.Profiles, p)
 	}
+	if ps.resolved == nil {
+		ps.resolved = map[string][]tlsinspect.Profile{}
+	}
+	out.Profiles = out.Profiles[:len(out.Profiles):len(out.Profiles)] // an append by a reader copies
+	ps.resolved[rk] = out.Profiles
 	return out, nil
 }
 
