@@ -43,7 +43,7 @@ func (c *countingClient) take() (buckets int, services bool) {
 }
 
 // TestCheckpointWritesOnlyChanges: healthy endpoints probed again rewrite
-// nothing (their times are persisted every seenSlot, services' every
+// next to nothing (their times are persisted once a slot, services' every
 // svcSlowCheckpoints); a failing one rewrites its own bucket; a restart
 // restores what changed.
 func TestCheckpointWritesOnlyChanges(t *testing.T) {
@@ -75,11 +75,14 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 		t.Fatalf("first checkpoint: %d buckets, services %v; want nearly all %d and the services", b, svc, numBuckets)
 	}
 	round(time.Minute, -1)
-	if b, svc := mem.take(); b != 0 || svc {
-		t.Errorf("healthy again within the slot: %d buckets written, services %v; want none", b, svc)
+	// A few endpoints' slots (6 h, offset per endpoint) may end in any
+	// minute: a handful of buckets, never the state.
+	const few = numBuckets / 20
+	if b, svc := mem.take(); b > few || svc {
+		t.Errorf("healthy again: %d buckets written, services %v; want at most %d and no services", b, svc, few)
 	}
 	round(2*time.Minute, 7)
-	if b, svc := mem.take(); b != 1 || !svc {
+	if b, svc := mem.take(); b < 1 || b > few || !svc {
 		t.Errorf("one endpoint failing: %d buckets written, services %v; want its bucket (and the services, with the incident)", b, svc)
 	}
 	for i := 0; i < svcSlowCheckpoints; i++ {
@@ -88,7 +91,7 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 	if _, svc := mem.take(); !svc {
 		t.Errorf("services' times never written in %d checkpoints", svcSlowCheckpoints)
 	}
-	round(time.Duration(3+svcSlowCheckpoints)*time.Minute+seenSlot*time.Second, 7)
+	round(time.Duration(3+svcSlowCheckpoints)*time.Minute+time.Duration(c.eng.seenSlot())*time.Second, 7)
 	if b, _ := mem.take(); b < 200 {
 		t.Errorf("a new seen slot: %d buckets written, want nearly all", b)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -202,21 +203,31 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 	return s
 }
 
-// seenSlot: how stale a persisted endpoint's or service's last-seen time
-// and counters may be (a restart reads them that old at most; idle_timeout
-// is hours).
-const seenSlot = 10 * 60 // seconds
-
-// persistChanged: the endpoint changed in more than its last-seen time
-// (within its seenSlot), its healthy count and its volume-control time.
-func persistChanged(before, after *endpointState) bool {
-	if before.LastSeen/seenSlot != after.LastSeen/seenSlot {
+// persistChanged: the endpoint changed in more than its last-seen time,
+// its healthy count and its volume-control time, or its last-seen time
+// entered a new slot of slot seconds. A slot is long (idle_timeout/4: a
+// restart reads a seen time that old at most, and idle_timeout is what it
+// is compared with) and its boundaries are offset per endpoint (phase), so
+// that healthy endpoints do not all come due at once: every dirty
+// endpoint rewrites its whole bucket (1/256 of the state).
+func persistChanged(before, after *endpointState, slot, phase int64) bool {
+	if slot > 0 && (before.LastSeen+phase)/slot != (after.LastSeen+phase)/slot {
 		return true
 	}
 	a, b := *before, *after
 	a.LastSeen, a.ConsecOK, a.LastPassed = 0, 0, 0
 	b.LastSeen, b.ConsecOK, b.LastPassed = 0, 0, 0
 	return a != b
+}
+
+// seenSlot: the slot of persistChanged, in seconds.
+func (e *engine) seenSlot() int64 { return max(int64(e.cfg.IdleTimeout/time.Second)/4, 1) }
+
+// seenPhase: an endpoint's offset within its slot, from its key.
+func seenPhase(key string, slot int64) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return int64(h.Sum64() % uint64(slot))
 }
 
 // enrichment is what a probe record is enriched with, from the state
@@ -278,14 +289,16 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	defer e.retireGone(key, prevSeen, t)
 	// The bucket is written at the next checkpoint only when the endpoint
 	// changed in what a restart needs: a healthy endpoint's probe moves
-	// only its times and counters (persisted every seenSlot), so 100,000
-	// healthy endpoints do not rewrite the whole state every checkpoint.
+	// only its times and counters (persisted once a slot, persistChanged),
+	// so 100,000 healthy endpoints do not rewrite the whole state at every
+	// checkpoint.
 	before := *ep
 	if !ok {
 		before = endpointState{LastSeen: -1}
 	}
 	defer func() {
-		if persistChanged(&before, ep) {
+		slot := e.seenSlot()
+		if persistChanged(&before, ep, slot, seenPhase(key, slot)) {
 			e.dirtyBuckets[bucketOf(key)] = true
 		}
 	}()
