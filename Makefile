@@ -175,11 +175,22 @@ FUZZ_TARGETS := \
 	./connector/tlsedgeconnector:FuzzScanFlatJSON \
 	./internal/records:FuzzDecodeIncidents
 
+# A run that ends in a bare "context deadline exceeded" with no failing
+# input written is Go's fuzz coordinator racing -fuzztime's deadline
+# (go.dev/issue/75804, fixed in Go 1.27; seen on CI's loaded 2 cores): it is
+# run once more. A failing input, or a second failure, fails.
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		for try in 1 2; do \
+			echo "fuzz $$name ($(FUZZTIME))"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); rc=$$?; echo "$$out"; \
+			[ $$rc -eq 0 ] && break; \
+			if [ $$try -eq 1 ] && echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz $$name: the fuzztime deadline race (go.dev/issue/75804), no failing input: once more"; continue; \
+			fi; \
+			exit 1; \
+		done; \
 	done
 
 # Edge log tailing: 1 GiB of nginx lines (1% garbage) through the shipped
