@@ -204,17 +204,41 @@ func hex4(s string, i int) (rune, bool) {
 	return rune(n), true
 }
 
-// jsonNumber reads a JSON number's text (its grammar checked loosely:
-// digits, sign, point, exponent).
+// jsonNumber reads a JSON number's text, its grammar checked as
+// encoding/json does: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and
+// within float64's range.
 func jsonNumber(s string, i int) (string, int, error) {
 	j := i
-	for j < len(s) {
-		c := s[j]
-		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+	digits := func() int {
+		k := j
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
 			j++
-			continue
 		}
-		break
+		return j - k
+	}
+	if j < len(s) && s[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(s) && s[j] == '0':
+		j++
+	case digits() == 0:
+		return "", j, errNotFlat
+	}
+	if j < len(s) && s[j] == '.' {
+		j++
+		if digits() == 0 {
+			return "", j, errNotFlat
+		}
+	}
+	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
+		j++
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		if digits() == 0 {
+			return "", j, errNotFlat
+		}
 	}
 	if _, err := strconv.ParseFloat(s[i:j], 64); err != nil {
 		return "", j, errNotFlat
