@@ -3,10 +3,10 @@ package tlsedgeconnector
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/connector/tlsedgeconnector/internal/metadata"
+	"github.com/certpulse/certpulse/internal/hostname"
 )
 
 // Config is the tlsedge connector's configuration.
@@ -156,7 +156,7 @@ func (p PolicyConfig) validate(i int, seen map[string]bool) []error {
 func (c *Config) serviceFor(sni, listener string) (ServiceConfig, bool) {
 	for _, s := range c.Services {
 		for _, n := range s.ServerNames {
-			if matchName(strings.ToLower(n), sni) {
+			if hostname.Match(n, sni) {
 				return s, true
 			}
 		}
@@ -169,15 +169,4 @@ func (c *Config) serviceFor(sni, listener string) (ServiceConfig, bool) {
 		}
 	}
 	return ServiceConfig{}, false
-}
-
-func matchName(pattern, name string) bool {
-	if name == "" {
-		return false
-	}
-	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
-		head, tail, found := strings.Cut(name, ".")
-		return found && head != "" && tail == rest
-	}
-	return pattern == name
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/certpulse/certpulse/internal/useragent"
 )
 
 // PolicyConfig is one candidate TLS policy for the what-if: a Mozilla
@@ -155,24 +157,12 @@ func anyIn(list []string, set map[string]bool) bool {
 	return false
 }
 
-// uaFamilies: user agent families, most specific first (Edge and Opera
-// say Chrome too, Chrome says Safari).
-var uaFamilies = []struct{ token, family string }{
-	{"Edg/", "edge"}, {"OPR/", "opera"}, {"Firefox/", "firefox"}, {"Chrome/", "chrome"},
-	{"CriOS/", "chrome"}, {"Safari/", "safari"}, {"curl/", "curl"}, {"Wget/", "wget"},
-	{"Go-http-client/", "go"}, {"python-requests/", "python"}, {"python-urllib", "python"},
-	{"aiohttp/", "python"}, {"okhttp/", "okhttp"}, {"Java/", "java"}, {"Apache-HttpClient/", "java"},
-	{"OpenSSL", "openssl"},
-}
-
 // clientClass: the user agent family, or a fingerprint of what the client
 // offered (fp-<8 hex>), or "unknown".
 func clientClass(h *handshake) string {
 	if ua := h.userAgent; ua != "" {
-		for _, f := range uaFamilies {
-			if strings.Contains(ua, f.token) {
-				return f.family
-			}
+		if f := useragent.Parse(ua).Family; f != "other" {
+			return f
 		}
 		return "other-ua"
 	}

@@ -414,3 +414,37 @@ const (
 	IncidentEdgeHandshakes   = "certpulse.incident.edge.handshakes"
 	IncidentEdgeNodes        = "certpulse.incident.edge.nodes"
 )
+
+// Network Error Logging: failed (and sampled successful) requests real
+// browsers reported to the nel receiver (W3C Reporting API, NEL v0).
+const (
+	EventNELReport = "certpulse.nel.report"
+	// NELType is the report's type ("tls.cert.date_invalid", "ok").
+	NELType = "certpulse.nel.type"
+	// NELPhase: dns, connection or application.
+	NELPhase = "certpulse.nel.phase"
+	// NELProtocol is the ALPN protocol the browser used ("h2", "http/1.1").
+	NELProtocol = "certpulse.nel.protocol"
+	// NELElapsed is the request's elapsed time in milliseconds.
+	NELElapsed = "certpulse.nel.elapsed_time"
+	// NELSamplingFraction is the policy's sampling fraction the report was
+	// sent under (failure_fraction or success_fraction).
+	NELSamplingFraction = "certpulse.nel.sampling_fraction"
+	// NELAge: how long the browser held the report before sending it, ms.
+	NELAge = "certpulse.nel.age"
+
+	URLScheme        = "url.scheme"
+	HTTPMethod       = "http.request.method"
+	HTTPStatusCode   = "http.response.status_code"
+	ClientAddress    = "client.address"
+	UserAgentName    = "user_agent.name"
+	UserAgentVersion = "user_agent.version"
+
+	// ClientsFailing lists the client families failing, comma-separated
+	// and sorted ("chrome", "java,openssl"), on NEL reports (the browser's
+	// family) and on incidents.
+	ClientsFailing = "certpulse.clients.failing"
+	// IncidentUserReports: NEL reports of real browsers behind an incident
+	// in the last nel.window.
+	IncidentUserReports = "certpulse.incident.user_reports"
+)

@@ -82,6 +82,10 @@ type Incident struct {
 	EdgeShare      float64  `json:"edge_failure_share,omitempty"`
 	EdgeHandshakes int64    `json:"edge_handshakes,omitempty"`
 	EdgeNodes      []string `json:"edge_nodes,omitempty"`
+	// What real browsers reported (Network Error Logging): the reports in
+	// the last nel.window, and the client families failing.
+	UserReports    int64  `json:"user_reports,omitempty"`
+	ClientsFailing string `json:"clients_failing,omitempty"`
 }
 
 // Automated reports whether a remediation action was sent for it.
@@ -194,6 +198,10 @@ func AppendIncident(ld plog.Logs, scope string, inc *Incident) {
 		a.PutInt(attrs.IncidentEdgeHandshakes, inc.EdgeHandshakes)
 		putSlice(a, attrs.IncidentEdgeNodes, inc.EdgeNodes)
 	}
+	if inc.UserReports > 0 {
+		a.PutInt(attrs.IncidentUserReports, inc.UserReports)
+	}
+	putNonEmpty(a, attrs.ClientsFailing, inc.ClientsFailing)
 	putNonEmpty(a, attrs.ChainSHA256, inc.Chain)
 	putNonEmpty(a, attrs.TLSServerHash, inc.LeafHash)
 	putNonEmpty(a, attrs.SPKISHA256, inc.SPKI)
@@ -259,6 +267,8 @@ func DecodeIncident(res pcommon.Map, lr plog.LogRecord) (Incident, error) {
 		EdgeShare:      d.float(attrs.IncidentEdgeFailureShare),
 		EdgeHandshakes: d.int(attrs.IncidentEdgeHandshakes),
 		EdgeNodes:      d.slice(attrs.IncidentEdgeNodes),
+		UserReports:    d.int(attrs.IncidentUserReports),
+		ClientsFailing: d.str(attrs.ClientsFailing),
 	}
 	if lr.Timestamp() == 0 {
 		inc.Time = time.Time{}
