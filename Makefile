@@ -173,6 +173,7 @@ FUZZ_TARGETS := \
 	./receiver/certlifecyclereceiver:FuzzParseRequest \
 	./connector/tlsedgeconnector:FuzzObserve \
 	./connector/tlsedgeconnector:FuzzScanFlatJSON \
+	./receiver/nelreceiver:FuzzParseBatch \
 	./internal/records:FuzzDecodeIncidents
 
 # A run that ends in a bare "context deadline exceeded" with no failing
@@ -222,7 +223,7 @@ bench: build
 
 # mdatagen for all four components (after editing a metadata.yaml).
 generate:
-	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver processor/tlscorrelator processor/certmanagerprocessor exporter/remediationexporter connector/tlsedgeconnector; do \
+	for d in receiver/tlsprobereceiver receiver/certlifecyclereceiver receiver/nelreceiver processor/tlscorrelator processor/certmanagerprocessor exporter/remediationexporter connector/tlsedgeconnector; do \
 		(cd $$d && $(GO) tool mdatagen metadata.yaml) || exit 1; \
 	done
 
