@@ -12,7 +12,8 @@ import (
 )
 
 // EdgeFailures is the Event type the correlator fires when real clients of
-// a service begin failing (its edge step detector).
+// a service begin failing (its edge step detector, or a burst of browsers'
+// Network Error Logging reports).
 const EdgeFailures = "edge_failures"
 
 // Event asks for immediate probes of a service's targets.

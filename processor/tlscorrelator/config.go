@@ -82,6 +82,9 @@ type Config struct {
 	// Edge: thresholds for the user-impact signal of edge telemetry (the
 	// tlsedge connector's certpulse.edge.window records).
 	Edge EdgeConfig `mapstructure:"edge"`
+	// NEL: when real browsers' Network Error Logging reports (the nel
+	// receiver's records) open an incident.
+	NEL NELConfig `mapstructure:"nel"`
 	// Trigger is the certpulse_trigger extension: the first burst of real
 	// clients failing (edge.fast) asks the service's probes to run at
 	// once, so that the incident soon carries the probe's reason code.
@@ -206,6 +209,7 @@ func createDefaultConfig() *Config {
 			ExcludeReasons: []attrs.Reason{attrs.ReasonNotTLS, attrs.ReasonProtocolMismatch, attrs.ReasonCipherMismatch},
 			Fast: FastConfig{Window: 10 * time.Second, MinFailures: 5, MinShare: 0.2, MinBaseline: 50,
 				Reasons: []attrs.Reason{attrs.ReasonUnknownCA, attrs.ReasonExpiredLeaf, attrs.ReasonRevoked, attrs.ReasonHandshakeFailure}}},
+		NEL: NELConfig{Window: 5 * time.Minute, MinReports: 3},
 	}
 }
 
@@ -233,6 +237,9 @@ func (cfg *Config) Validate() error {
 		if info, ok := attrs.Info(r); !ok || !info.Failing {
 			errs = append(errs, fmt.Errorf("edge::fast::reasons: %q is not a failing reason code", r))
 		}
+	}
+	if n := cfg.NEL; n.Window <= 0 || n.MinReports < 1 {
+		errs = append(errs, fmt.Errorf("nel: window must be positive and min_reports >= 1 (got %+v)", n))
 	}
 	if cfg.OpenIncidentsInterval < 0 {
 		errs = append(errs, errors.New("open_incidents_interval must not be negative (0: off)"))

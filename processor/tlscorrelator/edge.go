@@ -382,7 +382,7 @@ func within(wins []edgeWindow, window time.Duration, t time.Time) []edgeWindow {
 }
 
 // edgeProbeReason: a probe of a service whose real clients are failing
-// (an open handshake_failure_rate edge incident) fails for reason: the
+// (an open handshake_failure_rate edge or NEL incident) fails for reason: the
 // incident carries the probe's reason code and names the endpoint, at
 // once, before the probe's own incident is corroborated ("probe:
 // missing_intermediate on shop.example.com:443").
@@ -390,19 +390,21 @@ func (e *engine) edgeProbeReason(r *record, reason attrs.Reason, t time.Time) {
 	if info, ok := attrs.Info(r.reason); !ok || !info.Failing {
 		return
 	}
-	inc := e.incidents[fingerprint(attrs.ReasonHandshakeFailureRate, r.service, "edge")]
-	if inc == nil || !inc.open() || inc.ProbeReason == r.reason {
-		return
+	for _, id := range []string{"edge", identityNEL} {
+		inc := e.incidents[fingerprint(attrs.ReasonHandshakeFailureRate, r.service, id)]
+		if inc == nil || !inc.open() || inc.ProbeReason == r.reason {
+			continue
+		}
+		inc.ProbeReason = r.reason
+		inc.Detail, _ = splitProbe(inc.Detail)
+		inc.Detail += probeSaid + string(r.reason) + " on " + endpointName(r)
+		if reason != r.reason {
+			inc.Detail += " (" + string(reason) + ")"
+		}
+		inc.UpdatedAt = t
+		e.dirtyInc = true
+		e.emit(inc, attrs.StateUpdated, inc.State, t)
 	}
-	inc.ProbeReason = r.reason
-	inc.Detail, _ = splitProbe(inc.Detail)
-	inc.Detail += probeSaid + string(r.reason) + " on " + endpointName(r)
-	if reason != r.reason {
-		inc.Detail += " (" + string(reason) + ")"
-	}
-	inc.UpdatedAt = t
-	e.dirtyInc = true
-	e.emit(inc, attrs.StateUpdated, inc.State, t)
 }
 
 // probeSaid starts what a probe said on an edge incident's detail.

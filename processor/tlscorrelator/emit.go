@@ -130,6 +130,7 @@ func incidentRecord(tr transition, observed time.Time) records.Incident {
 	if inc.EdgeShare > 0 {
 		rec.EdgeShare, rec.EdgeHandshakes, rec.EdgeNodes = inc.EdgeShare, inc.EdgeHandshakes, inc.EdgeNodes
 	}
+	rec.UserReports, rec.ClientsFailing = inc.UserReports, inc.ClientsFailing
 	if !inc.Edge {
 		// The identity is a chain hash (lower-case hex), a leaf hash
 		// (upper-case hex, as tls.server.hash.sha256) or an SPKI hash.

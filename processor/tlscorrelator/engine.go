@@ -373,6 +373,9 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: cmp.Or(r.chainSHA, r.spki), deploy: deploy, detail: r.detail,
 			faultAt: time.Unix(ep.FailingSince, 0), lastGoodChain: ep.GoodChain, lastGoodSPKI: ep.GoodSPKI})
 		ep.Incident = fp
+		if inc := e.incidents[fp]; inc != nil && inc.open() {
+			e.nelProbeOpened(r.service, t)
+		}
 		if old != "" && old != fp {
 			e.healthyFor(old, key, t)
 		}

@@ -264,7 +264,7 @@ var critWeight = map[string]float64{attrs.CriticalityLow: 0.25, attrs.Criticalit
 // impact in 0..1: criticality x traffic weight x the share of the service's
 // vantages and client profiles failing (warnings count a tenth).
 func (e *engine) impact(inc *incident, svc *serviceState) float64 {
-	if inc.Edge {
+	if inc.Edge && inc.Identity != identityNEL {
 		// Measured: the share of real clients' handshakes failing (or,
 		// for resumption, not resuming: a tenth, clients still connect).
 		if inc.Reason == attrs.ReasonResumptionDegraded {

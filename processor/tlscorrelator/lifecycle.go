@@ -212,6 +212,7 @@ func trimPin(p string) string {
 // expire drops idle endpoint and service state and long-resolved incidents.
 func (e *engine) expire(now time.Time) {
 	e.edgeSweep(now)
+	e.nelSweep(now)
 	cut := now.Add(-e.cfg.IdleTimeout)
 	for k, ep := range e.endpoints {
 		if ep.LastSeen < cut.Unix() {

@@ -231,7 +231,7 @@ func (c *correlator) appendTransitions(ld plog.Logs, entries []*outboxEntry) {
 // before the processor retries it) and leave the outbox only once the next
 // consumer accepted them; a refusal is returned so the records are retried.
 func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
-	var counts [8]int64 // probe, lifecycle, other, late, dropped, future, edge, redelivered
+	var counts [9]int64 // probe, lifecycle, other, late, dropped, future, edge, redelivered, nel
 	now := time.Now()
 	c.mu.Lock()
 	eng := c.eng
@@ -243,7 +243,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 		for j := 0; j < sls.Len(); j++ {
 			sls.At(j).LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
 				r := extract(res, lr)
-				if r.kind == kindProbe || r.kind == kindLifecycle || r.kind == kindEdge {
+				if r.kind.correlated() {
 					switch eng.advance(r.time, now) {
 					case late:
 						counts[3]++
@@ -259,7 +259,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 					}
 				}
 				var key uint64
-				if r.kind == kindProbe || r.kind == kindLifecycle || r.kind == kindEdge {
+				if r.kind.correlated() {
 					key = recordKey(&c.keyHash, res, lr)
 					if pass, ok := c.applied.seen(key); ok {
 						// Redelivered: already applied; passed on as the
@@ -292,6 +292,10 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 					counts[6]++
 					eng.edgeWindow(&r)
 					c.applied.add(key, true)
+				case kindNEL:
+					counts[8]++
+					eng.nelReport(&r)
+					c.applied.add(key, true)
 				default:
 					counts[2]++
 				}
@@ -319,7 +323,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	c.fire(fire)
 	for k, n := range counts {
 		if n > 0 {
-			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge", "redelivered"}[k])))
+			c.telemetry.TlscorrelatorRecords.Add(ctx, n, metric.WithAttributes(attribute.String("kind", [...]string{"probe", "lifecycle", "other", "late", "dropped", "future", "edge", "redelivered", "nel"}[k])))
 		}
 	}
 	if perr != nil {

@@ -17,7 +17,13 @@ const (
 	kindProbe
 	kindLifecycle
 	kindEdge // a tlsedge window: one node's handshakes over an interval
+	kindNEL  // a browser's Network Error Logging report (nel receiver)
 )
+
+// correlated: the kinds the engine takes (the rest pass through).
+func (k recordKind) correlated() bool {
+	return k == kindProbe || k == kindLifecycle || k == kindEdge || k == kindNEL
+}
 
 // record is what the engine needs from one log record.
 type record struct {
@@ -64,6 +70,8 @@ type record struct {
 
 	// edge window
 	edge edgeWindow
+	// NEL report
+	nel nelHit
 }
 
 func str(m pcommon.Map, k string) string {
@@ -101,6 +109,8 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 		r.kind = kindLifecycle
 	case name == attrs.EventEdgeWindow:
 		r.kind = kindEdge
+	case name == attrs.EventNELReport:
+		r.kind = kindNEL
 	default:
 		return r
 	}
@@ -118,6 +128,10 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 	r.region = resOrRec(res, a, attrs.CloudRegion)
 	if r.kind == kindEdge {
 		r.edge = readEdgeWindow(a, r.time)
+		return r
+	}
+	if r.kind == kindNEL {
+		r.nel = readNEL(a)
 		return r
 	}
 	if r.kind == kindProbe {

@@ -72,6 +72,9 @@ type serviceState struct {
 	// Fast the step in progress (edgefast.go).
 	Recent []edgeWindow `json:"er,omitempty"`
 	Fast   fastEpisode  `json:"ef,omitzero"`
+	// NEL holds the failure reports of real browsers of the last
+	// nel.window, grouped by type and client (nel.go).
+	NEL []nelHit `json:"nel,omitempty"`
 }
 
 // maxLeavesPerService bounds serviceState.Leaves.
@@ -177,6 +180,10 @@ type incident struct {
 	// nodes); after an edge window of it, the incident resolves as
 	// unobserved.
 	UnjudgedSince time.Time `json:"unjudged_since,omitzero"`
+	// UserReports: real browsers' failure reports (NEL) in the last
+	// nel.window; ClientsFailing the client families failing.
+	UserReports    int64  `json:"user_reports,omitempty"`
+	ClientsFailing string `json:"clients_failing,omitempty"`
 }
 
 const maxFailObs = 64
