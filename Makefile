@@ -37,7 +37,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CURDIR)/.cache/bin/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy k8s backends reliability edge detect remediate scale testbed-scale testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
+.PHONY: build run test unit e2e deploy k8s backends reliability edge nel detect remediate scale testbed-scale testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -64,7 +64,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy k8s backends reliability edge detect remediate scale fuzz
+test: unit e2e deploy k8s backends reliability edge nel detect remediate scale fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -104,6 +104,13 @@ testbed: build
 # (distributions/edge/nginx) against Debian's nginx and Go clients.
 edge: build $(PROM3)
 	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 5m ./testbed/edge/
+
+# Real users: headless Chromium (Debian's chromium, the lab root trusted in
+# an NSS database) holds sites' NEL policies, the sites break, and its
+# reports reach the built distribution's nel receiver and become incidents
+# (testbed/nel, about a minute).
+nel: build
+	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 5m ./testbed/nel/
 
 # Automated remediation, end to end (testbed/remediate): Pebble, certbot,
 # nginx, adnanh/webhook running distributions/runbooks, and the built

@@ -7,14 +7,16 @@
 # the runbooks' runner) and certbot (the remediation testbed's ACME client),
 # ca-certificates (the image's trust store) and etcd-server (the store of
 # `make k8s`'s real kube-apiserver), prometheus-blackbox-exporter (the
-# Prometheus pipeline `make testbed-detect` measures certpulse against).
+# Prometheus pipeline `make testbed-detect` measures certpulse against),
+# libnss3-tools (certutil: the NSS database `make nel`'s Chromium trusts the
+# lab root from).
 # kubectl (`kubectl kustomize`, offline) comes with the machine image;
 # Debian's kubernetes-client is too old for kustomize v5 files. Without them
 # those tests skip locally; in CI (CI=true) they fail. Needs root (or sudo)
 # and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [webhook]=webhook [certbot]=certbot [flock]=util-linux [etcd]=etcd-server [prometheus-blackbox-exporter]=prometheus-blackbox-exporter)
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [webhook]=webhook [certbot]=certbot [flock]=util-linux [etcd]=etcd-server [prometheus-blackbox-exporter]=prometheus-blackbox-exporter [certutil]=libnss3-tools)
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 
 	"github.com/certpulse/certpulse/internal/hostname"
@@ -48,6 +49,14 @@ type Config struct {
 	// IncludeClientAddress puts client.address on records. Default false:
 	// nothing stored identifies a user.
 	IncludeClientAddress bool `mapstructure:"include_client_address"`
+	// Trigger names a certpulse_trigger extension: a failure report for a
+	// service makes this collector's tlsprobe receivers probe the
+	// service's targets at once (at most once per TriggerInterval per
+	// service). For agents whose correlator runs elsewhere (the gateway
+	// tier); a local correlator with its own trigger fires on the incident.
+	Trigger *component.ID `mapstructure:"trigger"`
+	// TriggerInterval bounds the triggers per service. Default 1m.
+	TriggerInterval time.Duration `mapstructure:"trigger_interval"`
 
 	_ struct{}
 }
@@ -96,6 +105,7 @@ func createDefaultConfig() *Config {
 		MaxAge:               time.Hour,
 		Dedup:                DedupConfig{Window: 30 * time.Second, MaxEntries: 100000},
 		RateLimit:            RateLimitConfig{RequestsPerSecond: 1, Burst: 10, MaxClients: 10000},
+		TriggerInterval:      time.Minute,
 	}
 }
 
@@ -119,8 +129,8 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", v.name, v.n))
 		}
 	}
-	if cfg.MaxAge <= 0 || cfg.Dedup.Window <= 0 {
-		errs = append(errs, errors.New("max_age and dedup.window must be positive"))
+	if cfg.MaxAge <= 0 || cfg.Dedup.Window <= 0 || cfg.TriggerInterval <= 0 {
+		errs = append(errs, errors.New("max_age, dedup.window and trigger_interval must be positive"))
 	}
 	if cfg.RateLimit.RequestsPerSecond <= 0 {
 		errs = append(errs, fmt.Errorf("rate_limit.requests_per_second must be positive, got %g", cfg.RateLimit.RequestsPerSecond))

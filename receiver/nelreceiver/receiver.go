@@ -24,6 +24,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/nelreceiver/internal/metadata"
 )
 
@@ -38,6 +40,10 @@ type nelReceiver struct {
 	limiter   *rateLimiter
 	seed      maphash.Seed
 	now       func() time.Time
+
+	hub   *trigger.Hub
+	fired map[string]time.Time // service -> last trigger (bounded: configured services)
+	fmu   sync.Mutex
 
 	server *http.Server
 	addr   string
@@ -59,12 +65,20 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*nelRe
 		repeats: newRepeats(cfg.Dedup.Window, cfg.Dedup.MaxEntries),
 		limiter: newRateLimiter(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst, cfg.RateLimit.MaxClients),
 		seed:    maphash.MakeSeed(),
+		fired:   map[string]time.Time{},
 		now:     time.Now,
 	}, nil
 }
 
 // Start listens and serves.
 func (r *nelReceiver) Start(ctx context.Context, host component.Host) error {
+	if r.cfg.Trigger != nil {
+		hub, err := trigger.Find(host.GetExtensions(), *r.cfg.Trigger)
+		if err != nil {
+			return fmt.Errorf("nel: %w", err)
+		}
+		r.hub = hub
+	}
 	ln, err := r.cfg.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("nel: listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
@@ -261,7 +275,37 @@ func (r *nelReceiver) upload(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.count(ctx, outcomes)
+	r.fire(reports, outcomes, services, now)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// fire asks for the probes of the services real browsers fail on, at most
+// once per trigger_interval each.
+func (r *nelReceiver) fire(reports []report, outcomes []outcome, services []*ServiceConfig, now time.Time) {
+	if r.hub == nil {
+		return
+	}
+	var due []string
+	r.fmu.Lock()
+	for i := range reports {
+		if outcomes[i] != "" || services[i] == nil {
+			continue
+		}
+		if rs := reasonOf(reports[i].Type); rs == "" || rs == attrs.ReasonOK {
+			continue
+		}
+		name := services[i].Name
+		if last, ok := r.fired[name]; ok && now.Sub(last) < r.cfg.TriggerInterval {
+			continue
+		}
+		r.fired[name] = now
+		due = append(due, name)
+	}
+	r.fmu.Unlock()
+	for _, s := range due {
+		n := r.hub.Fire(trigger.Event{Type: trigger.EdgeFailures, Service: s})
+		r.settings.Logger.Info("nel: real browsers failing; probing the service now", zap.String("service", s), zap.Int("receivers", n))
+	}
 }
 
 func (r *nelReceiver) count(ctx context.Context, outcomes []outcome) {

@@ -1,0 +1,331 @@
+// Package nel is the Network Error Logging testbed: real headless Chromium
+// holds a NEL policy for sites served over a valid certificate, the sites
+// break (expired, untrusted issuer, a protocol below the browser's floor),
+// Chromium reports the failures to the built distribution's nel receiver,
+// and the correlator opens an incident that names the browser and carries
+// the probe's reason code.
+package nel
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/testkit/logtest"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
+	"github.com/certpulse/certpulse/internal/testkit/tb"
+)
+
+// site is one HTTPS origin served by a real TLS server whose
+// configuration the test swaps (a deploy).
+type site struct {
+	name, service string
+	port          int
+	cfg           atomic.Pointer[tls.Config]
+}
+
+func (s *site) serve(t *testing.T, reportsHost string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.port = ln.Addr().(*net.TCPAddr).Port
+	tl := tls.NewListener(ln, &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.cfg.Load(), nil }})
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The v0 headers Chromium's NEL needs (see distributions/nel).
+		w.Header().Set("Report-To", fmt.Sprintf(`{"group":"certpulse","max_age":86400,"endpoints":[{"url":"https://%s/nel"}]}`, reportsHost))
+		w.Header().Set("NEL", `{"report_to":"certpulse","max_age":86400,"failure_fraction":1.0}`)
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "<!doctype html><title>%s</title><p>%s is up.</p>", s.name, s.name)
+	})}
+	go func() { _ = srv.Serve(tl) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+func leafConfig(t *testing.T, leaf *faultlab.CA, chain ...*x509.Certificate) *tls.Config {
+	der := [][]byte{leaf.Cert.Raw}
+	for _, c := range chain {
+		der = append(der, c.Raw)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: der, PrivateKey: leaf.Key, Leaf: leaf.Cert}}}
+}
+
+// nssTrust makes an NSS database under home trusting root (what Chromium
+// on Linux reads: $HOME/.pki/nssdb).
+func nssTrust(t *testing.T, home string, root *x509.Certificate) {
+	certutil := proxytest.Need(t, "certutil")
+	db := filepath.Join(home, ".pki", "nssdb")
+	require.NoError(t, os.MkdirAll(db, 0o700))
+	rootFile := filepath.Join(home, "lab-root.pem")
+	require.NoError(t, os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600))
+	for _, args := range [][]string{
+		{"-N", "-d", "sql:" + db, "--empty-password"},
+		{"-A", "-d", "sql:" + db, "-t", "C,,", "-n", "certpulse-lab-root", "-i", rootFile},
+	} {
+		out, err := exec.Command(certutil, args...).CombinedOutput()
+		require.NoError(t, err, "certutil %v: %s", args, out)
+	}
+}
+
+// browser starts headless Chromium with its own HOME and profile, names
+// mapped to the test's ports.
+func browser(t *testing.T, home string, rules []string) context.Context {
+	bin := proxytest.Need(t, "chromium", "chromium-browser")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("headless", "new"),
+		chromedp.UserDataDir(filepath.Join(home, "profile")),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("host-resolver-rules", strings.Join(rules, ", ")),
+		chromedp.Flag("short-reporting-delay", true),
+		chromedp.Env("HOME="+home),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelC(); cancelA() })
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start chromium")
+	return ctx
+}
+
+// load navigates to u; a certificate or protocol error is the point of
+// some loads, so only a timeout fails.
+func load(t *testing.T, ctx context.Context, u string) string {
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err := chromedp.Do(lctx, chromedp.Navigate(u))
+	if err != nil && lctx.Err() != nil {
+		t.Fatalf("load %s: %v", u, err)
+	}
+	title, _ := chromedp.Run(lctx, chromedp.Title())
+	return title
+}
+
+func TestChromiumReportsBecomeIncidents(t *testing.T) {
+	bin := tb.Env(t, "nel", "CERTPULSE_BIN")[0]
+	lab, err := faultlab.Start()
+	require.NoError(t, err)
+	t.Cleanup(lab.Close)
+	dir := t.TempDir()
+	now := time.Now()
+	roots := filepath.Join(dir, "roots.pem")
+	require.NoError(t, os.WriteFile(roots, faultlab.PEM(lab.Root.Cert), 0o600))
+
+	// The reporting endpoint, on its own origin, over a lab certificate.
+	reports, err := lab.IssueLeaf([]string{"reports.test"}, now.Add(-time.Hour), now.Add(30*24*time.Hour), false)
+	require.NoError(t, err)
+	reportsCrt, reportsKey := filepath.Join(dir, "reports.crt"), filepath.Join(dir, "reports.key")
+	require.NoError(t, os.WriteFile(reportsCrt, faultlab.PEM(reports.Cert, lab.Inter.Cert), 0o600))
+	key, err := faultlab.KeyPEM(reports.Key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(reportsKey, key, 0o600))
+	nelPort := tb.FreePort(t)
+
+	cases := []struct {
+		name, host, service string
+		broken              func(t *testing.T, good *tls.Config) *tls.Config
+		nelType             string
+		probeReason         attrs.Reason
+	}{
+		{"expired", "expired.app.test", "shop", func(t *testing.T, _ *tls.Config) *tls.Config {
+			leaf, err := lab.IssueLeaf([]string{"expired.app.test"}, now.Add(-60*24*time.Hour), now.Add(-24*time.Hour), false)
+			require.NoError(t, err)
+			return leafConfig(t, leaf, lab.Inter.Cert)
+		}, "tls.cert.date_invalid", attrs.ReasonExpiredLeaf},
+		{"untrusted issuer", "untrusted.app.test", "checkout", func(t *testing.T, _ *tls.Config) *tls.Config {
+			other, err := faultlab.SelfSigned([]string{"untrusted.app.test"}, now.Add(-time.Hour), now.Add(30*24*time.Hour))
+			require.NoError(t, err)
+			return leafConfig(t, other)
+		}, "tls.cert.authority_invalid", attrs.ReasonSelfSigned},
+		{"protocol below the browser's floor", "legacy.app.test", "legacy", func(t *testing.T, good *tls.Config) *tls.Config {
+			c := good.Clone()
+			c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+			return c
+		}, "tls.version_or_cipher_mismatch", attrs.ReasonProtocolMismatch},
+	}
+	sites := make([]*site, len(cases))
+	rules := []string{fmt.Sprintf("MAP reports.test 127.0.0.1:%d", nelPort)}
+	var targets, services strings.Builder
+	for i, c := range cases {
+		leaf, err := lab.IssueLeaf([]string{c.host}, now.Add(-time.Hour), now.Add(30*24*time.Hour), false)
+		require.NoError(t, err)
+		s := &site{name: c.host, service: c.service}
+		s.cfg.Store(leafConfig(t, leaf, lab.Inter.Cert))
+		s.serve(t, "reports.test")
+		sites[i] = s
+		rules = append(rules, fmt.Sprintf("MAP %s 127.0.0.1:%d", c.host, s.port))
+		fmt.Fprintf(&targets, "      - {endpoint: 127.0.0.1:%d, server_name: %s, service: %s, criticality: high}\n", s.port, c.host, c.service)
+		fmt.Fprintf(&services, "      - {name: %s, server_names: [%s]}\n", c.service, c.host)
+	}
+
+	sink := tb.NewLogSink()
+	sinkSrv := httptest.NewServer(sink)
+	t.Cleanup(sinkSrv.Close)
+	cfg := fmt.Sprintf(`
+extensions:
+  certpulse_trigger:
+receivers:
+  nel:
+    endpoint: 127.0.0.1:%d
+    tls:
+      cert_file: %s
+      key_file: %s
+    services:
+%s  tlsprobe:
+    trigger: certpulse_trigger
+    collection_interval: 10m
+    timeout: 3s
+    vantage: nel-test
+    ca_file: %s
+    targets:
+%sprocessors:
+  tlscorrelator:
+    trigger: certpulse_trigger
+    corroboration:
+      vantages: 1
+    nel:
+      min_reports: 1
+exporters:
+  otlphttp/sink:
+    endpoint: %s/loki/otlp
+    sending_queue:
+      batch:
+        flush_timeout: 100ms
+service:
+  extensions: [certpulse_trigger]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [nel, tlsprobe]
+      processors: [tlscorrelator]
+      exporters: [otlphttp/sink]
+`, nelPort, reportsCrt, reportsKey, services.String(), roots, targets.String(), sinkSrv.URL)
+	cfgFile := filepath.Join(dir, "nel.yaml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	exited, _ := tb.Start(t, exec.CommandContext(ctx, bin, "--config", cfgFile))
+	waitListening(t, exited, nelPort)
+
+	home := filepath.Join(dir, "home")
+	require.NoError(t, os.MkdirAll(home, 0o700))
+	nssTrust(t, home, lab.Root.Cert)
+	bctx := browser(t, home, rules)
+
+	// Healthy: every page loads over its valid certificate and Chromium
+	// stores each site's NEL policy.
+	for _, c := range cases {
+		require.Equal(t, c.host, load(t, bctx, "https://"+c.host+"/"), "the healthy page loads")
+	}
+	// Healthy probes first (the services' endpoints are known).
+	waitFor(t, 30*time.Second, "a healthy probe of every site", func() bool {
+		ok := map[string]bool{}
+		for _, r := range logtest.Named(sink.All(), attrs.EventProbeResult) {
+			if r.Attr(attrs.ReasonKey) == string(attrs.ReasonOK) {
+				ok[r.ResAttr(attrs.ServiceName)] = true
+			}
+		}
+		return len(ok) == len(cases)
+	})
+
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := sites[i]
+			s.cfg.Store(c.broken(t, s.cfg.Load()))
+			broke := time.Now()
+			load(t, bctx, "https://"+c.host+"/")
+			var report logtest.Record
+			waitFor(t, 20*time.Second, "the NEL report of "+c.host, func() bool {
+				for _, r := range logtest.Named(sink.All(), attrs.EventNELReport) {
+					if r.Attr(attrs.ServerAddress) == c.host {
+						report = r
+						return true
+					}
+				}
+				return false
+			})
+			require.Equal(t, c.nelType, report.Attr(attrs.NELType))
+			require.Equal(t, "chrome", report.Attr(attrs.UserAgentName))
+			require.Equal(t, c.service, report.ResAttr(attrs.ServiceName))
+			require.Empty(t, report.Attr(attrs.ClientAddress), "no client address by default")
+
+			var opened time.Time
+			var reason string
+			waitFor(t, 20*time.Second, "an incident naming the browser, with the probe's reason", func() bool {
+				for _, r := range logtest.Named(sink.All(), attrs.EventIncident) {
+					if r.ResAttr(attrs.ServiceName) != c.service || r.Attr(attrs.ClientsFailing) != "chrome" {
+						continue
+					}
+					if opened.IsZero() {
+						opened = time.Now()
+					}
+					reason = r.Attr(attrs.ReasonKey)
+					if pr := r.Attr(attrs.IncidentProbeReason); pr != "" {
+						reason = pr
+					}
+					if reason == string(c.probeReason) {
+						return true
+					}
+				}
+				return false
+			})
+			t.Logf("%s: report to incident naming chrome in %s (page load to the record at the sink)", c.name, opened.Sub(broke).Round(time.Millisecond))
+
+			// Chromium's own reloads of the error page are counted once.
+			time.Sleep(6 * time.Second)
+			n := 0
+			for _, r := range logtest.Named(sink.All(), attrs.EventNELReport) {
+				if r.Attr(attrs.ServerAddress) == c.host && r.Attr(attrs.NELType) == c.nelType {
+					n++
+				}
+			}
+			require.Equal(t, 1, n, "one report for one failed page load")
+		})
+	}
+}
+
+func waitListening(t *testing.T, exited <-chan error, port int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("the distribution exited: %v", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %d", port)
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", d, what)
+}
