@@ -109,8 +109,8 @@ edge: build $(PROM3)
 # an NSS database) holds sites' NEL policies, the sites break, and its
 # reports reach the built distribution's nel receiver and become incidents
 # (testbed/nel, about a minute).
-nel: build
-	CERTPULSE_BIN=$(DIST) $(GO) test -count=1 -v -timeout 5m ./testbed/nel/
+nel: build $(PROM3)
+	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 5m ./testbed/nel/
 
 # Automated remediation, end to end (testbed/remediate): Pebble, certbot,
 # nginx, adnanh/webhook running distributions/runbooks, and the built

@@ -238,7 +238,7 @@ func incidents() *Dashboard {
 // and which clients a stricter policy would strand.
 func edge() *Dashboard {
 	b := newDashboard("certpulse-edge", "certpulse: edge (real clients)",
-		"Handshakes of real clients at nginx, HAProxy, Caddy and Envoy: success rate, failures by reason, resumption by node, versions and ciphers, inferred HelloRetryRequests, 0-RTT on unsafe methods, and the policy what-if.")
+		"Handshakes of real clients at nginx, HAProxy, Caddy and Envoy: success rate, failures by reason, resumption by node, versions and ciphers, inferred HelloRetryRequests, 0-RTT on unsafe methods, the policy what-if, and real users' browsers' failure reports (Network Error Logging).")
 	const e = `service_name=~"$service", deployment_environment_name=~"$environment"`
 	hs := `tlsedge_handshakes{` + e + `}`
 	ok := `tlsedge_handshakes{` + e + `, certpulse_edge_outcome="success"}`
@@ -273,8 +273,22 @@ func edge() *Dashboard {
 		t(`sum by (certpulse_edge_proxy, certpulse_edge_record) (rate(tlsedge_records[5m]))`, "{{certpulse_edge_proxy}} {{certpulse_edge_record}}")), 12, 8)
 	b.add(logs("Failed handshakes", "The proxies' own words (certpulse.edge.tls_failure) and the reason code.",
 		`{S} | certpulse_edge_outcome="failure"`), 12, 8)
-	b.add(logs("Edge incidents", "handshake_failure_rate and resumption_degraded, and probe incidents joined by edge telemetry.",
-		`{S} | certpulse_incident_state!="" | certpulse_reason=~"handshake_failure_rate|resumption_degraded" or certpulse_incident_edge_failure_share!=""`), 24, 8)
+	b.add(logs("Edge incidents", "handshake_failure_rate and resumption_degraded, and probe incidents joined by edge telemetry or browsers' reports.",
+		`{S} | certpulse_incident_state!="" | certpulse_reason=~"handshake_failure_rate|resumption_degraded" or certpulse_incident_edge_failure_share!="" or certpulse_clients_failing!=""`), 24, 8)
+
+	// Real users: what browsers reported (Network Error Logging, the nel
+	// receiver).
+	const n = `certpulse_nel_reports{` + e + `, certpulse_reason!="ok"}`
+	b.add(prom("stat", "Real-user failures (1h)", "Failed requests real browsers reported (NEL), all types.", "none",
+		instant(`sum(increase(`+n+`[1h])) or vector(0)`, "")), 6, 8)
+	b.add(prom("timeseries", "Real-user failures by type", "NEL types (tls.cert.date_invalid, tls.cert.authority_invalid, tls.version_or_cipher_mismatch, tcp.*, dns.*) reported by browsers.", "ops",
+		t(`sum by (certpulse_nel_type) (rate(`+n+`[5m]))`, "{{certpulse_nel_type}}")), 9, 8)
+	b.add(prom("timeseries", "Real-user failures by browser", "The reporting browser's family (user_agent.name).", "ops",
+		t(`sum by (user_agent_name) (rate(`+n+`[5m]))`, "{{user_agent_name}}")), 9, 8)
+	b.add(prom("table", "Real-user failures by service, type and browser", "Over the dashboard's range.", "none",
+		instant(`sum by (service_name, certpulse_nel_type, certpulse_reason, user_agent_name) (increase(`+n+`[$__range])) > 0`, "")), 12, 8)
+	b.add(logs("Browser reports", "Each NEL report: the origin (no path, no user), the type, the reason code, the browser family and major version.",
+		`{S} | certpulse_nel_type!=""`), 12, 8)
 	return b.d
 }
 

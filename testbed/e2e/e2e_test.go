@@ -462,7 +462,9 @@ func TestDistributionConfigsValidate(t *testing.T) {
 	// and every proxy's.
 	combos := [][]string{{"agent.yaml"}, {"single-tier.yaml"}, {"gateway.yaml"}, {"demo.yaml"},
 		// Automated remediation with the runbooks (distributions/runbooks).
-		{"single-tier.yaml", "../runbooks/remediation.yaml"}}
+		{"single-tier.yaml", "../runbooks/remediation.yaml"},
+		// Network Error Logging (distributions/nel).
+		{"single-tier.yaml", "../nel/single-tier.yaml"}, {"agent.yaml", "../nel/agent.yaml"}, {"gateway.yaml", "../nel/gateway.yaml"}}
 	for _, tier := range []string{"agent.yaml", "single-tier.yaml"} {
 		combo := []string{tier, "../edge/" + tier}
 		for _, overlay := range []string{"nginx/collector.yaml", "haproxy/collector.yaml", "caddy/collector.yaml", "envoy/collector.yaml", "envoy/stats.yaml"} {
@@ -482,7 +484,8 @@ func TestDistributionConfigsValidate(t *testing.T) {
 			"CERTPULSE_LAB_DIR=/tmp", "CERTPULSE_DEMO_OUT=/tmp", "CERTPULSE_DEMO_TOKEN=t", "CERTPULSE_DEMO_HMAC_SECRET=0123456789abcdef0123",
 			"CERTPULSE_APPROVERS_HTPASSWD=/dev/null", "CERTPULSE_VERIFY_CA_FILE=/etc/ssl/certs/ca-certificates.crt", "CERTPULSE_RELOAD_WEBHOOK=https://deploy.example.com/hooks/reload",
 			"CERTPULSE_ACTION_HMAC=0123456789abcdef0123", "CERTPULSE_TRAIL_SECRET=0123456789abcdef-trail", "CERTPULSE_RUNBOOK_URL=http://127.0.0.1:9000/hooks", "CERTPULSE_RUNBOOK_HMAC=0123456789abcdef0123", "ALERTMANAGER_URL=http://127.0.0.1:9093", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:4380/v1/lifecycle",
-			"NGINX_TLS_LOG=/var/log/nginx/tls.json", "NGINX_ERROR_LOG=/var/log/nginx/error.log", "HAPROXY_LOG=/var/log/haproxy.json", "CADDY_ACCESS_LOG=/var/log/caddy/access.json", "ENVOY_TLS_LOG=/var/log/envoy/tls.json")
+			"NGINX_TLS_LOG=/var/log/nginx/tls.json", "NGINX_ERROR_LOG=/var/log/nginx/error.log", "HAPROXY_LOG=/var/log/haproxy.json", "CADDY_ACCESS_LOG=/var/log/caddy/access.json", "ENVOY_TLS_LOG=/var/log/envoy/tls.json",
+			"CERTPULSE_NEL_ENDPOINT=0.0.0.0:4390", "CERTPULSE_NEL_CERT_FILE=/tmp/nel.crt", "CERTPULSE_NEL_KEY_FILE=/tmp/nel.key")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s does not validate: %v\n%s", f, err, out)
 		}

@@ -168,59 +168,71 @@ func TestChromiumReportsBecomeIncidents(t *testing.T) {
 		s.serve(t, "reports.test")
 		sites[i] = s
 		rules = append(rules, fmt.Sprintf("MAP %s 127.0.0.1:%d", c.host, s.port))
-		fmt.Fprintf(&targets, "      - {endpoint: 127.0.0.1:%d, server_name: %s, service: %s, criticality: high}\n", s.port, c.host, c.service)
+		fmt.Fprintf(&targets, "  - {endpoint: \"127.0.0.1:%d\", server_name: %s, service: %s, criticality: high, ca_file: %s}\n", s.port, c.host, c.service, roots)
 		fmt.Fprintf(&services, "      - {name: %s, server_names: [%s]}\n", c.service, c.host)
 	}
 
 	sink := tb.NewLogSink()
 	sinkSrv := httptest.NewServer(sink)
 	t.Cleanup(sinkSrv.Close)
-	cfg := fmt.Sprintf(`
+	prom := ""
+	if p3 := os.Getenv("PROMETHEUS3_BIN"); p3 != "" {
+		prom = tb.Prometheus3(t, context.Background(), p3, "--enable-feature=created-timestamp-zero-ingestion")
+	} else if proxytest.InCI() {
+		t.Fatal("PROMETHEUS3_BIN not set (make nel sets it)")
+	}
+	targetsFile := filepath.Join(dir, "targets.yaml")
+	require.NoError(t, os.WriteFile(targetsFile, []byte("targets:\n"+targets.String()), 0o600))
+	// The shipped single-tier.yaml and nel/single-tier.yaml, with the
+	// test's addresses, the sites' services and short intervals.
+	var metricsExporters string
+	if prom != "" {
+		metricsExporters = fmt.Sprintf(`
+  otlphttp/prom3:
+    endpoint: %s/api/v1/otlp`, prom)
+	}
+	overlay := fmt.Sprintf(`
 extensions:
-  certpulse_trigger:
-receivers:
-  nel:
+  health_check:
     endpoint: 127.0.0.1:%d
-    tls:
-      cert_file: %s
-      key_file: %s
-    services:
-%s  tlsprobe:
-    trigger: certpulse_trigger
+receivers:
+  tlsprobe:
+    targets_file: %s
     collection_interval: 10m
     timeout: 3s
-    vantage: nel-test
-    ca_file: %s
-    targets:
-%sprocessors:
-  tlscorrelator:
-    trigger: certpulse_trigger
-    corroboration:
-      vantages: 1
-    nel:
-      min_reports: 1
-exporters:
-  otlphttp/sink:
-    endpoint: %s/loki/otlp
-    sending_queue:
-      batch:
-        flush_timeout: 100ms
+  certlifecycle:
+    endpoint: 127.0.0.1:%d
+  nel:
+    services:
+%sexporters:
+  otlphttp/mimir:
+    endpoint: %s/mimir
+  otlphttp/loki:
+    endpoint: %s/loki%s
 service:
-  extensions: [certpulse_trigger]
   telemetry:
     metrics:
       level: none
-  pipelines:
-    logs:
-      receivers: [nel, tlsprobe]
-      processors: [tlscorrelator]
-      exporters: [otlphttp/sink]
-`, nelPort, reportsCrt, reportsKey, services.String(), roots, targets.String(), sinkSrv.URL)
-	cfgFile := filepath.Join(dir, "nel.yaml")
-	require.NoError(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
+      readers: []
+`, tb.FreePort(t), targetsFile, tb.FreePort(t), services.String(), sinkSrv.URL, sinkSrv.URL, metricsExporters)
+	if prom != "" {
+		overlay += `  pipelines:
+    metrics/incidents:
+      exporters: [otlphttp/mimir, otlphttp/prom3]
+`
+	}
+	ovFile := filepath.Join(dir, "test-overlay.yaml")
+	require.NoError(t, os.WriteFile(ovFile, []byte(overlay), 0o600))
+	abs := func(p string) string { s, _ := filepath.Abs(filepath.Join("..", "..", p)); return s }
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	exited, _ := tb.Start(t, exec.CommandContext(ctx, bin, "--config", cfgFile))
+	cmd := exec.CommandContext(ctx, bin, "--config", abs("distributions/otelcol-certpulse/single-tier.yaml"),
+		"--config", abs("distributions/nel/single-tier.yaml"), "--config", ovFile)
+	cmd.Env = append(os.Environ(), "NODE_NAME=nel-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR="+filepath.Join(dir, "state"),
+		"CERTPULSE_WEBHOOK_TOKEN=nel-token", "CERTPULSE_WEBHOOK_HMAC=nel-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
+		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse", fmt.Sprintf("CERTPULSE_NEL_ENDPOINT=127.0.0.1:%d", nelPort),
+		"CERTPULSE_NEL_CERT_FILE="+reportsCrt, "CERTPULSE_NEL_KEY_FILE="+reportsKey)
+	exited, _ := tb.Start(t, cmd)
 	waitListening(t, exited, nelPort)
 
 	home := filepath.Join(dir, "home")
@@ -248,8 +260,11 @@ service:
 		t.Run(c.name, func(t *testing.T) {
 			s := sites[i]
 			s.cfg.Store(c.broken(t, s.cfg.Load()))
+			// Three pages fail (the correlator's default nel.min_reports).
 			broke := time.Now()
-			load(t, bctx, "https://"+c.host+"/")
+			for _, path := range []string{"/", "/cart", "/account"} {
+				load(t, bctx, "https://"+c.host+path)
+			}
 			var report logtest.Record
 			waitFor(t, 20*time.Second, "the NEL report of "+c.host, func() bool {
 				for _, r := range logtest.Named(sink.All(), attrs.EventNELReport) {
@@ -295,9 +310,21 @@ service:
 					n++
 				}
 			}
-			require.Equal(t, 1, n, "one report for one failed page load")
+			require.Equal(t, 3, n, "one report for each failed page load")
 		})
 	}
+	if prom == "" {
+		return
+	}
+	// The dashboard row: real-user failures by type and browser.
+	var total int
+	waitFor(t, 30*time.Second, "certpulse_nel_reports in Prometheus 3", func() bool {
+		n, err := tb.PromQuery(prom, `certpulse_nel_reports{user_agent_name="chrome"}`)
+		return err == nil && n >= len(cases)
+	})
+	time.Sleep(3 * time.Second)
+	total = tb.CheckPanels(t, prom, "certpulse-edge", "", func(expr string) bool { return strings.Contains(expr, "certpulse_nel_reports") }, nil)
+	t.Logf("real-user dashboard row: %d PromQL queries with data on Prometheus 3", total)
 }
 
 func waitListening(t *testing.T, exited <-chan error, port int) {
