@@ -64,7 +64,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy k8s backends reliability edge nel detect remediate scale fuzz
+test: unit e2e deploy k8s backends reliability edge detect remediate scale fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...

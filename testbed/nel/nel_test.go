@@ -86,15 +86,30 @@ func nssTrust(t *testing.T, home string, root *x509.Certificate) {
 // mapped to the test's ports.
 func browser(t *testing.T, home string, rules []string) context.Context {
 	bin := proxytest.Need(t, "chromium", "chromium-browser")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	// Not chromedp's defaults: they disable background networking, and
+	// report uploads are background networking.
+	logFile, err := os.Create(filepath.Join(home, "chromium.log"))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("chromium log (tail):\n%s", tb.Tail(string(b), 6000))
+		}
+	})
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("headless", "new"),
+		chromedp.Flag("enable-logging", "stderr"),
+		chromedp.Flag("vmodule", "*reporting*=2,*network_error_logging*=2"),
+		chromedp.CombinedOutput(logFile),
 		chromedp.UserDataDir(filepath.Join(home, "profile")),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("host-resolver-rules", strings.Join(rules, ", ")),
 		chromedp.Flag("short-reporting-delay", true),
 		chromedp.Env("HOME="+home),
-	)
+	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelC(); cancelA() })
@@ -126,7 +141,7 @@ func TestChromiumReportsBecomeIncidents(t *testing.T) {
 	require.NoError(t, os.WriteFile(roots, faultlab.PEM(lab.Root.Cert), 0o600))
 
 	// The reporting endpoint, on its own origin, over a lab certificate.
-	reports, err := lab.IssueLeaf([]string{"reports.test"}, now.Add(-time.Hour), now.Add(30*24*time.Hour), false)
+	reports, err := lab.IssueLeaf([]string{"reports.test"}, now.Add(-time.Hour), now.Add(90*24*time.Hour), false)
 	require.NoError(t, err)
 	reportsCrt, reportsKey := filepath.Join(dir, "reports.crt"), filepath.Join(dir, "reports.key")
 	require.NoError(t, os.WriteFile(reportsCrt, faultlab.PEM(reports.Cert, lab.Inter.Cert), 0o600))
@@ -147,7 +162,7 @@ func TestChromiumReportsBecomeIncidents(t *testing.T) {
 			return leafConfig(t, leaf, lab.Inter.Cert)
 		}, "tls.cert.date_invalid", attrs.ReasonExpiredLeaf},
 		{"untrusted issuer", "untrusted.app.test", "checkout", func(t *testing.T, _ *tls.Config) *tls.Config {
-			other, err := faultlab.SelfSigned([]string{"untrusted.app.test"}, now.Add(-time.Hour), now.Add(30*24*time.Hour))
+			other, err := faultlab.SelfSigned([]string{"untrusted.app.test"}, now.Add(-time.Hour), now.Add(90*24*time.Hour))
 			require.NoError(t, err)
 			return leafConfig(t, other)
 		}, "tls.cert.authority_invalid", attrs.ReasonSelfSigned},
@@ -161,7 +176,7 @@ func TestChromiumReportsBecomeIncidents(t *testing.T) {
 	rules := []string{fmt.Sprintf("MAP reports.test 127.0.0.1:%d", nelPort)}
 	var targets, services strings.Builder
 	for i, c := range cases {
-		leaf, err := lab.IssueLeaf([]string{c.host}, now.Add(-time.Hour), now.Add(30*24*time.Hour), false)
+		leaf, err := lab.IssueLeaf([]string{c.host}, now.Add(-time.Hour), now.Add(90*24*time.Hour), false)
 		require.NoError(t, err)
 		s := &site{name: c.host, service: c.service}
 		s.cfg.Store(leafConfig(t, leaf, lab.Inter.Cert))
@@ -198,7 +213,8 @@ extensions:
 receivers:
   tlsprobe:
     targets_file: %s
-    collection_interval: 10m
+    collection_interval: 20s
+    allow_private_fetch_networks: [127.0.0.0/8]
     timeout: 3s
   certlifecycle:
     endpoint: 127.0.0.1:%d
@@ -246,9 +262,16 @@ service:
 		require.Equal(t, c.host, load(t, bctx, "https://"+c.host+"/"), "the healthy page loads")
 	}
 	// Healthy probes first (the services' endpoints are known).
-	waitFor(t, 30*time.Second, "a healthy probe of every site", func() bool {
+	seen := map[string]string{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("probe results: %v; records: %d", seen, len(sink.All()))
+		}
+	}()
+	waitFor(t, 45*time.Second, "a healthy probe of every site", func() bool {
 		ok := map[string]bool{}
 		for _, r := range logtest.Named(sink.All(), attrs.EventProbeResult) {
+			seen[r.ResAttr(attrs.ServiceName)] = r.Attr(attrs.ReasonKey) + ": " + r.Body().AsString()
 			if r.Attr(attrs.ReasonKey) == string(attrs.ReasonOK) {
 				ok[r.ResAttr(attrs.ServiceName)] = true
 			}
