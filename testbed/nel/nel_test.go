@@ -108,7 +108,7 @@ func browser(t *testing.T, home string, rules []string) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("host-resolver-rules", strings.Join(rules, ", ")),
 		chromedp.Flag("short-reporting-delay", true),
-		chromedp.Env("HOME="+home),
+		chromedp.Env("HOME=" + home),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
