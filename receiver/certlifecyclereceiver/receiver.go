@@ -11,12 +11,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/receiver"
@@ -26,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/listen"
 	"github.com/certpulse/certpulse/internal/signature"
 	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/certlifecyclereceiver/internal/metadata"
@@ -41,10 +39,9 @@ type lifecycleReceiver struct {
 	lim       limits
 	now       func() time.Time
 
-	server *http.Server
+	server *listen.Server
 	addr   string // the bound address, once started
 	hub    *trigger.Hub
-	wg     sync.WaitGroup
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*lifecycleReceiver, error) {
@@ -73,40 +70,18 @@ func (r *lifecycleReceiver) Start(ctx context.Context, host component.Host) erro
 		}
 		r.hub = hub
 	}
-	ln, err := r.cfg.ToListener(ctx)
+	srv, err := listen.Serve(ctx, &r.cfg.ServerConfig, host, r.settings.TelemetrySettings, r.cfg.Path, http.HandlerFunc(r.serveEvents), r.errorHandler)
 	if err != nil {
-		return fmt.Errorf("certlifecycle: listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
+		return fmt.Errorf("certlifecycle: %w", err)
 	}
-	r.addr = ln.Addr().String()
-	mux := http.NewServeMux()
-	mux.Handle(r.cfg.Path, http.HandlerFunc(r.serveEvents))
-	r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux,
-		confighttp.WithErrorHandler(r.errorHandler))
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	r.settings.Logger.Info("certlifecycle listening", zap.String("endpoint", ln.Addr().String()), zap.String("path", r.cfg.Path), zap.Bool("hmac", r.cfg.HMAC.enabled()))
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		if err := r.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
-		}
-	}()
+	r.server, r.addr = srv, srv.Addr
+	r.settings.Logger.Info("certlifecycle listening", zap.String("endpoint", srv.Addr), zap.String("path", r.cfg.Path), zap.Bool("hmac", r.cfg.HMAC.enabled()))
 	return nil
 }
 
 // Shutdown stops the server, letting in-flight requests finish within ctx.
 func (r *lifecycleReceiver) Shutdown(ctx context.Context) error {
-	var err error
-	if r.server != nil {
-		err = r.server.Shutdown(ctx)
-		if err != nil {
-			_ = r.server.Close()
-		}
-	}
-	r.wg.Wait()
+	err := r.server.Shutdown(ctx)
 	r.telemetry.Shutdown()
 	return err
 }

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -25,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/listen"
 	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/receiver/nelreceiver/internal/metadata"
 )
@@ -45,9 +44,8 @@ type nelReceiver struct {
 	fired map[string]time.Time // service -> last trigger (bounded: configured services)
 	fmu   sync.Mutex
 
-	server *http.Server
+	server *listen.Server
 	addr   string
-	wg     sync.WaitGroup
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*nelReceiver, error) {
@@ -79,39 +77,18 @@ func (r *nelReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 		r.hub = hub
 	}
-	ln, err := r.cfg.ToListener(ctx)
+	srv, err := listen.Serve(ctx, &r.cfg.ServerConfig, host, r.settings.TelemetrySettings, r.cfg.Path, http.HandlerFunc(r.serve), r.errorHandler)
 	if err != nil {
-		return fmt.Errorf("nel: listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
+		return fmt.Errorf("nel: %w", err)
 	}
-	r.addr = ln.Addr().String()
-	mux := http.NewServeMux()
-	mux.Handle(r.cfg.Path, http.HandlerFunc(r.serve))
-	r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux,
-		confighttp.WithErrorHandler(r.errorHandler))
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	r.settings.Logger.Info("nel listening", zap.String("endpoint", r.addr), zap.String("path", r.cfg.Path))
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		if err := r.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
-		}
-	}()
+	r.server, r.addr = srv, srv.Addr
+	r.settings.Logger.Info("nel listening", zap.String("endpoint", srv.Addr), zap.String("path", r.cfg.Path))
 	return nil
 }
 
 // Shutdown stops the server, letting in-flight requests finish within ctx.
 func (r *nelReceiver) Shutdown(ctx context.Context) error {
-	var err error
-	if r.server != nil {
-		if err = r.server.Shutdown(ctx); err != nil {
-			_ = r.server.Close()
-		}
-	}
-	r.wg.Wait()
+	err := r.server.Shutdown(ctx)
 	r.telemetry.Shutdown()
 	return err
 }
