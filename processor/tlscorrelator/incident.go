@@ -20,8 +20,9 @@ type obs struct {
 	derived     bool // from lifecycle events alone: no endpoints, no corroboration
 	sticky      bool // resolved by a lifecycle event, not by healthy results
 	notAfter    time.Time
-	at          time.Time // when rec is nil
-	edge        *edgeObs  // from edge telemetry
+	at          time.Time   // when rec is nil
+	edge        *edgeObs    // from edge telemetry
+	nel         *nelVerdict // from browsers' NEL reports
 	// faultAt is when the endpoint began failing (its first failing
 	// result); lastGood the chain and SPKI it served when last healthy.
 	faultAt                     time.Time
@@ -86,6 +87,9 @@ func (e *engine) observe(o *obs) string {
 	}
 	if x := o.edge; x != nil {
 		inc.Edge, inc.EdgeShare, inc.EdgeHandshakes, inc.EdgeNodes = true, x.share, x.handshakes, x.nodes
+	}
+	if x := o.nel; x != nil {
+		inc.UserReports, inc.ClientsFailing = x.reports, mergeClients(inc.ClientsFailing, x.clients)
 	}
 	if !o.notAfter.IsZero() {
 		inc.NotAfter = o.notAfter

@@ -174,20 +174,14 @@ func (e *engine) nelReport(r *record) {
 		prev = own.UserReports
 	}
 	e.observe(&obs{reason: attrs.ReasonHandshakeFailureRate, service: r.service, at: t, identity: identityNEL, derived: true, detail: detail,
-		faultAt: time.Unix(firstNEL(svc.NEL), 0), edge: &edgeObs{}})
+		faultAt: time.Unix(firstNEL(svc.NEL), 0), edge: &edgeObs{}, nel: &v})
 	own = e.incidents[fp]
 	if own == nil {
 		return
 	}
-	own.UserReports, own.ClientsFailing = v.reports, mergeClients(own.ClientsFailing, v.clients)
 	if !wasOpen {
 		if len(e.triggers) < maxTriggers {
 			e.triggers = append(e.triggers, r.service)
-		}
-		// observe emitted the opening before the counts were set: the
-		// transition carries them.
-		if n := len(e.out); n > 0 && e.out[n-1].inc.ID == fp {
-			e.out[n-1].inc.UserReports, e.out[n-1].inc.ClientsFailing = own.UserReports, own.ClientsFailing
 		}
 		return
 	}
@@ -241,6 +235,12 @@ func (e *engine) nelJoin(joined, own *incident, v nelVerdict, t time.Time) {
 // nelProbeOpened: a probe incident of the service is open for a failing
 // reason; an open NEL incident of the service joins it at once.
 func (e *engine) nelProbeOpened(service string, t time.Time) {
+	// Most failing probes have no NEL incident beside them: an open one
+	// has reports in the window (nelSweep resolves it when none are left),
+	// so the fingerprint is not hashed for services without any.
+	if svc := e.services[service]; svc == nil || len(svc.NEL) == 0 {
+		return
+	}
 	own := e.incidents[fingerprint(attrs.ReasonHandshakeFailureRate, service, identityNEL)]
 	if own == nil || !own.open() {
 		return

@@ -169,7 +169,6 @@ func parseReport(m []byte, lim limits) (report, outcome) {
 	if token(b.Method) {
 		r.Method = strings.ToUpper(b.Method)
 	}
-	var ok bool
 	age, ok := nonNegInt(w.Age)
 	if !ok {
 		return report{}, outcomeInvalid
