@@ -206,6 +206,7 @@ func TestChromiumReportsBecomeIncidents(t *testing.T) {
   otlphttp/prom3:
     endpoint: %s/api/v1/otlp`, prom)
 	}
+	hcPort := tb.FreePort(t)
 	overlay := fmt.Sprintf(`
 extensions:
   health_check:
@@ -230,7 +231,7 @@ service:
     metrics:
       level: none
       readers: []
-`, tb.FreePort(t), targetsFile, tb.FreePort(t), services.String(), sinkSrv.URL, sinkSrv.URL, metricsExporters)
+`, hcPort, targetsFile, tb.FreePort(t), services.String(), sinkSrv.URL, sinkSrv.URL, metricsExporters)
 	if prom != "" {
 		overlay += `  pipelines:
     metrics/incidents:
@@ -242,14 +243,11 @@ service:
 	abs := func(p string) string { s, _ := filepath.Abs(filepath.Join("..", "..", p)); return s }
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, bin, "--config", abs("distributions/otelcol-certpulse/single-tier.yaml"),
-		"--config", abs("distributions/nel/single-tier.yaml"), "--config", ovFile)
-	cmd.Env = append(os.Environ(), "NODE_NAME=nel-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR="+filepath.Join(dir, "state"),
+	tb.StartReady(t, ctx, "otelcol-certpulse", fmt.Sprintf("http://127.0.0.1:%d/", hcPort), []string{"NODE_NAME=nel-test", "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
 		"CERTPULSE_WEBHOOK_TOKEN=nel-token", "CERTPULSE_WEBHOOK_HMAC=nel-hmac-0123456789", "MIMIR_URL=http://unused.invalid", "MIMIR_TENANT=certpulse",
 		"LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse", fmt.Sprintf("CERTPULSE_NEL_ENDPOINT=127.0.0.1:%d", nelPort),
-		"CERTPULSE_NEL_CERT_FILE="+reportsCrt, "CERTPULSE_NEL_KEY_FILE="+reportsKey)
-	exited, _ := tb.Start(t, cmd)
-	waitListening(t, exited, nelPort)
+		"CERTPULSE_NEL_CERT_FILE=" + reportsCrt, "CERTPULSE_NEL_KEY_FILE=" + reportsKey},
+		bin, "--config", abs("distributions/otelcol-certpulse/single-tier.yaml"), "--config", abs("distributions/nel/single-tier.yaml"), "--config", ovFile)
 
 	home := filepath.Join(dir, "home")
 	require.NoError(t, os.MkdirAll(home, 0o700))
@@ -348,24 +346,6 @@ service:
 	time.Sleep(3 * time.Second)
 	total = tb.CheckPanels(t, prom, "certpulse-edge", "", func(expr string) bool { return strings.Contains(expr, "certpulse_nel_reports") }, nil)
 	t.Logf("real-user dashboard row: %d PromQL queries with data on Prometheus 3", total)
-}
-
-func waitListening(t *testing.T, exited <-chan error, port int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			t.Fatalf("the distribution exited: %v", err)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %d", port)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
