@@ -312,11 +312,37 @@ func (l *Lab) handle(s server, c net.Conn) {
 	case kindTLS:
 		tc := tls.Server(c, s.tls)
 		if err := tc.Handshake(); err == nil {
-			_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			respond(tc)
+		} else {
+			// The alert is sent; read what the client still sends
+			// (a TLS 1.3 client's request) so that closing does not reset
+			// the connection and discard the alert before it is read.
+			drain(c)
 		}
 		_ = tc.Close()
 	}
 }
+
+// respond answers a completed handshake with an empty 200, ends its side
+// (close_notify) and reads what the client sent until it closes (at most
+// a second): closing with the client's request unread would reset the
+// connection, and a browser would report the reset instead of the page.
+func respond(tc *tls.Conn) {
+	_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	_ = tc.CloseWrite()
+	drain(tc)
+}
+
+// drain reads and drops what the peer sends until it closes, at most a
+// second and 64 KiB.
+func drain(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// Respond is what the lab's servers do after a handshake, for testbeds'
+// own servers: an empty 200, close_notify, the client's request drained.
+func Respond(tc *tls.Conn) { respond(tc) }
 
 func spkiPin(c *x509.Certificate) string {
 	return pinOf(c.RawSubjectPublicKeyInfo)

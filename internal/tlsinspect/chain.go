@@ -200,3 +200,17 @@ func isInsecureAlgorithm(err error) bool {
 	var ia x509.InsecureAlgorithmError
 	return errors.As(err, &ia) || strings.Contains(err.Error(), "insecure algorithm")
 }
+
+// chainInvalid reports a chain that leads to a trusted root but breaks a
+// rule on the way (name constraints, key usage, a CA not allowed to sign):
+// every client refuses it as invalid, not as unknown. Expiry is looked
+// past (reported on its own).
+func chainInvalid(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) bool {
+	t := now
+	if ov, ok := validityOverlap(chain, now); ok {
+		t = ov
+	}
+	_, err := verifyAt(chain, nil, roots, t)
+	var inv x509.CertificateInvalidError
+	return errors.As(err, &inv) && inv.Reason != x509.Expired
+}

@@ -38,6 +38,9 @@ type handshakeOutcome struct {
 	// verification callback: known even when the handshake fails after it
 	// (Go refusing the server's key during the key exchange).
 	presented []*x509.Certificate
+	// version and cipher are what the server chose, known once its
+	// certificate arrived even when the handshake fails after it.
+	version, cipher uint16
 }
 
 // postHandshakeError is an alert the server sent right after a TLS 1.3
@@ -94,6 +97,10 @@ func (in *Inspector) handshake(ctx context.Context, t *Target, serverName string
 				out.presented = append(out.presented, cert)
 			}
 		}
+		return nil
+	}
+	c.VerifyConnection = func(st tls.ConnectionState) error {
+		out.version, out.cipher = st.Version, st.CipherSuite
 		return nil
 	}
 	tc := tls.Client(conn, c)

@@ -68,6 +68,7 @@ type shared struct {
 	capture   *tls.ConnectionState
 	chain     []*x509.Certificate
 	truncated bool
+	presented int // certificates presented, before the cap
 	// findings that hold for every profile using this handshake
 	findings []Finding
 	issuer   *x509.Certificate
@@ -189,7 +190,11 @@ func (in *Inspector) runShared(ctx context.Context, t *Target, serverName string
 				presented = cap.presented
 			}
 			if len(presented) > 0 {
-				sh.capture = &tls.ConnectionState{PeerCertificates: presented}
+				v, cs := sh.hs.version, sh.hs.cipher
+				if len(sh.hs.presented) == 0 {
+					v, cs = cap.version, cap.cipher
+				}
+				sh.capture = &tls.ConnectionState{PeerCertificates: presented, Version: v, CipherSuite: cs}
 				if w := refusedKey(presented[0], sh.hs.err, cap.err); w != nil {
 					sh.fail = w
 				}
@@ -208,6 +213,7 @@ func (sh *shared) withChain(max int) *shared {
 		return sh
 	}
 	chain := sh.capture.PeerCertificates
+	sh.presented = len(chain)
 	if len(chain) > max {
 		chain, sh.truncated = chain[:max], true
 	}
@@ -321,6 +327,7 @@ func pinMatches(pins []string, chain []*x509.Certificate) bool {
 // (Options.Timeout) and cancellation bound the fetches too.
 func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Target, p Profile, serverName string) {
 	r.Connect, r.Handshake = sh.hs.connect, sh.hs.handshake
+	r.ClientCertRequested = sh.hs.asked
 	if sh.hs.peer != nil {
 		if ta, ok := sh.hs.peer.(*net.TCPAddr); ok {
 			r.PeerAddress, r.PeerPort = ta.IP.String(), ta.Port
@@ -334,7 +341,7 @@ func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Targe
 	} else if sh.capture != nil {
 		r.Version, r.CipherSuite, r.Curve = sh.capture.Version, sh.capture.CipherSuite, sh.capture.CurveID
 	}
-	r.Chain, r.ChainTruncated = sh.chain, sh.truncated
+	r.Chain, r.ChainTruncated, r.PresentedCerts = sh.chain, sh.truncated, sh.presented
 	var fs []Finding
 	if sh.fail != nil {
 		fs = append(fs, *sh.fail)
@@ -355,6 +362,9 @@ func (in *Inspector) finish(ctx context.Context, r *Result, sh *shared, t *Targe
 	}
 	path, pf := in.profileFindings(ctx, sh.chain, serverName, t.Pins, roots, now)
 	r.Path = path
+	if path == nil {
+		r.ChainInvalid = chainInvalid(sh.chain, roots, now)
+	}
 	fs = append(fs, pf...)
 	fs = append(fs, sh.findings...)
 	leaf := sh.chain[0]

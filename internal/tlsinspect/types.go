@@ -85,11 +85,19 @@ type Result struct {
 	// one extra round trip for every such client).
 	HelloRetry bool
 
+	// ClientCertRequested: the server asked for a client certificate.
+	ClientCertRequested bool
+	// ChainInvalid: the chain leads to a trusted root but breaks a rule on
+	// the way (name constraints, key usage); reported as unknown_ca.
+	ChainInvalid bool
+
 	// Chain is the chain the server presented, in order (capped).
 	Chain []*x509.Certificate
 	// ChainTruncated is set when the server presented more certificates
 	// than the inspector keeps.
 	ChainTruncated bool
+	// PresentedCerts is how many certificates the server presented.
+	PresentedCerts int
 	// Path is the validated path, leaf first, trust anchor last, when one
 	// could be built (possibly at a time other than now, to look past expiry).
 	Path []*x509.Certificate

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -18,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/testkit/browsertest"
 	"github.com/certpulse/certpulse/internal/testkit/logtest"
 	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/internal/testkit/tb"
@@ -73,58 +72,6 @@ func leafConfig(t *testing.T, leaf *faultlab.CA, chain ...*x509.Certificate) *tl
 		der = append(der, c.Raw)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: der, PrivateKey: leaf.Key, Leaf: leaf.Cert}}}
-}
-
-// nssTrust makes an NSS database under home trusting root (what Chromium
-// on Linux reads: $HOME/.pki/nssdb).
-func nssTrust(t *testing.T, home string, root *x509.Certificate) {
-	certutil := proxytest.Need(t, "certutil")
-	db := filepath.Join(home, ".pki", "nssdb")
-	require.NoError(t, os.MkdirAll(db, 0o700))
-	rootFile := filepath.Join(home, "lab-root.pem")
-	require.NoError(t, os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600))
-	for _, args := range [][]string{
-		{"-N", "-d", "sql:" + db, "--empty-password"},
-		{"-A", "-d", "sql:" + db, "-t", "C,,", "-n", "certpulse-lab-root", "-i", rootFile},
-	} {
-		out, err := exec.Command(certutil, args...).CombinedOutput()
-		require.NoError(t, err, "certutil %v: %s", args, out)
-	}
-}
-
-// browser starts headless Chromium with its own HOME and profile, names
-// mapped to the test's ports.
-func browser(t *testing.T, home string, rules []string) context.Context {
-	bin := proxytest.Need(t, "chromium", "chromium-browser")
-	// Not chromedp's defaults: they disable background networking, and
-	// report uploads are background networking.
-	logFile, err := os.Create(filepath.Join(home, "chromium.log"))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("chromium log (tail):\n%s", tb.Tail(string(b), 6000))
-		}
-	})
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("enable-logging", "stderr"),
-		chromedp.Flag("vmodule", "*reporting*=2,*network_error_logging*=2"),
-		chromedp.CombinedOutput(logFile),
-		chromedp.UserDataDir(filepath.Join(home, "profile")),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("host-resolver-rules", strings.Join(rules, ", ")),
-		chromedp.Flag("short-reporting-delay", true),
-		chromedp.Env("HOME=" + home),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start chromium")
-	return ctx
 }
 
 // load navigates to u; a certificate or protocol error is the point of
@@ -261,8 +208,8 @@ service:
 
 	home := filepath.Join(dir, "home")
 	require.NoError(t, os.MkdirAll(home, 0o700))
-	nssTrust(t, home, lab.Root.Cert)
-	bctx := browser(t, home, rules)
+	browsertest.NSSTrust(t, home, lab.Root.Cert)
+	bctx := browsertest.Start(t, home, rules, "*reporting*=2,*network_error_logging*=2", chromedp.Flag("short-reporting-delay", true))
 
 	// Healthy: every page loads over its valid certificate and Chromium
 	// stores each site's NEL policy.
