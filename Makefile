@@ -37,7 +37,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CURDIR)/.cache/bin/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: build run test unit e2e deploy k8s backends reliability edge nel detect remediate scale testbed-scale testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
+.PHONY: build run test unit e2e deploy k8s backends reliability edge nel clients detect remediate scale testbed-scale testbed-remediate bench-edge testbed image testbed-detect dashboards fuzz bench lint generate clean
 
 # ocb at the version pinned in go.mod (tool directive), built from the module cache.
 $(OCB): go.mod go.sum
@@ -64,7 +64,7 @@ run: build
 
 # Every test: unit tests with the race detector, the end-to-end test of the
 # built distribution against the fault lab, and a short fuzz run.
-test: unit e2e deploy k8s backends reliability edge nel detect remediate scale fuzz
+test: unit e2e deploy k8s backends reliability edge nel clients detect remediate scale fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -111,6 +111,14 @@ edge: build $(PROM3)
 # (testbed/nel, about 45 s; part of `make test`).
 nel: build $(PROM3)
 	CERTPULSE_BIN=$(DIST) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -timeout 5m ./testbed/nel/
+
+# What real clients see (testbed/clients): every fault-lab scenario tried by
+# curl, openssl s_client, Python ssl, Node tls, gnutls-cli, headless
+# Chromium, Go and Java with the same roots, against certpulse's client
+# presets judged from one probe (docs/clients.md; about 40 s; part of
+# `make test`). CERTPULSE_MATRIX_OUT=file writes the agreement report.
+clients:
+	$(GO) test -count=1 -v -timeout 5m ./testbed/clients/
 
 # Automated remediation, end to end (testbed/remediate): Pebble, certbot,
 # nginx, adnanh/webhook running distributions/runbooks, and the built

@@ -9,14 +9,16 @@
 # `make k8s`'s real kube-apiserver), prometheus-blackbox-exporter (the
 # Prometheus pipeline `make testbed-detect` measures certpulse against),
 # libnss3-tools (certutil: the NSS database `make nel`'s Chromium trusts the
-# lab root from).
+# lab root from), and the client matrix's real clients (`make clients`):
+# gnutls-bin (gnutls-cli), nodejs and openjdk-17-jdk-headless (java, javac);
+# python3 comes with the machine image.
 # kubectl (`kubectl kustomize`, offline) comes with the machine image;
 # Debian's kubernetes-client is too old for kustomize v5 files. Without them
 # those tests skip locally; in CI (CI=true) they fail. Needs root (or sudo)
 # and apt.
 set -euo pipefail
 # chromium: fonts-liberation is only a Recommends, and the page needs a font to lay out.
-declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [webhook]=webhook [certbot]=certbot [flock]=util-linux [etcd]=etcd-server [prometheus-blackbox-exporter]=prometheus-blackbox-exporter [certutil]=libnss3-tools)
+declare -A pkg=([curl]=curl [openssl]=openssl [jq]=jq [prometheus-alertmanager]=prometheus-alertmanager [chromium]="chromium fonts-liberation" [podman]=podman [promtool]=prometheus [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [webhook]=webhook [certbot]=certbot [flock]=util-linux [etcd]=etcd-server [prometheus-blackbox-exporter]=prometheus-blackbox-exporter [certutil]=libnss3-tools [gnutls-cli]=gnutls-bin [node]=nodejs [javac]=openjdk-17-jdk-headless)
 missing=""
 for bin in "${!pkg[@]}"; do command -v "$bin" >/dev/null || missing="$missing ${pkg[$bin]}"; done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"

@@ -108,6 +108,34 @@ func Presets() []Model {
 	}
 }
 
+// Families are the preset families, in the presets' order.
+func Families() []Family {
+	ps := Presets()
+	out := make([]Family, len(ps))
+	for i, m := range ps {
+		out[i] = m.Family
+	}
+	return out
+}
+
+// Select returns the presets of fs, in the presets' order (all of them
+// when fs is empty); unknown families are left out (configs validate).
+func Select(fs []Family) []Model {
+	if len(fs) == 0 {
+		return Presets()
+	}
+	var out []Model
+	for _, m := range Presets() {
+		for _, f := range fs {
+			if f == m.Family {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Preset returns the preset of a family.
 func Preset(f Family) (Model, bool) {
 	for _, m := range Presets() {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/clients"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	// ClientProfiles are named client profiles; "default" (system roots,
 	// TLS 1.2+) exists unless redefined.
 	ClientProfiles map[string]ProfileConfig `mapstructure:"client_profiles"`
+	// ClientFamilies are the client presets (docs/clients.md) each result
+	// of a profile that probes as default clients do is judged under:
+	// their names go to certpulse.clients.failing when they would fail.
+	// Default: all of openssl, python, node, gnutls, chrome, go, java.
+	ClientFamilies []clients.Family `mapstructure:"client_families"`
 
 	Targets []TargetConfig `mapstructure:"targets"`
 	// TargetsFile holds more targets (`targets:` list, same schema); it is
@@ -300,6 +306,11 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.TargetsFile != "" && cfg.TargetsFileCheckInterval <= 0 {
 		errs = append(errs, errors.New("targets_file_check_interval must be positive"))
+	}
+	for _, f := range cfg.ClientFamilies {
+		if _, ok := clients.Preset(f); !ok {
+			errs = append(errs, fmt.Errorf("client_families: unknown family %q (known: %s)", f, clients.Join(clients.Families())))
+		}
 	}
 	for name, p := range cfg.ClientProfiles {
 		if name == "" {

@@ -68,6 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad_endpoint":                `endpoint "a.example.com" must be host:port`,
 		"bad_pin":                     `is not sha256/<base64 of 32 bytes>`,
 		"unknown_profile":             `unknown client profile "nosuch"`,
+		"unknown_family":              `client_families: unknown family "curl" (known: openssl,python,node,gnutls,chrome,go,java)`,
 		"duplicate":                   `duplicate of targets[0]`,
 		"no_targets":                  `no targets: set endpoint, targets, targets_file or files`,
 		"timeout_exceeds_interval":    `timeout (10s) must not exceed collection_interval (5s)`,

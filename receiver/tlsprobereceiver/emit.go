@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/clients"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/receiver/tlsprobereceiver/internal/metadata"
 )
@@ -23,10 +24,13 @@ type emitter struct {
 	mu      sync.Mutex // guards mb, which is not safe for concurrent use
 	mb      *metadata.MetricsBuilder
 	vantage string
+	// families are the client presets each record is judged under
+	// (certpulse.clients.failing; client_families).
+	families []clients.Model
 }
 
 func newEmitter(mb *metadata.MetricsBuilder, vantage string) *emitter {
-	return &emitter{mb: mb, vantage: vantage}
+	return &emitter{mb: mb, vantage: vantage, families: clients.Presets()}
 }
 
 // logs builds one resource (the target's routing keys) with one record per
@@ -35,7 +39,7 @@ func (e *emitter) logs(t *probeTarget, results []tlsinspect.Result, unconfirmed 
 	ld, sl := e.newLogs(t)
 	observed := pcommon.NewTimestampFromTime(time.Now())
 	for i := range results {
-		appendRecord(sl, t, &results[i], unconfirmed, observed)
+		e.appendRecord(sl, t, &results[i], unconfirmed, observed)
 	}
 	return ld
 }
@@ -48,7 +52,7 @@ func (e *emitter) nodeLogs(t *probeTarget, outs []nodeOutcome, round *nodesRound
 	for i := range outs {
 		o := &outs[i]
 		for k := range o.results {
-			lr := appendRecord(sl, t, &o.results[k], o.unconfirmed, observed)
+			lr := e.appendRecord(sl, t, &o.results[k], o.unconfirmed, observed)
 			putNodeAttrs(lr, o, round)
 		}
 	}
@@ -64,9 +68,9 @@ func (e *emitter) newLogs(t *probeTarget) (plog.Logs, plog.ScopeLogs) {
 	return ld, sl
 }
 
-func appendRecord(sl plog.ScopeLogs, t *probeTarget, r *tlsinspect.Result, unconfirmed map[string]bool, observed pcommon.Timestamp) plog.LogRecord {
+func (e *emitter) appendRecord(sl plog.ScopeLogs, t *probeTarget, r *tlsinspect.Result, unconfirmed map[string]bool, observed pcommon.Timestamp) plog.LogRecord {
 	lr := sl.LogRecords().AppendEmpty()
-	fillRecord(lr, t, r, observed)
+	e.fillRecord(lr, t, r, observed)
 	if !r.Success() {
 		lr.Attributes().PutBool(attrs.ProbeConfirmed, !unconfirmed[r.Profile])
 	}
@@ -105,14 +109,15 @@ func putNodeAttrs(lr plog.LogRecord, o *nodeOutcome, round *nodesRound) {
 	lr.Body().SetStr(body)
 }
 
-func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observed pcommon.Timestamp) {
+func (e *emitter) fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observed pcommon.Timestamp) {
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(r.Start))
 	lr.SetObservedTimestamp(observed)
 	lr.SetEventName(attrs.EventProbeResult)
 	primary := r.Primary()
 	info, _ := attrs.Info(primary)
 	setSeverity(lr, primary, info.Failing)
-	lr.Body().SetStr(message(t, r))
+	failing, judged := e.clientsFailing(t, r)
+	lr.Body().SetStr(message(t, r) + clientsPhrase(failing, judged, e.families))
 
 	a := lr.Attributes()
 	a.EnsureCapacity(32)
@@ -168,6 +173,9 @@ func fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Result, observe
 		}
 	}
 	a.PutDouble(attrs.ProbeDuration, float64(r.Total.Microseconds())/1000)
+	if judged && len(failing) > 0 {
+		a.PutStr(attrs.ClientsFailing, clients.Join(failing))
+	}
 }
 
 // message is the human-readable body: what is wrong and who is hit.

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
+	"github.com/certpulse/certpulse/internal/clients"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/internal/vantage"
@@ -112,6 +113,7 @@ func newReceiver(cfg *Config, set receiver.Settings) (*tlsProbeReceiver, error) 
 		obsLogs: obsLogs, obsMetrics: obsMetrics, telemetry: telemetry, resolver: net.DefaultResolver, memory: newMemories(),
 	}
 	r.emitter = newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set), vantage)
+	r.emitter.families = clients.Select(cfg.ClientFamilies)
 	return r, nil
 }
 

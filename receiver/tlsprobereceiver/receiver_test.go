@@ -141,6 +141,25 @@ func TestReceiverAgainstLab(t *testing.T) {
 			assert.Equal(t, plog.SeverityNumberInfo, lr.SeverityNumber())
 		}
 	}
+	// Which client families fail (internal/clients' presets): a chain
+	// only Chromium completes by AIA, a fault every client sees, a
+	// revocation no default client checks, a healthy endpoint.
+	for name, want := range map[string]string{
+		"missing-intermediate": "openssl,python,node,gnutls,go,java",
+		"expired-leaf":         "openssl,python,node,gnutls,chrome,go,java",
+		"sha1-signature":       "openssl,python,node,gnutls,chrome,go",
+		"revoked":              "",
+		"healthy":              "",
+	} {
+		ep, ok := f.lab.Endpoint(name)
+		require.True(t, ok, name)
+		lr := recs[ep.ServerName]
+		got, _ := lr.Attributes().Get(attrs.ClientsFailing)
+		assert.Equal(t, want, got.Str(), "%s: %s", name, lr.Body().Str())
+	}
+	mi, _ := f.lab.Endpoint("missing-intermediate")
+	assert.Contains(t, recs[mi.ServerName].Body().Str(), "; clients failing: openssl, python, node, gnutls, go, java; connecting: chrome")
+
 	// Routing keys are on the resource (of a probe result; the mTLS
 	// profile's own certificate is reported as a file result).
 	var rl plog.ResourceLogs

@@ -21,6 +21,7 @@ import (
 
 	"github.com/certpulse/certpulse/internal/clients"
 	"github.com/certpulse/certpulse/internal/faultlab"
+	"github.com/certpulse/certpulse/internal/testkit/proxytest"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 )
 
@@ -34,6 +35,11 @@ var knownDisagreements = map[string]string{
 const minAgreement = 0.99
 
 func TestClientMatrix(t *testing.T) {
+	// Every real client must be here (scripts/install-test-deps.sh): a
+	// matrix with a column missing would not measure what it claims.
+	for _, bin := range []string{"curl", "openssl", "python3", "node", "gnutls-cli", "chromium", "certutil", "java", "javac"} {
+		proxytest.Need(t, bin)
+	}
 	lab, err := faultlab.Start()
 	require.NoError(t, err)
 	t.Cleanup(lab.Close)
