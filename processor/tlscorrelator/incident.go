@@ -3,9 +3,11 @@ package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscor
 import (
 	"cmp"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/clients"
 )
 
 // obs is one failure observation feeding an incident.
@@ -97,6 +99,9 @@ func (e *engine) observe(o *obs) string {
 	inc.noteFault(o, t)
 	changed := !ok || reopen
 	if r := o.rec; r != nil {
+		if r.clients != "" {
+			inc.ClientsFailing = mergeClients(inc.ClientsFailing, r.clients)
+		}
 		if !r.notAfter.IsZero() {
 			inc.NotAfter = r.notAfter
 		}
@@ -288,14 +293,30 @@ func (e *engine) impact(inc *incident, svc *serviceState) float64 {
 			share *= math.Min(1, float64(len(inc.Profiles))/float64(len(svc.Profiles)))
 		}
 	}
+	share *= clientShare(inc)
 	r := inc.Reason
 	if inc.ProbeReason != "" {
 		r = inc.ProbeReason
 	}
-	if info, ok := attrs.Info(r); ok && !info.Failing {
+	// A warning counts a tenth, unless the presets say clients fail on it
+	// (a 1024-bit key is a warning to the probe and a refusal to OpenSSL).
+	if info, ok := attrs.Info(r); ok && !info.Failing && inc.ClientsFailing == "" {
 		share *= 0.1
 	}
 	return math.Round(w*share*1000) / 1000
+}
+
+// clientShare is the share of client families hit, when the probes'
+// presets said which fail (certpulse.clients.failing): a chain only
+// browsers complete hits six of seven, a 1024-bit key two. 1 when no
+// family was named, and for real users' reports (NEL names the browsers
+// that reported, not who else is fine).
+func clientShare(inc *incident) float64 {
+	if inc.ClientsFailing == "" || inc.Identity == identityNEL {
+		return 1
+	}
+	n := float64(strings.Count(inc.ClientsFailing, ",") + 1)
+	return math.Min(1, n/float64(len(clients.Families())))
 }
 
 // suppressedBy names why an incident is suppressed at t, or "".

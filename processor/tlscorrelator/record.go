@@ -46,6 +46,9 @@ type record struct {
 	node     string
 	lagging  bool
 	refChain string
+	// clients are the client families the probe's presets say fail
+	// (certpulse.clients.failing).
+	clients  string
 	profile  string
 	reason   attrs.Reason
 	chainSHA string
@@ -145,6 +148,7 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 			r.lagging = v.Bool()
 		}
 		r.refChain = str(a, attrs.NodesReferenceChain)
+		r.clients = str(a, attrs.ClientsFailing)
 		r.profile = str(a, attrs.ClientProfile)
 		r.reason = attrs.Reason(str(a, attrs.ReasonKey))
 		if r.reason == "" {

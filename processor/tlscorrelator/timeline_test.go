@@ -50,6 +50,8 @@ type probe struct {
 	node    string
 	lagging bool
 	ref     string
+	// clients: certpulse.clients.failing
+	clients string
 }
 
 func (p probe) appendTo(ld plog.Logs) {
@@ -66,6 +68,9 @@ func (p probe) appendTo(ld plog.Logs) {
 	a.PutStr(attrs.ServerAddress, cmp.Or(p.server, "api.example.com"))
 	a.PutInt(attrs.ServerPort, 443)
 	a.PutStr(attrs.ClientProfile, cmp.Or(p.profile, "default"))
+	if p.clients != "" {
+		a.PutStr(attrs.ClientsFailing, p.clients)
+	}
 	a.PutStr(attrs.ReasonKey, string(cmp.Or(string(p.reason), "ok")))
 	if p.chain != "" {
 		a.PutStr(attrs.ChainSHA256, p.chain)
@@ -176,6 +181,7 @@ type inc struct {
 	recurring                                     bool
 	suppressedBy                                  string
 	impact                                        float64
+	clients                                       string
 }
 
 func (h *harness) incidents() []inc {
@@ -202,7 +208,7 @@ func (h *harness) incidents() []inc {
 					imp, _ := a.Get(attrs.Impact)
 					out = append(out, inc{id: g(attrs.IncidentID), state: g(attrs.IncidentState), severity: g(attrs.Severity), reason: g(attrs.ReasonKey),
 						probeReason: g(attrs.IncidentProbeReason), job: g(attrs.LifecycleJobID), endpoints: int(n.Int()), recurring: rec.Bool(),
-						suppressedBy: g(attrs.IncidentSuppressedBy), impact: imp.Double()})
+						suppressedBy: g(attrs.IncidentSuppressedBy), impact: imp.Double(), clients: g(attrs.ClientsFailing)})
 				}
 			}
 		}
@@ -250,6 +256,34 @@ func TestPostDeployRegressionPagesCriticalService(t *testing.T) {
 	assert.Equal(t, "page", last.severity)
 	assert.Equal(t, []string{"opened/ticket", "updated/ticket", "escalated/page"}, states(incs))
 	assert.InDelta(t, 1.0, last.impact, 0.001, "both vantages failing on a critical service")
+}
+
+// The probes' client presets say who is hit: the incident names the
+// failing families and its impact is their share (a chain only browsers
+// complete hits six of seven, a 1024-bit key two); a fault no preset
+// names keeps the whole impact.
+func TestIncidentClientsFailing(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reason      attrs.Reason
+		clients     string
+		wantClients string
+		wantImpact  float64
+	}{
+		"missing intermediate": {attrs.ReasonMissingIntermediate, "openssl,python,node,gnutls,go,java", "gnutls,go,java,node,openssl,python", 6.0 / 7},
+		"1024-bit key":         {attrs.ReasonWeakKey, "openssl,python", "openssl,python", 2.0 / 7},
+		"expired for all":      {attrs.ReasonExpiredLeaf, "openssl,python,node,gnutls,chrome,go,java", "chrome,gnutls,go,java,node,openssl,python", 1},
+		"revoked, none named":  {attrs.ReasonRevoked, "", "", 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, createDefaultConfig())
+			h.feed(probe{service: "api", server: "api.example.com", vantage: "eu", crit: "critical", reason: tc.reason, chain: chainB, leaf: leafB, spki: spkiA, clients: tc.clients})
+			incs := h.incidents()
+			require.NotEmpty(t, incs)
+			last := incs[len(incs)-1]
+			assert.Equal(t, tc.wantClients, last.clients)
+			assert.InDelta(t, tc.wantImpact, last.impact, 0.001)
+		})
+	}
 }
 
 func TestOneBadChainFortyEndpointsIsOneIncident(t *testing.T) {
