@@ -143,8 +143,12 @@ func TestVantagesShareTheTargets(t *testing.T) {
 		}
 	}
 	t.Logf("targets per agent (k=2, 30 targets): %v", load)
+	// 60 assignments over 3 agents by hash: 20 each on average. The
+	// names are the lab's (random per run); simulated over 20,000 runs,
+	// an agent is more than 8 off in 0.22% of them (seen once in CI-like
+	// runs), more than 10 off in 0.02%.
 	for a, n := range load {
-		assert.InDelta(t, 20, n, 8, "agent %s", a)
+		assert.InDelta(t, 20, n, 10, "agent %s", a)
 	}
 	log.mu.Lock()
 	for _, x := range log.got {
