@@ -1,8 +1,10 @@
 package tlsprobereceiver
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzParseTargetsFile(f *testing.F) {
@@ -13,8 +15,18 @@ func FuzzParseTargetsFile(f *testing.F) {
 	f.Add([]byte("targets: {a: 1}\n"))
 	f.Add([]byte("&a [*a, *a]"))
 	f.Add([]byte(""))
+	f.Add([]byte(`{"targets": [{"endpoint": "a.example.com:443", "max_nodes": 4, "nodes": ["127.0.0.1:1"], "collection_interval": "30s"}]}`))
+	f.Add([]byte(`{"targets": null}`))
+	f.Add([]byte("targets:\n  - &x {endpoint: a:443}\n  - *x\n"))
 	profiles := map[string]bool{DefaultProfile: true}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The streaming decoders (JSON, YAML entry by entry) read what
+		// decoding the whole document reads.
+		if whole, werr := decodeTargetsWhole(data); werr == nil {
+			if got, err := decodeTargets(data); err == nil && (len(got) > 0 || len(whole) > 0) && !reflect.DeepEqual(got, whole) {
+				t.Fatalf("decoded one entry at a time: %+v\nwhole: %+v", got, whole)
+			}
+		}
 		ts, err := parseTargetsFile(data, profiles)
 		if err != nil {
 			return
@@ -32,7 +44,17 @@ func TestParseTargetsFileErrors(t *testing.T) {
 		"targets:\n  - endpoint: [\n":                        "not valid YAML",
 		"targets:\n  - endpoint: a:443\n    colour: red\n":   "colour",
 		"targets:\n  - endpoint: a:443\n    profiles: [x]\n": `unknown client profile "x"`,
-		"tragets: []\n": "tragets",
+		"tragets: []\n":                                          "tragets",
+		"targets: {endpoint: a:443}\n":                           "expected a list",
+		"targets: []\ntargets: []\n":                             "given twice",
+		`{"targets": [{"endpoint": "a:443", "colour": 1}]}`:      "colour",
+		`{"targets": [], "tragets": []}`:                         "tragets",
+		`{"targets": [], "targets": []}`:                         "given twice",
+		`{"targets": [5]}`:                                       "targets[0]",
+		`{"targets": {"endpoint": "a:443"}}`:                     "expected a list",
+		`{"targets": []} {}`:                                     "after the top-level object",
+		`{"targets": [{"endpoint": "a:443"}`:                     "not valid JSON",
+		`{"targets": [{"endpoint": "a:443", "max_nodes": 1.5}]}`: "max_nodes",
 	} {
 		_, err := parseTargetsFile([]byte(in), profiles)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -42,5 +64,45 @@ func TestParseTargetsFileErrors(t *testing.T) {
 	big := make([]byte, maxTargetsFileBytes+1)
 	if _, err := parseTargetsFile(big, profiles); err == nil {
 		t.Error("oversized targets file accepted")
+	}
+}
+
+// TestTargetsFileFormats: one file as YAML (block and flow) and as JSON
+// gives the same targets.
+func TestTargetsFileFormats(t *testing.T) {
+	profiles := map[string]bool{DefaultProfile: true, "legacy": true}
+	yamlBlock := `targets:
+  - endpoint: a.example.com:443
+    service: shop
+    criticality: high
+    pins: ["sha256/YLh1dUR9y6Kja30RrAn7JKnbQG/uEtLMkBgFF2Fuihg="]
+    profiles: [default, legacy]
+    collection_interval: 5m
+  - {endpoint: "edge.example.com:8443", server_name: b.example.com, nodes: all, max_nodes: 4, resumption: {every: 2}, expect_resumption: true}
+`
+	jsonDoc := ` {"targets": [
+  {"endpoint": "a.example.com:443", "service": "shop", "criticality": "high",
+   "pins": ["sha256/YLh1dUR9y6Kja30RrAn7JKnbQG/uEtLMkBgFF2Fuihg="], "profiles": ["default", "legacy"], "collection_interval": "5m"},
+  {"endpoint": "edge.example.com:8443", "server_name": "b.example.com", "nodes": "all", "max_nodes": 4, "resumption": {"every": 2}, "expect_resumption": true}
+]}
+`
+	fromYAML, err := parseTargetsFile([]byte(yamlBlock), profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := parseTargetsFile([]byte(jsonDoc), profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromYAML) != 2 || fromYAML[0].CollectionInterval != 5*time.Minute || fromYAML[1].MaxNodes != 4 || *fromYAML[1].Resumption.Every != 2 {
+		t.Fatalf("YAML decoded as %+v", fromYAML)
+	}
+	if !reflect.DeepEqual(fromYAML, fromJSON) {
+		t.Fatalf("YAML: %+v\nJSON: %+v", fromYAML, fromJSON)
+	}
+	for _, empty := range []string{"", "targets:\n", "targets: []\n", `{"targets": null}`, `{}`, "null\n"} {
+		if ts, err := parseTargetsFile([]byte(empty), profiles); err != nil || len(ts) != 0 {
+			t.Errorf("%q: %v, %v", empty, ts, err)
+		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/config/configtls"
-	"go.opentelemetry.io/collector/confmap"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/certpem"
@@ -22,31 +20,20 @@ import (
 // maxTargetsFileBytes bounds the targets file.
 const maxTargetsFileBytes = 32 << 20
 
-type targetsFile struct {
-	Targets []TargetConfig `mapstructure:"targets"`
-}
-
 // parseTargetsFile decodes a targets file and validates every target. Unknown
 // keys are errors, like in the collector configuration.
 func parseTargetsFile(data []byte, profiles map[string]bool) ([]TargetConfig, error) {
 	if len(data) > maxTargetsFileBytes {
 		return nil, fmt.Errorf("targets file is larger than %d bytes", maxTargetsFileBytes)
 	}
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("targets file is not valid YAML: %w", err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	var tf targetsFile
-	if err := confmap.NewFromStringMap(raw).Unmarshal(&tf); err != nil {
-		return nil, fmt.Errorf("targets file: %w", err)
-	}
-	if err := validateTargets(tf.Targets, profiles, "targets_file targets"); err != nil {
+	targets, err := decodeTargets(data)
+	if err != nil {
 		return nil, err
 	}
-	return tf.Targets, nil
+	if err := validateTargets(targets, profiles, "targets_file targets"); err != nil {
+		return nil, err
+	}
+	return targets, nil
 }
 
 // readTargetsFile reads and parses path with the size bound.
