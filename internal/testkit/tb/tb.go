@@ -3,10 +3,14 @@ package tb
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -22,14 +26,48 @@ func FreePort(t testing.TB) int {
 }
 
 // PickPort is FreePort for code without a test at hand (a server shared
-// by a package's tests, started once).
+// by a package's tests, started once). The port is below the kernel's
+// ephemeral range where it can: a port from bind(":0") is an ephemeral
+// one, and between its close and the server's listen any outgoing
+// connection (a browser, an exporter, another test's client) may take it
+// as its source port (seen: "bind: address already in use" in testbed/nel).
 func PickPort() (int, error) {
+	if lo := ephemeralLow(); lo > 10000 {
+		for range 64 {
+			p := 10000 + rand.IntN(lo-10000)
+			if _, taken := picked.LoadOrStore(p, true); taken {
+				continue // handed out already in this process
+			}
+			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+				_ = l.Close()
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// picked holds the ports PickPort handed out in this process.
+var picked sync.Map
+
+// ephemeralLow is the first port of the kernel's ephemeral range (0 when
+// unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
 }
 
 // Start starts cmd with its stderr captured, in a process group of its own
