@@ -62,7 +62,7 @@ func (e *emitter) nodeLogs(t *probeTarget, outs []nodeOutcome, round *nodesRound
 func (e *emitter) newLogs(t *probeTarget) (plog.Logs, plog.ScopeLogs) {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
-	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).putAttrs(rl.Resource().Attributes())
+	e.routing(t.meta.service, t.meta.environment, t.meta.owner, t.meta.criticality).putAttrs(rl.Resource().Attributes())
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(metadata.ScopeName)
 	return ld, sl
@@ -162,8 +162,8 @@ func (e *emitter) fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Re
 	if r.CRLStatus != "" {
 		a.PutStr(attrs.CRLStatus, r.CRLStatus)
 	}
-	if t.meta.cfg.StartTLS != "" {
-		a.PutStr(attrs.StartTLS, t.meta.cfg.StartTLS)
+	if t.target.StartTLS != "" {
+		a.PutStr(attrs.StartTLS, t.target.StartTLS)
 	}
 	if len(t.target.Pins) > 0 {
 		a.PutInt(attrs.PinsConfigured, int64(len(t.target.Pins)))
@@ -253,7 +253,7 @@ func (e *emitter) targetResource(t *probeTarget, node string) pcommon.Resource {
 	if node != "" {
 		rb.SetCertpulseEdgeNode(node)
 	}
-	e.routing(t.meta.service, t.meta.cfg.Environment, t.meta.cfg.Owner, t.meta.criticality).setResource(rb)
+	e.routing(t.meta.service, t.meta.environment, t.meta.owner, t.meta.criticality).setResource(rb)
 	return rb.Emit()
 }
 

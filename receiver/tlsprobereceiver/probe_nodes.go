@@ -84,7 +84,7 @@ func resolveNodes(ctx context.Context, resolver *net.Resolver, t TargetConfig) (
 // and, when due, the resumption ring.
 func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t *probeTarget) {
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	nodes, skipped, err := resolveNodes(rctx, r.resolver, t.meta.cfg)
+	nodes, skipped, err := resolveNodes(rctx, r.resolver, *t.meta.src)
 	cancel()
 	if ctx.Err() != nil {
 		return
@@ -96,7 +96,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 		return
 	}
 	if skipped > 0 {
-		r.logger.Warn("nodes: more addresses than max_nodes; probing the first", zap.String("endpoint", t.meta.cfg.Endpoint), zap.Int("probed", len(nodes)), zap.Int("skipped", skipped))
+		r.logger.Warn("nodes: more addresses than max_nodes; probing the first", zap.String("endpoint", t.meta.endpoint), zap.Int("probed", len(nodes)), zap.Int("skipped", skipped))
 	}
 	outs := make([]nodeOutcome, len(nodes))
 	var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 	}
 	ns := mem.nodes
 	ns.probes++
-	if every := t.meta.cfg.resumptionEvery(); every > 0 && (ns.probes-1)%every == 0 {
+	if every := t.meta.src.resumptionEvery(); every > 0 && (ns.probes-1)%every == 0 {
 		ns.resumption, ns.samples = r.checkResumption(ctx, t, views, round.cmp)
 		// (members of a check cut short have no verdict: not_checked)
 		ns.checkedAt = time.Now()
@@ -153,7 +153,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 	if any {
 		r.confirm(t)
 	}
-	r.send(ctx, t.meta.cfg.Endpoint,
+	r.send(ctx, t.meta.endpoint,
 		func() plog.Logs { return withVantages(r.emitter.nodeLogs(t, outs, &round), mem.vantage) },
 		func() pmetric.Metrics {
 			return r.emitter.nodeMetrics(mem.failures, t, outs, &round, r.plan(mem))
@@ -268,7 +268,7 @@ func (r *tlsProbeReceiver) checkResumption(ctx context.Context, t *probeTarget, 
 				samples[m] = append(samples[m], resumeSample{kind: "same_node", version: vn, resumed: s.resumed})
 			}
 		}
-		byVersion[vn] = judgeResumption(members, edges, self, t.meta.cfg.ExpectResumption)
+		byVersion[vn] = judgeResumption(members, edges, self, t.meta.src.ExpectResumption)
 	}
 	for node, v := range mergeResumption(byVersion) {
 		verdicts[node] = v

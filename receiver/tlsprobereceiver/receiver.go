@@ -202,7 +202,7 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 			return fmt.Errorf("tlsprobe: %w", err)
 		}
 		for _, t := range inlineTargets(targets) {
-			if key, ok := claimKey(r.vantage, r.cfg, t.meta.cfg); ok {
+			if key, ok := claimKey(r.vantage, r.cfg, *t.meta.src); ok {
 				t.claim = hub.Claim(key)
 				r.claims = append(r.claims, t.claim)
 			}
@@ -290,7 +290,11 @@ func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*pro
 		if iv == 0 {
 			iv = r.cfg.CollectionInterval
 		}
-		out = append(out, &probeTarget{meta: newTargetMeta(c), target: t, interval: iv, fromFile: fromFile})
+		m := newTargetMeta(c)
+		if !fromFile && m.src == nil {
+			m.src = &c
+		}
+		out = append(out, &probeTarget{meta: m, target: t, interval: iv, fromFile: fromFile})
 	}
 	return out, errors.Join(errs...)
 }
@@ -301,9 +305,9 @@ func dedupTargets(ts []*probeTarget, logger *zap.Logger) []*probeTarget {
 	seen := map[string]bool{}
 	out := ts[:0:0]
 	for _, t := range ts {
-		k := t.meta.cfg.key()
+		k := t.meta.key
 		if seen[k] {
-			logger.Warn("duplicate target ignored", zap.String("endpoint", t.meta.cfg.Endpoint), zap.String("server_name", t.meta.cfg.ServerName))
+			logger.Warn("duplicate target ignored", zap.String("endpoint", t.meta.endpoint), zap.String("server_name", t.meta.serverName))
 			continue
 		}
 		seen[k] = true
@@ -353,7 +357,7 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if !r.mine(mem, t, time.Now()) && j.ranRegular {
 		return
 	}
-	if len(t.meta.cfg.Nodes) > 0 {
+	if t.meta.src != nil && len(t.meta.src.Nodes) > 0 {
 		r.probeNodes(ctx, mem, t)
 		return
 	}
@@ -371,7 +375,7 @@ func (r *tlsProbeReceiver) probeOne(ctx context.Context, mem *targetMemory, t *p
 	if len(unconfirmed) > 0 {
 		r.confirm(t)
 	}
-	r.send(ctx, t.meta.cfg.Endpoint,
+	r.send(ctx, t.meta.endpoint,
 		func() plog.Logs { return withVantages(r.emitter.logs(t, results, unconfirmed), mem.vantage) },
 		func() pmetric.Metrics { return r.emitter.metrics(mem.failures, t, results, r.plan(mem)) })
 }
@@ -433,7 +437,7 @@ func targetMatches(t *probeTarget, ev trigger.Event) bool {
 	if len(ev.Endpoints) == 0 {
 		return true
 	}
-	dialed, _, _ := net.SplitHostPort(t.meta.cfg.Endpoint)
+	dialed, _, _ := net.SplitHostPort(t.meta.endpoint)
 	for _, e := range ev.Endpoints {
 		host := e
 		if h, _, err := net.SplitHostPort(e); err == nil {
@@ -455,8 +459,8 @@ func (r *tlsProbeReceiver) confirm(t *probeTarget) {
 	for i := range delays {
 		delays[i] = time.Duration(i+1) * r.cfg.Confirm.Interval
 	}
-	key := t.meta.cfg.key()
-	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.cfg.key() == key }, delays, r.budget.Allow)
+	key := t.meta.key
+	r.sched.runSoon(func(o *probeTarget) bool { return o.meta.key == key }, delays, r.budget.Allow)
 }
 
 // claimKey identifies a configured target with everything that shapes its
@@ -482,7 +486,7 @@ func (r *tlsProbeReceiver) setTargets(ts []*probeTarget) {
 	r.sched.set(ts)
 	keys := make(map[string]bool, len(ts))
 	for _, t := range ts {
-		keys[t.meta.cfg.key()] = true
+		keys[t.meta.key] = true
 	}
 	r.memory.keep(keys)
 }

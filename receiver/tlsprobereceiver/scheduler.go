@@ -109,7 +109,7 @@ func (s *scheduler) set(targets []*probeTarget) {
 	now := s.now()
 	keep := make(map[string]*job, len(targets))
 	for _, t := range targets {
-		k := t.meta.cfg.key()
+		k := t.meta.key
 		if j, ok := s.jobs[k]; ok {
 			j.target = t
 			if j.interval != t.interval {

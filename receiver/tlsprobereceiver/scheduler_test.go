@@ -25,7 +25,7 @@ func TestReloadWhileProbing(t *testing.T) {
 	var seen []string // service/endpoint of each probe, in order
 	s := newScheduler(4, func(_ context.Context, _ *job, t *probeTarget) {
 		mu.Lock()
-		seen = append(seen, t.meta.service+"/"+t.meta.cfg.Endpoint)
+		seen = append(seen, t.meta.service+"/"+t.meta.endpoint)
 		mu.Unlock()
 	})
 	s.set(mk("a"))

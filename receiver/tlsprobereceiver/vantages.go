@@ -18,7 +18,7 @@ func (r *tlsProbeReceiver) mine(mem *targetMemory, t *probeTarget, now time.Time
 	if r.vantages == nil {
 		return true
 	}
-	d := r.vantages.Decide(t.meta.cfg.key())
+	d := r.vantages.Decide(t.meta.key)
 	mem.vantage = d
 	if d.Probe {
 		mem.chosenAt = now

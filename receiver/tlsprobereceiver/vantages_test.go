@@ -201,14 +201,14 @@ func TestVantagesShareTheTargets(t *testing.T) {
 func TestMineHandsOverWithoutAGap(t *testing.T) {
 	set := vantage.NewSet("b", 1)
 	r := &tlsProbeReceiver{cfg: &Config{Timeout: time.Second}, vantages: set}
-	tg := &probeTarget{meta: targetMeta{cfg: TargetConfig{Endpoint: "x:443"}}, interval: 10 * time.Second}
+	tg := &probeTarget{meta: newTargetMeta(TargetConfig{Endpoint: "x:443"}), interval: 10 * time.Second}
 	mem := newTargetMemory()
 	now := time.Unix(1_800_000_000, 0)
 	set.Update([]vantage.Member{{Name: "b"}})
 	require.True(t, r.mine(mem, tg, now), "the only member")
 	assert.Equal(t, 0, mem.vantage.Rank)
 	set.Update([]vantage.Member{{Name: "b"}, {Name: "zz-other-1"}, {Name: "zz-other-2"}, {Name: "zz-other-3"}, {Name: "zz-other-4"}, {Name: "zz-other-5"}, {Name: "zz-other-6"}, {Name: "zz-other-7"}})
-	if set.Decide(tg.meta.cfg.key()).Probe {
+	if set.Decide(tg.meta.key).Probe {
 		t.Skip("b still chosen among 8: pick other names")
 	}
 	assert.True(t, r.mine(mem, tg, now.Add(10*time.Second)), "one more turn while another takes over")
