@@ -112,3 +112,26 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 		t.Errorf("restored %d failing endpoints, want 1", failing)
 	}
 }
+
+// TestSeenSlotsComeDueByBucket: with 100,000 healthy endpoints probed each
+// minute, the seen times that come due in a minute fill at most a couple
+// of buckets (a bucket's endpoints share its phase), not every bucket (a
+// phase per endpoint made nearly all 256 buckets, the whole state, due at
+// every checkpoint once there are more endpoints than minutes in a slot).
+func TestSeenSlotsComeDueByBucket(t *testing.T) {
+	e := newEngine(createDefaultConfig())
+	slot := e.seenSlot()
+	for _, now := range []int64{1_796_557_363, 1_796_557_363 + slot/3, 1_796_557_363 + slot/2 + 17} {
+		due := map[int]bool{}
+		for i := range 100_000 {
+			key := fmt.Sprintf("svc-%d|t%d.example.com:443|default|eu", i%500, i)
+			b := bucketOf(key)
+			if persistChanged(&endpointState{LastSeen: now - 60}, &endpointState{LastSeen: now}, slot, seenPhase(b, slot)) {
+				due[b] = true
+			}
+		}
+		if len(due) > 2 {
+			t.Errorf("at %d: %d buckets due in one minute, want at most 2", now, len(due))
+		}
+	}
+}

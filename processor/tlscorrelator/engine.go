@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -207,9 +206,12 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 // its healthy count and its volume-control time, or its last-seen time
 // entered a new slot of slot seconds. A slot is long (idle_timeout/4: a
 // restart reads a seen time that old at most, and idle_timeout is what it
-// is compared with) and its boundaries are offset per endpoint (phase), so
-// that healthy endpoints do not all come due at once: every dirty
-// endpoint rewrites its whole bucket (1/256 of the state).
+// is compared with) and its boundaries are offset per bucket (phase): a
+// bucket's endpoints come due together and the buckets one after another,
+// so a checkpoint rewrites about one bucket in numBuckets*checkpoint/slot
+// for the seen times, however many endpoints there are (a phase per
+// endpoint made every bucket due at every checkpoint past a few thousand
+// endpoints: every dirty endpoint rewrites its whole bucket).
 func persistChanged(before, after *endpointState, slot, phase int64) bool {
 	if slot > 0 && (before.LastSeen+phase)/slot != (after.LastSeen+phase)/slot {
 		return true
@@ -223,11 +225,9 @@ func persistChanged(before, after *endpointState, slot, phase int64) bool {
 // seenSlot: the slot of persistChanged, in seconds.
 func (e *engine) seenSlot() int64 { return max(int64(e.cfg.IdleTimeout/time.Second)/4, 1) }
 
-// seenPhase: an endpoint's offset within its slot, from its key.
-func seenPhase(key string, slot int64) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	return int64(h.Sum64() % uint64(slot))
+// seenPhase: a bucket's offset within the slot, the buckets spread evenly.
+func seenPhase(bucket int, slot int64) int64 {
+	return int64(bucket) * slot / numBuckets
 }
 
 // enrichment is what a probe record is enriched with, from the state
@@ -298,8 +298,8 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	}
 	defer func() {
 		slot := e.seenSlot()
-		if persistChanged(&before, ep, slot, seenPhase(key, slot)) {
-			e.dirtyBuckets[bucketOf(key)] = true
+		if b := bucketOf(key); persistChanged(&before, ep, slot, seenPhase(b, slot)) {
+			e.dirtyBuckets[b] = true
 		}
 	}()
 	en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI
