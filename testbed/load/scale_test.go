@@ -109,12 +109,18 @@ func TestScale(t *testing.T) {
 	ep, _ := lab.Endpoint("healthy-wildcard")
 	floor := handshakeFloor(t, ep.Address, lab.Files.Roots, 2000)
 
+	// JSON, which the receiver decodes as a stream (a YAML file of
+	// 100,000 entries costs its node tree at start: docs/performance.md).
 	var tf strings.Builder
-	tf.WriteString("targets:\n")
+	tf.WriteString("{\"targets\": [\n")
 	for i := 0; i < p.targets; i++ {
-		fmt.Fprintf(&tf, "  - endpoint: %s\n    server_name: t%d.wild.%s\n    service: scale-%d\n    ca_file: %s\n", ep.Address, i, faultlab.Domain, i%500, lab.Files.Roots)
+		if i > 0 {
+			tf.WriteString(",\n")
+		}
+		fmt.Fprintf(&tf, "  {\"endpoint\": %q, \"server_name\": \"t%d.wild.%s\", \"service\": \"scale-%d\", \"ca_file\": %q}", ep.Address, i, faultlab.Domain, i%500, lab.Files.Roots)
 	}
-	tfPath := filepath.Join(dir, "targets.yaml")
+	tf.WriteString("\n]}\n")
+	tfPath := filepath.Join(dir, "targets.json")
 	if err := os.WriteFile(tfPath, []byte(tf.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +174,15 @@ func TestScale(t *testing.T) {
 	}
 	elapsed := time.Since(t0)
 	probes1 := sink.snapshot()
+	if out := os.Getenv("CERTPULSE_SCALE_HEAP"); out != "" {
+		// The first agent's heap profile at the end (go tool pprof -top
+		// -inuse_space: where the live heap goes).
+		if resp, err := http.Get(agents[0].pprof + "heap?gc=1"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			_ = os.WriteFile(out, b, 0o644)
+		}
+	}
 	perAgentWant := float64(p.targets*p.vantages) / float64(p.agents) / p.interval.Seconds() * elapsed.Seconds()
 	var rows []string
 	for _, a := range agents {
@@ -179,9 +194,10 @@ func TestScale(t *testing.T) {
 		late := a.lateness(t).minus(a.late0)
 		in := a.correlatorIn(t) - a.in0
 		cpuPer := (cpu1 - a.cpu0) / time.Duration(max(n, 1))
-		rows = append(rows, fmt.Sprintf("| %s | %d | %.0f | %.2f | %.2f ms | %.2fx | %.0f MiB | %s | %.0f |",
+		anon, file := rssSplit(a.pid)
+		rows = append(rows, fmt.Sprintf("| %s | %d | %.0f | %.2f | %.2f ms | %.2fx | %.0f MiB | %.0f + %.0f MiB | %.0f MB | %s | %.0f |",
 			a.name, n, perAgentWant, (cpu1-a.cpu0).Seconds()/elapsed.Seconds(), cpuPer.Seconds()*1000, cpuPer.Seconds()/floor.Seconds(),
-			float64(hwm)/(1<<20), late.quantile(0.99), in))
+			float64(hwm)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20), float64(a.liveHeap(t))/1e6, late.quantile(0.99), in))
 		if float64(n) < 0.95*perAgentWant {
 			t.Errorf("%s: %d probes in %s, want >= 95%% of %.0f", a.name, n, elapsed.Round(time.Second), perAgentWant)
 		}
@@ -203,7 +219,7 @@ func TestScale(t *testing.T) {
 	window := fmt.Sprintf("%ds", int((p.interval + time.Minute).Seconds()))
 	series, _ := promValue(prom, `count(count_over_time({__name__=~"tlsprobe_.+"}[`+window+`]))`)
 	info, _ := promValue(prom, `count(count_over_time(target_info[`+window+`]))`)
-	t.Logf("measured over %s after the first interval:\n| agent | probes | expected | CPU (cores) | CPU per probe | per probe / floor | peak RSS | lateness p99 | correlator records in |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n%s\nPrometheus 3: %.0f tlsprobe series (%.2f per target), %.0f target_info",
+	t.Logf("measured over %s after the first interval:\n| agent | probes | expected | CPU (cores) | CPU per probe | per probe / floor | peak RSS | RSS at end, anonymous + file | live heap at end | lateness p99 | correlator records in |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n%s\nPrometheus 3: %.0f tlsprobe series (%.2f per target), %.0f target_info",
 		elapsed.Round(time.Second), strings.Join(rows, "\n"), series, series/float64(p.targets), info)
 	if p.series == "lean" && series > 3*float64(p.targets) {
 		t.Errorf("lean: %.0f tlsprobe series for %d healthy targets, goal <= 3 per target", series, p.targets)
@@ -313,6 +329,46 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 	}
 	return &scaleAgent{name: name, pid: cmd.Process.Pid, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", telemetry),
 		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", pprof)}
+}
+
+// rssSplit is the process's resident memory now: anonymous (the heap,
+// stacks) and file-backed (the binary's pages, mapped bbolt files).
+func rssSplit(pid int) (anon, file int64) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		var kb int64
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			_, _ = fmt.Sscanf(v, "%d", &kb)
+			anon = kb << 10
+		}
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			_, _ = fmt.Sscanf(v, "%d", &kb)
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
+// liveHeap is the agent's heap after a forced GC (its pprof extension's
+// heap?gc=1 MemStats: HeapAlloc).
+func (a *scaleAgent) liveHeap(t *testing.T) int64 {
+	resp, err := http.Get(a.pprof + "heap?gc=1&debug=1")
+	if err != nil {
+		t.Logf("%s heap: %v", a.name, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func sampleRSS(t *testing.T, agents []*scaleAgent) {
