@@ -89,7 +89,7 @@ func BenchmarkStatePerEndpoint(b *testing.B) {
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/endpoint")
 		mem := &memClient{m: map[string][]byte{}}
-		sz, err := c.eng.checkpoint(ctx, mem, true)
+		sz, err := c.eng.checkpoint(ctx, mem, true, true)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -66,17 +66,42 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 		if err := c.consumeLogs(ctx, ld); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.eng.checkpoint(ctx, mem, false); err != nil {
+		if _, err := c.eng.checkpoint(ctx, mem, false, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	round(0, -1)
-	if b, svc := mem.take(); b < 200 || !svc {
-		t.Fatalf("first checkpoint: %d buckets, services %v; want nearly all %d and the services", b, svc, numBuckets)
+	// drain runs the checkpoints that write the dirty buckets left over,
+	// and returns how many buckets were written in all.
+	drain := func(first int) int {
+		t.Helper()
+		total := first
+		for range numBuckets/maxBucketsPerCheckpoint - 1 {
+			if _, err := c.eng.checkpoint(ctx, mem, false, false); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := mem.take()
+			if b > maxBucketsPerCheckpoint {
+				t.Fatalf("a checkpoint wrote %d buckets, at most %d", b, maxBucketsPerCheckpoint)
+			}
+			total += b
+		}
+		return total
 	}
+	round(0, -1)
+	b, svc := mem.take()
+	if b != maxBucketsPerCheckpoint || !svc {
+		t.Fatalf("first checkpoint: %d buckets, services %v; want %d (of the nearly all %d dirty) and the services", b, svc, maxBucketsPerCheckpoint, numBuckets)
+	}
+	if total := drain(b); total < 200 {
+		t.Fatalf("first %d checkpoints: %d buckets, want nearly all %d", numBuckets/maxBucketsPerCheckpoint, total, numBuckets)
+	}
+	// (the services' seen times are written at the first checkpoint that
+	// follows svcSlowCheckpoints without: the drain's)
 	round(time.Minute, -1)
-	// A few endpoints' slots (6 h, offset per endpoint) may end in any
-	// minute: a handful of buckets, never the state.
+	mem.take()
+	round(90*time.Second, -1)
+	// A bucket's slot (6 h, offset per bucket) may end in any minute: a
+	// bucket or two, never the state.
 	const few = numBuckets / 20
 	if b, svc := mem.take(); b > few || svc {
 		t.Errorf("healthy again: %d buckets written, services %v; want at most %d and no services", b, svc, few)
@@ -92,7 +117,7 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 		t.Errorf("services' times never written in %d checkpoints", svcSlowCheckpoints)
 	}
 	round(time.Duration(3+svcSlowCheckpoints)*time.Minute+time.Duration(c.eng.seenSlot())*time.Second, 7)
-	if b, _ := mem.take(); b < 200 {
+	if b, _ := mem.take(); drain(b) < 200 {
 		t.Errorf("a new seen slot: %d buckets written, want nearly all", b)
 	}
 	e := newEngine(c.cfg)
@@ -110,6 +135,48 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 	}
 	if failing != 1 {
 		t.Errorf("restored %d failing endpoints, want 1", failing)
+	}
+}
+
+// TestCheckpointFlushAtShutdown: a checkpoint writes at most
+// maxBucketsPerCheckpoint buckets; the one at shutdown writes every dirty
+// bucket, and a restart restores every endpoint.
+func TestCheckpointFlushAtShutdown(t *testing.T) {
+	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mem := &countingClient{memClient: memClient{m: map[string][]byte{}}, writes: map[string]int{}}
+	c.client = mem
+	ld := plog.NewLogs()
+	for i := range 2000 {
+		probe{at: 0, service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}.appendTo(ld)
+	}
+	if err := c.consumeLogs(ctx, ld); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	err = c.checkpointLocked(ctx, false)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := mem.take(); b != maxBucketsPerCheckpoint {
+		t.Fatalf("a checkpoint wrote %d buckets, want %d", b, maxBucketsPerCheckpoint)
+	}
+	if err := c.shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := mem.take(); b < 200 {
+		t.Fatalf("shutdown wrote %d buckets, want the rest of the nearly %d dirty", b, numBuckets)
+	}
+	e := newEngine(c.cfg)
+	if err := e.restore(ctx, &mem.memClient); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.endpoints) != 2000 {
+		t.Fatalf("restored %d endpoints, want 2000", len(e.endpoints))
 	}
 }
 

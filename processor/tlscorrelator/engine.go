@@ -109,6 +109,9 @@ type engine struct {
 	storedBytes int
 	// dirty endpoint buckets and incidents since the last checkpoint
 	dirtyBuckets [numBuckets]bool
+	// bucketCursor: where the next checkpoint starts looking for dirty
+	// buckets (bucketsToWrite).
+	bucketCursor int
 	dirtyInc     bool
 	// dirtySvc: a service changed in what a restart needs; svcTouched:
 	// only last-seen times moved (written every svcSlowCheckpoints).

@@ -52,9 +52,20 @@ type meta struct {
 // written every this many checkpoints (a minute at the default 10s).
 const svcSlowCheckpoints = 6
 
-// checkpoint writes the dirty parts of the state; it returns the size of
-// the whole persisted state after the write.
-func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (int, error) {
+// maxBucketsPerCheckpoint bounds the endpoint buckets one checkpoint
+// writes (1/8 of the state); the others stay dirty for the next ones, taken
+// round-robin, so every change is written within numBuckets/this
+// checkpoints. A start with 100,000 new endpoints made every bucket dirty
+// at every checkpoint for a whole interval: the whole state (37 MB of
+// JSON) rewritten every 10 s, and the bbolt file, whose pages stay mapped
+// in the agent's memory, grown to three times the state.
+const maxBucketsPerCheckpoint = numBuckets / 8
+
+// checkpoint writes the dirty parts of the state, at most
+// maxBucketsPerCheckpoint endpoint buckets unless flush (at shutdown) or
+// all (every bucket, dirty or not); it returns the size of the whole
+// persisted state after the write.
+func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bool) (int, error) {
 	var ops []*storage.Operation
 	sizes := map[string]int{}
 	add := func(k string, v any) error {
@@ -90,10 +101,7 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 		}
 	}
 	var buckets [numBuckets]map[string]*endpointState
-	var dirty [numBuckets]bool
-	for b := range e.dirtyBuckets {
-		dirty[b] = e.dirtyBuckets[b] || all
-	}
+	dirty := e.bucketsToWrite(all, flush)
 	for k, ep := range e.endpoints {
 		b := bucketOf(k)
 		if !dirty[b] {
@@ -126,7 +134,11 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 	} else {
 		e.svcSkipped++
 	}
-	e.dirtyBuckets = [numBuckets]bool{}
+	for b := range dirty {
+		if dirty[b] {
+			e.dirtyBuckets[b] = false
+		}
+	}
 	if e.storedSizes == nil {
 		e.storedSizes = map[string]int{}
 	}
@@ -139,6 +151,26 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all bool) (in
 		}
 	}
 	return e.storedBytes, nil
+}
+
+// bucketsToWrite picks the buckets a checkpoint writes: the dirty ones
+// from the round-robin cursor on, at most maxBucketsPerCheckpoint unless
+// flush; every bucket when all.
+func (e *engine) bucketsToWrite(all, flush bool) (dirty [numBuckets]bool) {
+	n := 0
+	for i := range numBuckets {
+		b := (e.bucketCursor + i) % numBuckets
+		if !all && !e.dirtyBuckets[b] {
+			continue
+		}
+		if !all && !flush && n == maxBucketsPerCheckpoint {
+			e.bucketCursor = b // the next checkpoint starts here
+			return dirty
+		}
+		dirty[b] = true
+		n++
+	}
+	return dirty
 }
 
 // restore loads the state written by checkpoint.

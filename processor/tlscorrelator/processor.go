@@ -118,14 +118,14 @@ func (c *correlator) start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-func (c *correlator) checkpointLocked(ctx context.Context) error {
+func (c *correlator) checkpointLocked(ctx context.Context, flush bool) error {
 	n := len(c.eng.endpoints) + len(c.eng.services) + len(c.eng.incidents)
 	c.telemetry.TlscorrelatorStateEntries.Add(ctx, int64(n-c.lastN))
 	c.lastN = n
 	if c.client == nil {
 		return nil
 	}
-	b, err := c.eng.checkpoint(ctx, c.client, false)
+	b, err := c.eng.checkpoint(ctx, c.client, false, flush)
 	if err == nil {
 		c.telemetry.TlscorrelatorStateBytes.Add(ctx, int64(b-c.lastB))
 		c.lastB = b
@@ -141,7 +141,7 @@ func (c *correlator) shutdown(ctx context.Context) error {
 	var errs []error
 	if c.client != nil {
 		c.mu.Lock()
-		errs = append(errs, c.checkpointLocked(ctx))
+		errs = append(errs, c.checkpointLocked(ctx, true))
 		c.mu.Unlock()
 		errs = append(errs, c.client.Close(ctx))
 	}
@@ -163,7 +163,7 @@ func (c *correlator) tick(ctx context.Context) {
 	for _, tr := range c.eng.queue() {
 		c.countTransition(ctx, tr)
 	}
-	err := c.checkpointLocked(ctx)
+	err := c.checkpointLocked(ctx, false)
 	var take []*outboxEntry
 	if err == nil {
 		take = c.eng.takeOutbox()
@@ -308,7 +308,7 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	if len(fresh) > 0 && c.client != nil {
 		// Persist before anyone hears of a transition: a restart never
 		// reopens or re-pages what was already announced, nor loses it.
-		perr = c.checkpointLocked(ctx)
+		perr = c.checkpointLocked(ctx, false)
 	}
 	var take []*outboxEntry
 	if perr == nil {
