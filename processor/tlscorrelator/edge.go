@@ -172,7 +172,7 @@ func judgeEdge(wins []edgeWindow, cfg EdgeConfig) edgeVerdict {
 func (e *engine) edgeWindow(r *record) {
 	t := r.time
 	svc := e.service(r.service, t)
-	e.dirtySvc = true
+	e.markSvc(r.service, false)
 	sc := e.cfg.Services[r.service]
 	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
 	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)

@@ -107,17 +107,13 @@ type engine struct {
 	// sum: the size of the persisted state (tlscorrelator_state_bytes).
 	storedSizes map[string]int
 	storedBytes int
-	// dirty endpoint buckets and incidents since the last checkpoint
-	dirtyBuckets [numBuckets]bool
-	// bucketCursor: where the next checkpoint starts looking for dirty
-	// buckets (bucketsToWrite).
-	bucketCursor int
-	dirtyInc     bool
-	// dirtySvc: a service changed in what a restart needs; svcTouched:
-	// only last-seen times moved (written every svcSlowCheckpoints).
-	dirtySvc, svcTouched bool
-	svcSkipped           int
-	untracked            int
+	// the endpoint and service buckets and the incidents changed since
+	// the last checkpoint; legacySvc: the services were restored from the
+	// one-value form (keyServices), which the next checkpoint replaces.
+	dirtyEp, dirtySvc bucketSet
+	dirtyInc          bool
+	legacySvc         bool
+	untracked         int
 	// brake is the remediation brake as the latest brake_engaged or
 	// brake_released audit event said ("" until one is seen).
 	brake attrs.Outcome
@@ -196,13 +192,28 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 	if !ok {
 		s = &serviceState{}
 		e.services[name] = s
-		e.dirtySvc = true
+		e.markSvc(name, false)
 	}
 	if t.After(s.LastSeen) {
+		// Like an endpoint's, a service's seen time is written once a
+		// slot (persistChanged), not at every probe.
+		slot, b := e.seenSlot(), bucketOf(name)
+		if phase := seenPhase(b, slot); (s.LastSeen.Unix()+phase)/slot != (t.Unix()+phase)/slot {
+			e.dirtySvc.mark(b)
+		}
 		s.LastSeen = t
-		e.svcTouched = true
 	}
 	return s
+}
+
+// markSvc: the service changed in what a restart needs; urgent when it
+// must be written at the next checkpoint (bucketSet).
+func (e *engine) markSvc(name string, urgent bool) {
+	if urgent {
+		e.dirtySvc.markUrgent(bucketOf(name))
+	} else {
+		e.dirtySvc.mark(bucketOf(name))
+	}
 }
 
 // persistChanged: the endpoint changed in more than its last-seen time,
@@ -258,11 +269,11 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)
 	svc.Crit = cmp.Or(sc.Criticality, r.crit, svc.Crit, attrs.CriticalityMedium)
 	if was != [3]string{svc.Env, svc.Owner, svc.Crit} {
-		e.dirtySvc = true
+		e.markSvc(r.service, false)
 	}
 	en = enrichment{owner: svc.Owner, crit: svc.Crit, env: svc.Env, trafficWeight: trafficWeight(sc), deploy: svc.LastDeploy, renewal: svc.LastRenewal}
 	if noteSeen(&svc.Vantages, r.vantage, t) || noteSeen(&svc.Profiles, r.profile, t) {
-		e.dirtySvc = true
+		e.markSvc(r.service, false)
 	}
 	for _, p := range r.pins {
 		if svc.Pins == nil {
@@ -270,11 +281,11 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		}
 		if _, ok := svc.Pins[p]; !ok && len(svc.Pins) < 32 {
 			svc.Pins[p] = struct{}{}
-			e.dirtySvc = true
+			e.markSvc(r.service, false)
 		}
 	}
 	if !r.notAfter.IsZero() && svc.noteLeaf(endpointName(r), r.notAfter) {
-		e.dirtySvc = true
+		e.markSvc(r.service, false)
 	}
 
 	key := epKey(r)
@@ -302,7 +313,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	defer func() {
 		slot := e.seenSlot()
 		if b := bucketOf(key); persistChanged(&before, ep, slot, seenPhase(b, slot)) {
-			e.dirtyBuckets[b] = true
+			e.dirtyEp.mark(b)
 		}
 	}()
 	en.lastGoodChain, en.lastGoodSPKI = ep.GoodChain, ep.GoodSPKI

@@ -54,7 +54,7 @@ func (e *engine) observe(o *obs) string {
 		service, t = o.rec.service, o.rec.time
 	}
 	svc := e.service(service, t)
-	e.dirtySvc = true
+	e.markSvc(service, true)
 	fp := fingerprint(o.reason, service, o.identity)
 	inc, ok := e.incidents[fp]
 	if !ok {

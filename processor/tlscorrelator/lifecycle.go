@@ -19,7 +19,7 @@ func (e *engine) lifecycle(r *record) {
 	}
 	t := r.time
 	svc := e.service(r.service, t)
-	e.dirtySvc = true
+	e.markSvc(r.service, true)
 	svc.Env = cmp.Or(e.cfg.Services[r.service].Environment, r.env, svc.Env)
 	ev := &lcEvent{Type: r.ltype, Time: t, JobID: r.jobID, Artifact: r.artifact, Leaf: r.leafHash, SPKI: r.spki, NotAfter: r.notAfter, Message: r.message}
 
@@ -218,12 +218,12 @@ func (e *engine) expire(now time.Time) {
 		if ep.LastSeen < cut.Unix() {
 			delete(e.endpoints, k)
 			e.unindexNode(k)
-			e.dirtyBuckets[bucketOf(k)] = true
+			e.dirtyEp.mark(bucketOf(k))
 			// A gone endpoint's leaf no longer counts for the service (it
 			// comes back with the endpoint's next probe).
 			if parts := strings.SplitN(k, "|", 3); len(parts) == 3 {
-				if s := e.services[parts[0]]; s != nil && s.Leaves != nil {
-					delete(s.Leaves, parts[1])
+				if s := e.services[parts[0]]; s != nil && s.forgetLeaf(parts[1]) {
+					e.markSvc(parts[0], false)
 				}
 			}
 		}
@@ -231,6 +231,7 @@ func (e *engine) expire(now time.Time) {
 	for k, s := range e.services {
 		if s.LastSeen.Before(cut) {
 			delete(e.services, k)
+			e.markSvc(k, false)
 		}
 	}
 	for k, inc := range e.incidents {

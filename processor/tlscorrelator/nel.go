@@ -147,7 +147,7 @@ func (e *engine) nelReport(r *record) {
 	h := r.nel
 	h.First, h.Last = t.Unix(), t.Unix()
 	svc := e.service(r.service, t)
-	e.dirtySvc = true
+	e.markSvc(r.service, false)
 	sc := e.cfg.Services[r.service]
 	svc.Env = cmp.Or(sc.Environment, r.env, svc.Env)
 	svc.Owner = cmp.Or(sc.Owner, r.owner, svc.Owner)

@@ -85,7 +85,7 @@ func (e *engine) retireGone(key string, prev int64, t time.Time) {
 // retireEndpoint takes an endpoint that is no longer probed out of its
 // incidents.
 func (e *engine) retireEndpoint(ep *endpointState, key string, t time.Time) {
-	e.dirtyBuckets[bucketOf(key)] = true
+	e.dirtyEp.mark(bucketOf(key))
 	if ep.Incident != "" {
 		e.retireFrom(ep.Incident, key, t)
 		ep.Incident = ""

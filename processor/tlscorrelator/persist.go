@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/extension/xextension/storage"
@@ -13,26 +11,15 @@ import (
 	"github.com/certpulse/certpulse/internal/attrs"
 )
 
-// Endpoint state is persisted in numBuckets buckets by key hash, so a
-// checkpoint writes only the buckets that changed; incidents and services
-// are small and written whole.
-const numBuckets = 256
-
 const (
 	keyMeta      = "meta"
 	keyIncidents = "incidents"
+	// keyServices held every service in one value before services were
+	// bucketed; restore still reads it, the next checkpoint deletes it.
 	keyServices  = "services"
 	keyOutbox    = "outbox"
 	stateVersion = 1
 )
-
-func bucketOf(key string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % numBuckets)
-}
-
-func bucketKey(b int) string { return "endpoints/" + strconv.Itoa(b) }
 
 // outboxRecord is the persisted form of an outbox entry.
 type outboxRecord struct {
@@ -48,23 +35,10 @@ type meta struct {
 	Watermark time.Time `json:"watermark"`
 }
 
-// svcSlowCheckpoints: services whose last-seen times alone moved are
-// written every this many checkpoints (a minute at the default 10s).
-const svcSlowCheckpoints = 6
-
-// maxBucketsPerCheckpoint bounds the endpoint buckets one checkpoint
-// writes (1/8 of the state); the others stay dirty for the next ones, taken
-// round-robin, so every change is written within numBuckets/this
-// checkpoints. A start with 100,000 new endpoints made every bucket dirty
-// at every checkpoint for a whole interval: the whole state (37 MB of
-// JSON) rewritten every 10 s, and the bbolt file, whose pages stay mapped
-// in the agent's memory, grown to three times the state.
-const maxBucketsPerCheckpoint = numBuckets / 8
-
-// checkpoint writes the dirty parts of the state, at most
-// maxBucketsPerCheckpoint endpoint buckets unless flush (at shutdown) or
-// all (every bucket, dirty or not); it returns the size of the whole
-// persisted state after the write.
+// checkpoint writes the changed parts of the state (bucketSet.take: at
+// most maxBucketsPerCheckpoint buckets of a kind changed in bulk, unless
+// flush at shutdown; every bucket when all); it returns the size of the
+// whole persisted state after the write.
 func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bool) (int, error) {
 	var ops []*storage.Operation
 	sizes := map[string]int{}
@@ -85,12 +59,6 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 			return 0, err
 		}
 	}
-	writeSvc := e.dirtySvc || e.dirtyInc || all || (e.svcTouched && e.svcSkipped+1 >= svcSlowCheckpoints)
-	if writeSvc {
-		if err := add(keyServices, e.services); err != nil {
-			return 0, err
-		}
-	}
 	if e.dirtyOutbox || all {
 		recs := make([]outboxRecord, 0, len(e.outbox))
 		for _, o := range e.outbox {
@@ -100,45 +68,27 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 			return 0, err
 		}
 	}
-	var buckets [numBuckets]map[string]*endpointState
-	dirty := e.bucketsToWrite(all, flush)
-	for k, ep := range e.endpoints {
-		b := bucketOf(k)
-		if !dirty[b] {
-			continue
-		}
-		if buckets[b] == nil {
-			buckets[b] = map[string]*endpointState{}
-		}
-		buckets[b][k] = ep
+	// The services of the one-value form go in the same batch as every
+	// service bucket.
+	legacy := e.legacySvc
+	if legacy {
+		ops = append(ops, storage.DeleteOperation(keyServices))
+		sizes[keyServices] = 0
 	}
-	for b := 0; b < numBuckets; b++ {
-		if !dirty[b] {
-			continue
-		}
-		if buckets[b] == nil {
-			ops = append(ops, storage.DeleteOperation(bucketKey(b)))
-			sizes[bucketKey(b)] = 0
-			continue
-		}
-		if err := add(bucketKey(b), buckets[b]); err != nil {
-			return 0, err
-		}
+	wEp := e.dirtyEp.take(all, flush)
+	if err := addBuckets(endpointBuckets, e.endpoints, &wEp, add, &ops, sizes); err != nil {
+		return 0, err
+	}
+	wSvc := e.dirtySvc.take(all || legacy, flush)
+	if err := addBuckets(serviceBuckets, e.services, &wSvc, add, &ops, sizes); err != nil {
+		return 0, err
 	}
 	if err := c.Batch(ctx, ops...); err != nil {
 		return 0, fmt.Errorf("persisting correlator state: %w", err)
 	}
-	e.dirtyInc, e.dirtyOutbox = false, false
-	if writeSvc {
-		e.dirtySvc, e.svcTouched, e.svcSkipped = false, false, 0
-	} else {
-		e.svcSkipped++
-	}
-	for b := range dirty {
-		if dirty[b] {
-			e.dirtyBuckets[b] = false
-		}
-	}
+	e.dirtyInc, e.dirtyOutbox, e.legacySvc = false, false, false
+	e.dirtyEp.written(&wEp)
+	e.dirtySvc.written(&wSvc)
 	if e.storedSizes == nil {
 		e.storedSizes = map[string]int{}
 	}
@@ -153,31 +103,48 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 	return e.storedBytes, nil
 }
 
-// bucketsToWrite picks the buckets a checkpoint writes: the dirty ones
-// from the round-robin cursor on, at most maxBucketsPerCheckpoint unless
-// flush; every bucket when all.
-func (e *engine) bucketsToWrite(all, flush bool) (dirty [numBuckets]bool) {
-	n := 0
-	for i := range numBuckets {
-		b := (e.bucketCursor + i) % numBuckets
-		if !all && !e.dirtyBuckets[b] {
+// addBuckets adds the writes of the buckets w of m's entries: a bucket
+// left empty is deleted.
+func addBuckets[V any](kind bucketKind, m map[string]V, w *[numBuckets]bool, add func(string, any) error, ops *[]*storage.Operation, sizes map[string]int) error {
+	some := false
+	for _, x := range w {
+		some = some || x
+	}
+	if !some {
+		return nil
+	}
+	var buckets [numBuckets]map[string]V
+	for k, v := range m {
+		b := bucketOf(k)
+		if !w[b] {
 			continue
 		}
-		if !all && !flush && n == maxBucketsPerCheckpoint {
-			e.bucketCursor = b // the next checkpoint starts here
-			return dirty
+		if buckets[b] == nil {
+			buckets[b] = map[string]V{}
 		}
-		dirty[b] = true
-		n++
+		buckets[b][k] = v
 	}
-	return dirty
+	for b := range numBuckets {
+		if !w[b] {
+			continue
+		}
+		if buckets[b] == nil {
+			*ops = append(*ops, storage.DeleteOperation(kind.key(b)))
+			sizes[kind.key(b)] = 0
+			continue
+		}
+		if err := add(kind.key(b), buckets[b]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // restore loads the state written by checkpoint.
 func (e *engine) restore(ctx context.Context, c storage.Client) error {
 	ops := []*storage.Operation{storage.GetOperation(keyMeta), storage.GetOperation(keyIncidents), storage.GetOperation(keyServices), storage.GetOperation(keyOutbox)}
-	for b := 0; b < numBuckets; b++ {
-		ops = append(ops, storage.GetOperation(bucketKey(b)))
+	for b := range numBuckets {
+		ops = append(ops, storage.GetOperation(endpointBuckets.key(b)), storage.GetOperation(serviceBuckets.key(b)))
 	}
 	if err := c.Batch(ctx, ops...); err != nil {
 		return fmt.Errorf("reading correlator state: %w", err)
@@ -209,6 +176,7 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 		if err := json.Unmarshal(v, &e.services); err != nil {
 			return fmt.Errorf("correlator services: %w", err)
 		}
+		e.legacySvc = true
 	}
 	if v := ops[3].Value; v != nil {
 		var recs []outboxRecord
@@ -220,24 +188,37 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 			e.outboxSeq = max(e.outboxSeq, r.Seq)
 		}
 	}
-	for _, op := range ops[4:] {
-		if op.Value == nil {
-			continue
+	if e.services == nil {
+		e.services = map[string]*serviceState{}
+	}
+	for i := 4; i < len(ops); i += 2 {
+		if err := restoreBucket(ops[i], e.endpoints); err != nil {
+			return err
 		}
-		var b map[string]*endpointState
-		if err := json.Unmarshal(op.Value, &b); err != nil {
-			return fmt.Errorf("correlator %s: %w", op.Key, err)
+		if err := restoreBucket(ops[i+1], e.services); err != nil {
+			return err
 		}
-		for k, v := range b {
-			e.endpoints[k] = v
-			e.indexNode(k)
-		}
+	}
+	for k := range e.endpoints {
+		e.indexNode(k)
 	}
 	if e.incidents == nil {
 		e.incidents = map[string]*incident{}
 	}
-	if e.services == nil {
-		e.services = map[string]*serviceState{}
+	return nil
+}
+
+// restoreBucket adds a bucket's entries to m.
+func restoreBucket[V any](op *storage.Operation, m map[string]V) error {
+	if op.Value == nil {
+		return nil
+	}
+	var b map[string]V
+	if err := json.Unmarshal(op.Value, &b); err != nil {
+		return fmt.Errorf("correlator %s: %w", op.Key, err)
+	}
+	for k, v := range b {
+		m[k] = v
 	}
 	return nil
 }

@@ -94,14 +94,32 @@ func (s *serviceState) noteLeaf(endpoint string, notAfter time.Time) (changed bo
 		return false
 	}
 	s.Leaves[endpoint] = notAfter.Unix()
+	s.soonest()
+	return true
+}
+
+// forgetLeaf drops a gone endpoint's leaf and recomputes the soonest.
+func (s *serviceState) forgetLeaf(endpoint string) (changed bool) {
+	if _, ok := s.Leaves[endpoint]; !ok {
+		return false
+	}
+	delete(s.Leaves, endpoint)
+	s.soonest()
+	return true
+}
+
+// soonest recomputes MinNotAfter from Leaves (zero when there are none).
+func (s *serviceState) soonest() {
 	var m int64
 	for _, na := range s.Leaves {
 		if m == 0 || na < m {
 			m = na
 		}
 	}
-	s.MinNotAfter = time.Unix(m, 0).UTC()
-	return true
+	s.MinNotAfter = time.Time{}
+	if m != 0 {
+		s.MinNotAfter = time.Unix(m, 0).UTC()
+	}
 }
 
 // incEndpoint tracks one affected endpoint of an incident.
