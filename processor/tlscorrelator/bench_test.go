@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,13 +16,14 @@ import (
 )
 
 // benchBatch builds a batch of probe results over n endpoints (2 vantages),
-// one in twenty failing with the same bad chain.
+// one in twenty failing with the same bad chain. Each result has its own
+// copy of the fingerprints, as results from tlsprobe do.
 func benchBatch(size, endpoints, offset int) plog.Logs {
 	ld := plog.NewLogs()
 	for i := 0; i < size; i++ {
 		k := (offset + i) % endpoints
 		p := probe{service: fmt.Sprintf("svc-%d", k%500), server: fmt.Sprintf("h%d.example.com", k/2), vantage: []string{"eu", "us"}[k%2],
-			chain: chainA, leaf: leafA, spki: spkiA}
+			chain: strings.Clone(chainA), leaf: strings.Clone(leafA), spki: strings.Clone(spkiA)}
 		if k%20 == 0 {
 			p.reason, p.chain = attrs.ReasonExpiredLeaf, chainB
 		}

@@ -114,6 +114,8 @@ type engine struct {
 	dirtyInc          bool
 	legacySvc         bool
 	untracked         int
+	// fps: one copy of each fingerprint the endpoints hold.
+	fps interner
 	// brake is the remediation brake as the latest brake_engaged or
 	// brake_released audit event said ("" until one is seen).
 	brake attrs.Outcome
@@ -321,7 +323,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 	ep.LastSeen = t.Unix()
 	ep.LastReason = r.reason
 	if r.chainSHA != "" {
-		ep.CurChain = r.chainSHA
+		ep.CurChain = e.fps.get(r.chainSHA)
 	}
 	healthy := r.reason == attrs.ReasonOK
 
@@ -369,7 +371,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		ep.ConsecFail = 0
 		ep.FailingSince = 0
 		ep.HealthyOnce = true
-		ep.GoodChain, ep.GoodSPKI, ep.GoodLeaf = r.chainSHA, r.spki, r.leafHash
+		ep.GoodChain, ep.GoodSPKI, ep.GoodLeaf = e.fps.get(r.chainSHA), e.fps.get(r.spki), e.fps.get(r.leafHash)
 	} else {
 		ep.ConsecOK = 0
 		if ep.ConsecFail < 1<<15 {
@@ -420,7 +422,7 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 func (e *engine) nodeLag(r *record, ep *endpointState, key string, t time.Time) {
 	if r.lagging && r.refChain != "" {
 		if ep.LagSince == 0 || ep.LagRef != r.refChain {
-			ep.LagSince, ep.LagRef = t.Unix(), r.refChain
+			ep.LagSince, ep.LagRef = t.Unix(), e.fps.get(r.refChain)
 		}
 		if t.Sub(time.Unix(ep.LagSince, 0)) >= e.cfg.PropagationGrace {
 			ep.LagIncident = e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: r.refChain,

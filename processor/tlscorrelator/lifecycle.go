@@ -228,6 +228,9 @@ func (e *engine) expire(now time.Time) {
 			}
 		}
 	}
+	if e.fps.rebuildDue() {
+		e.fps.rebuild(e.endpoints)
+	}
 	for k, s := range e.services {
 		if s.LastSeen.Before(cut) {
 			delete(e.services, k)

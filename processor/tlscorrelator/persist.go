@@ -199,9 +199,11 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 			return err
 		}
 	}
-	for k := range e.endpoints {
+	for k, ep := range e.endpoints {
 		e.indexNode(k)
+		e.fps.share(ep)
 	}
+	e.fps.base = len(e.fps.m)
 	if e.incidents == nil {
 		e.incidents = map[string]*incident{}
 	}
