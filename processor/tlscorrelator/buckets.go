@@ -89,3 +89,14 @@ func (s *bucketSet) written(w *[numBuckets]bool) {
 		}
 	}
 }
+
+// unwritten marks the buckets of a failed write dirty again, urgent as
+// they were.
+func (s *bucketSet) unwritten(w, urgent *[numBuckets]bool) {
+	for b := range w {
+		if w[b] {
+			s.dirty[b] = true
+			s.urgent[b] = s.urgent[b] || urgent[b]
+		}
+	}
+}

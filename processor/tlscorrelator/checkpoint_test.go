@@ -157,10 +157,7 @@ func TestCheckpointFlushAtShutdown(t *testing.T) {
 	if err := c.consumeLogs(ctx, ld); err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	err = c.checkpointLocked(ctx, false)
-	c.mu.Unlock()
-	if err != nil {
+	if err := c.persist(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := mem.take(); b != maxBucketsPerCheckpoint {

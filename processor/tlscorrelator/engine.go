@@ -41,11 +41,13 @@ func (e *engine) queue() []transition {
 	return fresh
 }
 
-// takeOutbox marks every entry not in flight as in flight and returns them.
-func (e *engine) takeOutbox() []*outboxEntry {
+// takeOutbox marks every entry up to seq upTo not in flight as in flight
+// and returns them: with storage, upTo is persistedSeq, so a transition
+// queued while a checkpoint was being written waits for the next one.
+func (e *engine) takeOutbox(upTo uint64) []*outboxEntry {
 	var out []*outboxEntry
 	for _, o := range e.outbox {
-		if !o.inFlight {
+		if !o.inFlight && o.seq <= upTo {
 			o.inFlight = true
 			out = append(out, o)
 		}
@@ -103,6 +105,8 @@ type engine struct {
 	outbox      []*outboxEntry
 	outboxSeq   uint64
 	dirtyOutbox bool
+	// persistedSeq: the outbox entries up to this seq are persisted.
+	persistedSeq uint64
 	// storedSizes are the bytes of each persisted key, storedBytes their
 	// sum: the size of the persisted state (tlscorrelator_state_bytes).
 	storedSizes map[string]int

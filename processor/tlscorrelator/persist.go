@@ -35,28 +35,51 @@ type meta struct {
 	Watermark time.Time `json:"watermark"`
 }
 
-// checkpoint writes the changed parts of the state (bucketSet.take: at
-// most maxBucketsPerCheckpoint buckets of a kind changed in bulk, unless
-// flush at shutdown; every bucket when all); it returns the size of the
-// whole persisted state after the write.
+// pendingWrite is a checkpoint prepared under the correlator's lock and
+// written outside it: the operations, the size of each key written, and
+// what it clears, to mark again should the write fail.
+type pendingWrite struct {
+	ops                      []*storage.Operation
+	sizes                    map[string]int
+	inc, outbox, legacySvc   bool
+	outboxSeq                uint64
+	endpoints, services      [numBuckets]bool
+	urgentEp, urgentServices [numBuckets]bool
+}
+
+// checkpoint prepares, writes and commits a checkpoint in one go; it
+// returns the size of the whole persisted state after the write.
 func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bool) (int, error) {
-	var ops []*storage.Operation
-	sizes := map[string]int{}
+	w, err := e.prepare(all, flush)
+	if err != nil {
+		return 0, err
+	}
+	err = w.write(ctx, c)
+	e.commit(w, err)
+	return e.storedBytes, err
+}
+
+// prepare marshals the changed parts of the state (bucketSet.take: at
+// most maxBucketsPerCheckpoint buckets of a kind changed in bulk, unless
+// flush at shutdown; every bucket when all) and marks them clean; commit
+// marks them dirty again if the write fails.
+func (e *engine) prepare(all, flush bool) (*pendingWrite, error) {
+	w := &pendingWrite{sizes: map[string]int{}}
 	add := func(k string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
-		sizes[k] = len(b)
-		ops = append(ops, storage.SetOperation(k, b))
+		w.sizes[k] = len(b)
+		w.ops = append(w.ops, storage.SetOperation(k, b))
 		return nil
 	}
 	if err := add(keyMeta, meta{Version: stateVersion, Watermark: e.watermark}); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if e.dirtyInc || all {
 		if err := add(keyIncidents, e.incidents); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	if e.dirtyOutbox || all {
@@ -65,34 +88,58 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 			recs = append(recs, outboxRecord{Seq: o.seq, Inc: o.tr.inc, State: o.tr.state, Prev: o.tr.prev, At: o.tr.at})
 		}
 		if err := add(keyOutbox, recs); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	// The services of the one-value form go in the same batch as every
 	// service bucket.
-	legacy := e.legacySvc
-	if legacy {
-		ops = append(ops, storage.DeleteOperation(keyServices))
-		sizes[keyServices] = 0
+	if e.legacySvc {
+		w.ops = append(w.ops, storage.DeleteOperation(keyServices))
+		w.sizes[keyServices] = 0
 	}
-	wEp := e.dirtyEp.take(all, flush)
-	if err := addBuckets(endpointBuckets, e.endpoints, &wEp, add, &ops, sizes); err != nil {
-		return 0, err
+	w.endpoints = e.dirtyEp.take(all, flush)
+	if err := addBuckets(endpointBuckets, e.endpoints, &w.endpoints, add, &w.ops, w.sizes); err != nil {
+		return nil, err
 	}
-	wSvc := e.dirtySvc.take(all || legacy, flush)
-	if err := addBuckets(serviceBuckets, e.services, &wSvc, add, &ops, sizes); err != nil {
-		return 0, err
+	w.services = e.dirtySvc.take(all || e.legacySvc, flush)
+	if err := addBuckets(serviceBuckets, e.services, &w.services, add, &w.ops, w.sizes); err != nil {
+		return nil, err
 	}
-	if err := c.Batch(ctx, ops...); err != nil {
-		return 0, fmt.Errorf("persisting correlator state: %w", err)
-	}
+	// Every outbox entry up to outboxSeq is in this write, or was
+	// persisted by an earlier one (the outbox is written whenever an entry
+	// joins it).
+	w.inc, w.outbox, w.legacySvc, w.outboxSeq = e.dirtyInc, e.dirtyOutbox, e.legacySvc, e.outboxSeq
+	w.urgentEp, w.urgentServices = e.dirtyEp.urgent, e.dirtySvc.urgent
 	e.dirtyInc, e.dirtyOutbox, e.legacySvc = false, false, false
-	e.dirtyEp.written(&wEp)
-	e.dirtySvc.written(&wSvc)
+	e.dirtyEp.written(&w.endpoints)
+	e.dirtySvc.written(&w.services)
+	return w, nil
+}
+
+// write runs the prepared operations in one batch (no lock held: disk I/O).
+func (w *pendingWrite) write(ctx context.Context, c storage.Client) error {
+	if err := c.Batch(ctx, w.ops...); err != nil {
+		return fmt.Errorf("persisting correlator state: %w", err)
+	}
+	return nil
+}
+
+// commit accounts for a written checkpoint, or marks what it was to write
+// dirty again when the write failed (err), for the next checkpoint.
+func (e *engine) commit(w *pendingWrite, err error) {
+	if err != nil {
+		e.dirtyInc = e.dirtyInc || w.inc
+		e.dirtyOutbox = e.dirtyOutbox || w.outbox
+		e.legacySvc = e.legacySvc || w.legacySvc
+		e.dirtyEp.unwritten(&w.endpoints, &w.urgentEp)
+		e.dirtySvc.unwritten(&w.services, &w.urgentServices)
+		return
+	}
+	e.persistedSeq = max(e.persistedSeq, w.outboxSeq)
 	if e.storedSizes == nil {
 		e.storedSizes = map[string]int{}
 	}
-	for k, n := range sizes {
+	for k, n := range w.sizes {
 		e.storedBytes += n - e.storedSizes[k]
 		if n == 0 {
 			delete(e.storedSizes, k)
@@ -100,7 +147,6 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 			e.storedSizes[k] = n
 		}
 	}
-	return e.storedBytes, nil
 }
 
 // addBuckets adds the writes of the buckets w of m's entries: a bucket
@@ -187,6 +233,7 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 			e.outbox = append(e.outbox, &outboxEntry{seq: r.Seq, tr: transition{inc: r.Inc, state: r.State, prev: r.Prev, at: r.At}})
 			e.outboxSeq = max(e.outboxSeq, r.Seq)
 		}
+		e.persistedSeq = e.outboxSeq
 	}
 	if e.services == nil {
 		e.services = map[string]*serviceState{}

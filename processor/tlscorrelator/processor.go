@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -29,12 +30,17 @@ type correlator struct {
 	logger    *zap.Logger
 	telemetry *metadata.TelemetryBuilder
 
-	mu     sync.Mutex
-	eng    *engine
-	client storage.Client
-	open   map[string][3]string // incident id -> (severity, reason, service) it is counted under
-	lastN  int                  // last reported state entries
-	lastB  int                  // last reported state bytes
+	// mu guards the state; persistMu orders checkpoints (taken before
+	// mu): one is prepared under mu and written with only persistMu held,
+	// so records are processed while the disk works, and a later
+	// checkpoint is never written before an earlier one.
+	mu        sync.Mutex
+	persistMu sync.Mutex
+	eng       *engine
+	client    storage.Client
+	open      map[string][3]string // incident id -> (severity, reason, service) it is counted under
+	lastN     int                  // last reported state entries
+	lastB     int                  // last reported state bytes
 	// futureLogged rate-limits the log line about records from the future,
 	// per source (vantage or lifecycle source), to one a minute.
 	futureLogged map[string]time.Time
@@ -118,19 +124,45 @@ func (c *correlator) start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-func (c *correlator) checkpointLocked(ctx context.Context, flush bool) error {
+// persist writes a checkpoint: prepared under mu, written outside it.
+// Called without mu held.
+func (c *correlator) persist(ctx context.Context, flush bool) error {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	c.mu.Lock()
 	n := len(c.eng.endpoints) + len(c.eng.services) + len(c.eng.incidents)
-	c.telemetry.TlscorrelatorStateEntries.Add(ctx, int64(n-c.lastN))
-	c.lastN = n
 	if c.client == nil {
+		c.mu.Unlock()
+		c.telemetry.TlscorrelatorStateEntries.Add(ctx, int64(n-c.lastN))
+		c.lastN = n
 		return nil
 	}
-	b, err := c.eng.checkpoint(ctx, c.client, false, flush)
+	w, err := c.eng.prepare(false, flush)
+	c.mu.Unlock()
+	c.telemetry.TlscorrelatorStateEntries.Add(ctx, int64(n-c.lastN))
+	c.lastN = n
+	if err != nil {
+		return err
+	}
+	err = w.write(ctx, c.client)
+	c.mu.Lock()
+	c.eng.commit(w, err)
+	b := c.eng.storedBytes
+	c.mu.Unlock()
 	if err == nil {
 		c.telemetry.TlscorrelatorStateBytes.Add(ctx, int64(b-c.lastB))
 		c.lastB = b
 	}
 	return err
+}
+
+// takeOutbox takes the outbox entries that may be sent: with storage, the
+// persisted ones. Called with mu held.
+func (c *correlator) takeOutbox() []*outboxEntry {
+	if c.client == nil {
+		return c.eng.takeOutbox(math.MaxUint64)
+	}
+	return c.eng.takeOutbox(c.eng.persistedSeq)
 }
 
 func (c *correlator) shutdown(ctx context.Context) error {
@@ -140,9 +172,7 @@ func (c *correlator) shutdown(ctx context.Context) error {
 	c.wg.Wait()
 	var errs []error
 	if c.client != nil {
-		c.mu.Lock()
-		errs = append(errs, c.checkpointLocked(ctx, true))
-		c.mu.Unlock()
+		errs = append(errs, c.persist(ctx, true))
 		errs = append(errs, c.client.Close(ctx))
 	}
 	c.telemetry.Shutdown()
@@ -163,12 +193,14 @@ func (c *correlator) tick(ctx context.Context) {
 	for _, tr := range c.eng.queue() {
 		c.countTransition(ctx, tr)
 	}
-	err := c.checkpointLocked(ctx, false)
+	c.mu.Unlock()
+	err := c.persist(ctx, false)
 	var take []*outboxEntry
 	if err == nil {
-		take = c.eng.takeOutbox()
+		c.mu.Lock()
+		take = c.takeOutbox()
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	if err != nil {
 		c.logger.Error("tlscorrelator checkpoint failed; state will be retried at the next one", zap.Error(err))
 		return
@@ -304,22 +336,27 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 		}
 	}
 	fresh := eng.queue()
-	var perr error
-	if len(fresh) > 0 && c.client != nil {
-		// Persist before anyone hears of a transition: a restart never
-		// reopens or re-pages what was already announced, nor loses it.
-		perr = c.checkpointLocked(ctx, false)
-	}
-	var take []*outboxEntry
-	if perr == nil {
-		take = eng.takeOutbox()
-		c.appendTransitions(ld, take)
-	}
 	for _, tr := range fresh {
 		c.countTransition(ctx, tr)
 	}
 	fire := eng.takeTriggers()
+	// Persist before anyone hears of a transition: a restart never reopens
+	// or re-pages what was already announced, nor loses it. The outbox is
+	// dirty when a transition joined it and no checkpoint has written it
+	// since (this batch's, or an earlier one's whose write failed).
+	unpersisted := eng.dirtyOutbox && c.client != nil
 	c.mu.Unlock()
+	var perr error
+	if unpersisted {
+		perr = c.persist(ctx, false)
+	}
+	var take []*outboxEntry
+	if perr == nil {
+		c.mu.Lock()
+		take = c.takeOutbox()
+		c.mu.Unlock()
+		c.appendTransitions(ld, take)
+	}
 	c.fire(fire)
 	for k, n := range counts {
 		if n > 0 {
