@@ -105,6 +105,20 @@ func (ms *memories) of(key string) *targetMemory {
 	return m
 }
 
+// peek returns key's memory, nil when there is none.
+func (ms *memories) peek(key string) *targetMemory {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.m[key]
+}
+
+// forget drops key's memory.
+func (ms *memories) forget(key string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	delete(ms.m, key)
+}
+
 // keep forgets the memory of every target not in keys (targets removed
 // from the targets file).
 func (ms *memories) keep(keys map[string]bool) {

@@ -348,14 +348,18 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	if ctx.Err() != nil || (t.claim != nil && !t.claim.Owner()) {
 		return
 	}
-	mem := r.memory.of(j.key)
 	// Regular runs only where this agent is one of the target's
 	// vantages; an extra run (a trigger this agent heard: a deploy posted
 	// to its node, its real clients failing; a confirmation) probes here
 	// whatever the vantages: the agent that heard the event may be the
 	// only one that did.
-	if !r.mine(mem, t, time.Now()) && j.ranRegular {
-		return
+	mem, mine := r.mine(j.key, t, time.Now())
+	if !mine {
+		if j.ranRegular {
+			return
+		}
+		mem = r.memory.of(j.key)
+		mem.vantage = r.vantages.Decide(j.key)
 	}
 	if t.meta.src != nil && len(t.meta.src.Nodes) > 0 {
 		r.probeNodes(ctx, mem, t)

@@ -13,23 +13,31 @@ import (
 // is one of t's vantages, or was within the last interval plus timeout. A
 // target changing hands (an agent joined, or came back) is probed by the
 // old vantage once more while the new one starts: k+1 vantages for at
-// most an interval, never none.
-func (r *tlsProbeReceiver) mine(mem *targetMemory, t *probeTarget, now time.Time) bool {
+// most an interval, never none. It returns the target's memory when this
+// agent keeps one: a target this agent is not a vantage of has none (an agent of N
+// keeps about k/N of the memories), and a handed-over target's is let go once its grace has passed.
+func (r *tlsProbeReceiver) mine(key string, t *probeTarget, now time.Time) (*targetMemory, bool) {
 	if r.vantages == nil {
-		return true
+		return r.memory.of(key), true
 	}
-	d := r.vantages.Decide(t.meta.key)
-	mem.vantage = d
+	d := r.vantages.Decide(key)
 	if d.Probe {
-		mem.chosenAt = now
-		return true
+		mem := r.memory.of(key)
+		mem.vantage, mem.chosenAt = d, now
+		return mem, true
+	}
+	mem := r.memory.peek(key)
+	if mem == nil {
+		return nil, false
 	}
 	grace := t.interval + r.cfg.Timeout
 	if !mem.chosenAt.IsZero() && now.Sub(mem.chosenAt) <= grace {
+		mem.vantage = d
 		mem.vantage.Rank = len(d.Vantages) // handing over: after the chosen ones
-		return true
+		return mem, true
 	}
-	return false
+	r.memory.forget(key)
+	return nil, false
 }
 
 // withVantages puts the target's vantage set and this agent's rank on

@@ -200,23 +200,35 @@ func TestVantagesShareTheTargets(t *testing.T) {
 // that becomes a vantage probes at once.
 func TestMineHandsOverWithoutAGap(t *testing.T) {
 	set := vantage.NewSet("b", 1)
-	r := &tlsProbeReceiver{cfg: &Config{Timeout: time.Second}, vantages: set}
+	r := &tlsProbeReceiver{cfg: &Config{Timeout: time.Second}, vantages: set, memory: newMemories()}
 	tg := &probeTarget{meta: newTargetMeta(TargetConfig{Endpoint: "x:443"}), interval: 10 * time.Second}
-	mem := newTargetMemory()
+	key := tg.meta.key
+	mine := func(at time.Time) bool {
+		t.Helper()
+		mem, ok := r.mine(key, tg, at)
+		if ok != (mem != nil) || (mem != nil && r.memory.peek(key) != mem) {
+			t.Fatalf("mine %v with memory %p, the kept one %p", ok, mem, r.memory.peek(key))
+		}
+		return ok
+	}
 	now := time.Unix(1_800_000_000, 0)
 	set.Update([]vantage.Member{{Name: "b"}})
-	require.True(t, r.mine(mem, tg, now), "the only member")
-	assert.Equal(t, 0, mem.vantage.Rank)
+	require.True(t, mine(now), "the only member")
+	assert.Equal(t, 0, r.memory.peek(key).vantage.Rank)
 	set.Update([]vantage.Member{{Name: "b"}, {Name: "zz-other-1"}, {Name: "zz-other-2"}, {Name: "zz-other-3"}, {Name: "zz-other-4"}, {Name: "zz-other-5"}, {Name: "zz-other-6"}, {Name: "zz-other-7"}})
-	if set.Decide(tg.meta.key).Probe {
+	if set.Decide(key).Probe {
 		t.Skip("b still chosen among 8: pick other names")
 	}
-	assert.True(t, r.mine(mem, tg, now.Add(10*time.Second)), "one more turn while another takes over")
-	assert.False(t, r.mine(mem, tg, now.Add(20*time.Second)), "then no longer")
+	assert.True(t, mine(now.Add(10*time.Second)), "one more turn while another takes over")
+	assert.Equal(t, 1, r.memory.peek(key).vantage.Rank, "handing over: ranked after the chosen one")
+	assert.False(t, mine(now.Add(20*time.Second)), "then no longer")
+	assert.Nil(t, r.memory.peek(key), "and its memory is let go")
+	assert.False(t, mine(now.Add(25*time.Second)), "never a vantage: no memory made")
+	assert.Empty(t, r.memory.m)
 	set.Update([]vantage.Member{{Name: "b"}})
-	assert.True(t, r.mine(mem, tg, now.Add(30*time.Second)), "chosen again: at once")
+	assert.True(t, mine(now.Add(30*time.Second)), "chosen again: at once")
 	r.vantages = nil
-	assert.True(t, r.mine(mem, tg, now), "without certpulse_vantages every target is probed")
+	assert.True(t, mine(now), "without certpulse_vantages every target is probed")
 }
 
 // TestOnlyTheOwnerRecordsTheCertificate: what describes the certificate,
