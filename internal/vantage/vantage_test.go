@@ -127,3 +127,31 @@ func TestDecide(t *testing.T) {
 	assert.True(t, s.Update(names(4)))
 	assert.False(t, s.Update(names(4)), "the same membership is no change")
 }
+
+// TestDecideSharesVantageLists: the targets with the same vantages hold
+// one list (k! x C(N, k) of them, not one per target); a new membership
+// starts afresh.
+func TestDecideSharesVantageLists(t *testing.T) {
+	s := NewSet("node-01", 2)
+	s.Update(names(3))
+	byList := map[string][]string{}
+	for i := range 1000 {
+		d := s.Decide(fmt.Sprintf("t%d.example.com:443", i))
+		k := fmt.Sprint(d.Vantages)
+		if c, ok := byList[k]; ok && &c[0] != &d.Vantages[0] {
+			t.Fatalf("two targets with vantages %s hold two lists", k)
+		}
+		byList[k] = d.Vantages
+	}
+	if len(byList) != 6 || len(s.lists) != 6 {
+		t.Errorf("%d distinct lists (%d kept), want the 6 orders of 2 of 3", len(byList), len(s.lists))
+	}
+	s.Update(names(4))
+	if len(s.lists) != 0 {
+		t.Errorf("a new membership kept %d lists of the old", len(s.lists))
+	}
+	d := s.Decide("t1.example.com:443")
+	if got := append(d.Vantages, "x"); &got[0] == &d.Vantages[0] {
+		t.Errorf("an append to a shared list writes into it")
+	}
+}

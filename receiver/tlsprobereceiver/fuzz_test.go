@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func FuzzParseTargetsFile(f *testing.F) {
@@ -103,6 +104,26 @@ func TestTargetsFileFormats(t *testing.T) {
 	for _, empty := range []string{"", "targets:\n", "targets: []\n", `{"targets": null}`, `{}`, "null\n"} {
 		if ts, err := parseTargetsFile([]byte(empty), profiles); err != nil || len(ts) != 0 {
 			t.Errorf("%q: %v, %v", empty, ts, err)
+		}
+	}
+}
+
+// TestTargetsFileSharesRepeatedValues: the values many entries repeat are
+// kept once, in every format.
+func TestTargetsFileSharesRepeatedValues(t *testing.T) {
+	profiles := map[string]bool{DefaultProfile: true}
+	docs := map[string]string{
+		"yaml": "targets:\n  - {endpoint: 'lb.example.com:443', server_name: a.example.com, service: shop}\n  - {endpoint: 'lb.example.com:443', server_name: b.example.com, service: shop}\n",
+		"json": `{"targets": [{"endpoint": "lb.example.com:443", "server_name": "a.example.com", "service": "shop"}, {"endpoint": "lb.example.com:443", "server_name": "b.example.com", "service": "shop"}]}`,
+	}
+	docs["yaml with aliases"] = "targets:\n  - {endpoint: &e 'lb.example.com:443', server_name: a.example.com, service: shop}\n  - {endpoint: *e, server_name: b.example.com, service: shop}\n"
+	for name, doc := range docs {
+		tcs, err := parseTargetsFile([]byte(doc), profiles)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(tcs) != 2 || unsafe.StringData(tcs[0].Endpoint) != unsafe.StringData(tcs[1].Endpoint) || unsafe.StringData(tcs[0].Service) != unsafe.StringData(tcs[1].Service) {
+			t.Errorf("%s: the endpoint and service the two entries repeat are two copies", name)
 		}
 	}
 }

@@ -41,9 +41,10 @@ type seriesPlan struct {
 	// Lean: series `lean`.
 	Lean bool
 	// hold: per "node|profile", until when (unix) a lean series that
-	// failed keeps being recorded; the target's memory, read and written
-	// under the emitter's lock.
-	hold map[string]int64
+	// failed keeps being recorded; the target's memory (nil until a series
+	// of it fails: most targets never do), read and written under the
+	// emitter's lock. nil for full.
+	hold *map[string]int64
 }
 
 // keep says whether a lean series of key is recorded now: while failing
@@ -53,15 +54,21 @@ func (p seriesPlan) keep(key string, failing bool, now time.Time) bool {
 		return failing
 	}
 	if failing {
-		p.hold[key] = now.Add(leanHold).Unix()
+		if *p.hold == nil {
+			*p.hold = map[string]int64{}
+		}
+		(*p.hold)[key] = now.Add(leanHold).Unix()
 		return true
 	}
-	until, ok := p.hold[key]
+	until, ok := (*p.hold)[key]
 	if !ok {
 		return false
 	}
 	if now.Unix() > until {
-		delete(p.hold, key)
+		delete(*p.hold, key)
+		if len(*p.hold) == 0 {
+			*p.hold = nil
+		}
 		return false
 	}
 	return true
@@ -77,9 +84,9 @@ func leanOCSPBad(s metadata.AttributeOcspStatus) bool {
 
 // plan is the series plan of t's next emission.
 func (r *tlsProbeReceiver) plan(mem *targetMemory) seriesPlan {
-	lean := r.cfg.Series == SeriesLean
-	if lean && mem.leanHold == nil { // full keeps no hold per target
-		mem.leanHold = map[string]int64{}
+	p := seriesPlan{Owner: mem.vantage.Rank == 0, Lean: r.cfg.Series == SeriesLean}
+	if p.Lean { // full keeps no hold per target
+		p.hold = &mem.leanHold
 	}
-	return seriesPlan{Owner: mem.vantage.Rank == 0, Lean: lean, hold: mem.leanHold}
+	return p
 }

@@ -45,6 +45,50 @@ func decodeTarget(i int, m map[string]any) (TargetConfig, error) {
 	return tc, nil
 }
 
+// targetsBuilder collects the decoded entries. The values many targets
+// repeat (endpoint, service, owner, environment, criticality, ca_file,
+// starttls) are kept once: each entry decodes its own copies, and the
+// targets keep them for as long as they are configured (3 MB at 100,000
+// targets on one endpoint).
+type targetsBuilder struct {
+	out  []TargetConfig
+	pool map[string]string
+}
+
+// maxPooled bounds targetsBuilder.pool; past it values are kept as
+// decoded.
+const maxPooled = 4096
+
+func newTargetsBuilder(n int) *targetsBuilder {
+	return &targetsBuilder{out: make([]TargetConfig, 0, n), pool: map[string]string{}}
+}
+
+// add decodes entry i and appends it.
+func (b *targetsBuilder) add(i int, m map[string]any) error {
+	tc, err := decodeTarget(i, m)
+	if err != nil {
+		return err
+	}
+	for _, f := range []*string{&tc.Endpoint, &tc.Service, &tc.Owner, &tc.Environment, &tc.Criticality, &tc.CAFile, &tc.StartTLS} {
+		*f = b.share(*f)
+	}
+	b.out = append(b.out, tc)
+	return nil
+}
+
+func (b *targetsBuilder) share(s string) string {
+	if s == "" {
+		return s
+	}
+	if c, ok := b.pool[s]; ok {
+		return c
+	}
+	if len(b.pool) < maxPooled {
+		b.pool[s] = s
+	}
+	return s
+}
+
 func unknownTopKey(key string) error {
 	return fmt.Errorf("targets file: '' has invalid keys: %s (the only key is %q)", key, targetsKey)
 }
@@ -92,20 +136,18 @@ func decodeTargetsYAML(data []byte) ([]TargetConfig, error) {
 	if seq.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("targets file: targets: expected a list, got %s", yamlKind(seq))
 	}
-	out := make([]TargetConfig, 0, len(seq.Content))
+	b := newTargetsBuilder(len(seq.Content))
 	for i, item := range seq.Content {
 		var m map[string]any
 		if err := item.Decode(&m); err != nil {
 			return nil, fmt.Errorf("targets file: targets[%d]: %w", i, err)
 		}
-		tc, err := decodeTarget(i, m)
-		if err != nil {
+		if err := b.add(i, m); err != nil {
 			return nil, err
 		}
-		out = append(out, tc)
 		seq.Content[i] = nil // this entry's nodes are garbage now
 	}
-	return out, nil
+	return b.out, nil
 }
 
 // hasAlias reports whether the tree uses an alias anywhere.
@@ -141,16 +183,14 @@ func decodeTargetsWhole(data []byte) ([]TargetConfig, error) {
 	if !ok {
 		return nil, fmt.Errorf("targets file: targets: expected a list, got %T", raw[targetsKey])
 	}
-	out := make([]TargetConfig, 0, len(items))
+	b := newTargetsBuilder(len(items))
 	for i, item := range items {
 		m, _ := item.(map[string]any)
-		tc, err := decodeTarget(i, m)
-		if err != nil {
+		if err := b.add(i, m); err != nil {
 			return nil, err
 		}
-		out = append(out, tc)
 	}
-	return out, nil
+	return b.out, nil
 }
 
 func yamlKind(n *yaml.Node) string {
@@ -213,20 +253,18 @@ func decodeTargetsArray(dec *json.Decoder) ([]TargetConfig, error) {
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return nil, fmt.Errorf("targets file: targets: expected a list, got %v", tok)
 	}
-	var out []TargetConfig
+	b := newTargetsBuilder(0)
 	for i := 0; dec.More(); i++ {
 		var m map[string]any
 		if err := dec.Decode(&m); err != nil {
 			return nil, fmt.Errorf("targets file: targets[%d]: %w", i, err)
 		}
-		tc, err := decodeTarget(i, m)
-		if err != nil {
+		if err := b.add(i, m); err != nil {
 			return nil, err
 		}
-		out = append(out, tc)
 	}
 	if _, err := dec.Token(); err != nil { // ']'
 		return nil, bad(err)
 	}
-	return out, nil
+	return b.out, nil
 }

@@ -336,15 +336,15 @@ func TestLeanSeries(t *testing.T) {
 	healthy, ok := probe("healthy")
 	require.True(t, ok[0].Success())
 	full := series(healthy, ok, seriesPlan{Owner: true}, now)
-	owner := series(healthy, ok, seriesPlan{Owner: true, Lean: true, hold: map[string]int64{}}, now)
-	other := series(healthy, ok, seriesPlan{Lean: true, hold: map[string]int64{}}, now)
+	owner := series(healthy, ok, seriesPlan{Owner: true, Lean: true, hold: new(map[string]int64)}, now)
+	other := series(healthy, ok, seriesPlan{Lean: true, hold: new(map[string]int64)}, now)
 	t.Logf("healthy target: full %d series (%v), lean owner %d (%v), lean other vantage %d", total(full), full, total(owner), owner, total(other))
 	assert.Equal(t, map[string]int{"tlsprobe.success": 1, "tlsprobe.cert.time_left": 1}, owner)
 	assert.Zero(t, total(other))
 
 	expired, bad := probe("expired-leaf")
 	require.False(t, bad[0].Success())
-	hold := map[string]int64{}
+	hold := new(map[string]int64)
 	failing := series(expired, bad, seriesPlan{Lean: true, hold: hold}, now)
 	assert.Equal(t, 1, failing["tlsprobe.success"], "a failing vantage says so")
 	assert.Equal(t, 1, failing["tlsprobe.result"], "with the reason")
@@ -352,6 +352,7 @@ func TestLeanSeries(t *testing.T) {
 	recovered := series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(time.Minute))
 	assert.Equal(t, map[string]int{"tlsprobe.success": 1}, recovered, "success 1 overwrites the 0 for a while")
 	assert.Zero(t, total(series(healthy, ok, seriesPlan{Lean: true, hold: hold}, now.Add(leanHold+time.Minute))), "then nothing")
+	assert.Nil(t, *hold, "and the hold is let go")
 }
 
 // TestTriggerProbesWhateverTheVantages: a lifecycle event (or real clients
