@@ -157,6 +157,28 @@ func epKey(r *record) string {
 	return r.service + "|" + endpointName(r) + "|" + r.profile + "|" + r.vantage
 }
 
+// nameInKey is r's endpoint name within its epKey: a part of the key
+// string, not a copy (the services' Leaves hold one per endpoint).
+func nameInKey(key string, r *record) string {
+	n := len(r.server) + 1 + digits(r.port)
+	if r.node != "" {
+		n += 1 + len(r.node)
+	}
+	return key[len(r.service)+1 : len(r.service)+1+n]
+}
+
+// digits is the length of strconv.FormatInt(v, 10).
+func digits(v int64) int {
+	n := 1
+	if v < 0 {
+		n++
+	}
+	for v /= 10; v != 0; v /= 10 {
+		n++
+	}
+	return n
+}
+
 // endpointName is the host:port shown in incidents; a node of a `nodes`
 // target is host:port@node.
 func endpointName(r *record) string {
@@ -290,11 +312,11 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 			e.markSvc(r.service, false)
 		}
 	}
-	if !r.notAfter.IsZero() && svc.noteLeaf(endpointName(r), r.notAfter) {
+	key := epKey(r)
+	if !r.notAfter.IsZero() && svc.noteLeaf(nameInKey(key, r), r.notAfter) {
 		e.markSvc(r.service, false)
 	}
 
-	key := epKey(r)
 	ep, ok := e.endpoints[key]
 	if !ok {
 		if len(e.endpoints) >= e.cfg.MaxEndpoints {

@@ -127,3 +127,19 @@ func TestTargetsFileSharesRepeatedValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetMetaServerNameInKey: a target's server name is a part of its
+// key string, not a second copy.
+func TestTargetMetaServerNameInKey(t *testing.T) {
+	m := newTargetMeta(TargetConfig{Endpoint: "lb.example.com:443", ServerName: strings.Clone("a.example.com"), StartTLS: "smtp"})
+	k := unsafe.StringData(m.key)
+	if m.serverName != "a.example.com" || m.key != "lb.example.com:443|a.example.com|smtp" {
+		t.Fatalf("server name %q, key %q", m.serverName, m.key)
+	}
+	if p := unsafe.StringData(m.serverName); uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(k)) || uintptr(unsafe.Pointer(p)) >= uintptr(unsafe.Pointer(k))+uintptr(len(m.key)) {
+		t.Errorf("the server name is a copy of its own")
+	}
+	if m := newTargetMeta(TargetConfig{Endpoint: "lb.example.com:443"}); m.serverName != "lb.example.com" {
+		t.Errorf("no server_name: %q, want the endpoint's host", m.serverName)
+	}
+}

@@ -266,21 +266,10 @@ func (r *tlsProbeReceiver) configTargets() ([]*probeTarget, error) {
 func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*probeTarget, error) {
 	out := make([]*probeTarget, 0, len(cts))
 	var errs []error
-	// The strings most targets share (one endpoint for many names, a
-	// ca_file, a service) are kept once: a targets file of 100,000
-	// entries decodes each into its own copy.
-	seen := map[string]string{}
-	intern := func(s *string) {
-		if v, ok := seen[*s]; ok {
-			*s = v
-		} else if len(seen) < 1<<16 {
-			seen[*s] = *s
-		}
-	}
+	// (The strings most targets share, one endpoint for many names, a
+	// ca_file, a service, are kept once as the targets file is decoded:
+	// targetsBuilder.)
 	for i, c := range cts {
-		for _, f := range []*string{&c.Endpoint, &c.Service, &c.Owner, &c.Environment, &c.Criticality, &c.CAFile, &c.StartTLS} {
-			intern(f)
-		}
 		t, err := r.profiles.resolve(c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %d (%s): %w", i, c.Endpoint, err))
@@ -291,6 +280,9 @@ func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*pro
 			iv = r.cfg.CollectionInterval
 		}
 		m := newTargetMeta(c)
+		if c.ServerName != "" {
+			t.ServerName = m.serverName // a part of the key: one string, not two
+		}
 		if !fromFile && m.src == nil {
 			m.src = &c
 		}

@@ -181,6 +181,11 @@ type targetMeta struct {
 func newTargetMeta(t TargetConfig) targetMeta {
 	host, port, _ := net.SplitHostPort(t.Endpoint)
 	m := targetMeta{key: t.key(), endpoint: t.Endpoint, serverName: t.ServerName, service: t.Service, criticality: t.Criticality, environment: t.Environment, owner: t.Owner}
+	if t.ServerName != "" {
+		// The key is endpoint|server_name|starttls: the server name is a
+		// part of it, not a second copy.
+		m.serverName = m.key[len(t.Endpoint)+1 : len(t.Endpoint)+1+len(t.ServerName)]
+	}
 	if len(t.Nodes) > 0 {
 		m.src = &t
 	}
