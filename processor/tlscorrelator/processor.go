@@ -341,10 +341,11 @@ func (c *correlator) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	}
 	fire := eng.takeTriggers()
 	// Persist before anyone hears of a transition: a restart never reopens
-	// or re-pages what was already announced, nor loses it. The outbox is
-	// dirty when a transition joined it and no checkpoint has written it
-	// since (this batch's, or an earlier one's whose write failed).
-	unpersisted := eng.dirtyOutbox && c.client != nil
+	// or re-pages what was already announced, nor loses it. An entry is
+	// unpersisted when no checkpoint has written it since it joined the
+	// outbox (this batch's, or an earlier one's whose write failed);
+	// entries that only left it (accepted) wait for the next tick.
+	unpersisted := eng.outboxSeq > eng.persistedSeq && c.client != nil
 	c.mu.Unlock()
 	var perr error
 	if unpersisted {
