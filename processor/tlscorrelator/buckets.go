@@ -50,12 +50,6 @@ func (s *bucketSet) mark(b int) { s.dirty[b] = true }
 
 func (s *bucketSet) markUrgent(b int) { s.dirty[b], s.urgent[b] = true, true }
 
-func (s *bucketSet) markAll() {
-	for b := range s.dirty {
-		s.dirty[b] = true
-	}
-}
-
 // take picks the buckets a checkpoint writes: every bucket when all; every
 // dirty one when flush (at shutdown); else every urgent one and the other
 // dirty ones from the round-robin cursor on, at most
