@@ -226,7 +226,7 @@ func (e *engine) service(name string, t time.Time) *serviceState {
 		// Like an endpoint's, a service's seen time is written once a
 		// slot (persistChanged), not at every probe.
 		slot, b := e.seenSlot(), bucketOf(name)
-		if phase := seenPhase(b, slot); (s.LastSeen.Unix()+phase)/slot != (t.Unix()+phase)/slot {
+		if newSlot(s.LastSeen.Unix(), t.Unix(), slot, seenPhase(b, slot)) {
 			e.dirtySvc.mark(b)
 		}
 		s.LastSeen = t
@@ -255,13 +255,19 @@ func (e *engine) markSvc(name string, urgent bool) {
 // endpoint made every bucket due at every checkpoint past a few thousand
 // endpoints: every dirty endpoint rewrites its whole bucket).
 func persistChanged(before, after *endpointState, slot, phase int64) bool {
-	if slot > 0 && (before.LastSeen+phase)/slot != (after.LastSeen+phase)/slot {
+	if newSlot(before.LastSeen, after.LastSeen, slot, phase) {
 		return true
 	}
 	a, b := *before, *after
 	a.LastSeen, a.ConsecOK, a.LastPassed = 0, 0, 0
 	b.LastSeen, b.ConsecOK, b.LastPassed = 0, 0, 0
 	return a != b
+}
+
+// newSlot: a seen time moved from before to after entered a new slot of
+// slot seconds, offset by phase.
+func newSlot(before, after, slot, phase int64) bool {
+	return slot > 0 && (before+phase)/slot != (after+phase)/slot
 }
 
 // seenSlot: the slot of persistChanged, in seconds.
