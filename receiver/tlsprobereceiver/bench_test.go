@@ -62,14 +62,14 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 	in := tlsinspect.New(cfg.inspectOptions())
 	defer in.Close()
 	target := &probeTarget{
-		meta:   newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "bench"}),
-		target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
+		meta:       newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "bench"}),
+		targetSpec: &targetSpec{profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
 	}
 	em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "bench")
 	mem := newTargetMemory()
 	ctx := context.Background()
 	// Warm the OCSP/CRL/AIA caches and the connection pools.
-	if r := in.Inspect(ctx, target.target); r[0].Primary() != "ok" {
+	if r := in.Inspect(ctx, target.inspectTarget()); r[0].Primary() != "ok" {
 		b.Fatalf("healthy endpoint: %+v", r[0].Findings)
 	}
 
@@ -81,7 +81,7 @@ func BenchmarkProbeVsFloor(b *testing.B) {
 		_ = c.Close()
 	}
 	full := func() {
-		res := in.Inspect(ctx, target.target)
+		res := in.Inspect(ctx, target.inspectTarget())
 		_ = em.logs(target, res, nil)
 		mem.countFailures("", res)
 		_ = em.metrics(mem.failures, target, res, seriesPlan{Owner: true})
@@ -134,7 +134,7 @@ func BenchmarkNodesVsFloor(b *testing.B) {
 	every := 0
 	profile := tlsinspect.Profile{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}
 	tc := TargetConfig{Endpoint: group.ServerName + ":443", Service: "bench", Nodes: group.Nodes, Resumption: ResumptionConfig{Every: &every}}
-	target := &probeTarget{meta: newTargetMeta(tc), target: tlsinspect.Target{Endpoint: tc.Endpoint, ServerName: group.ServerName, Profiles: []tlsinspect.Profile{profile}}}
+	target := &probeTarget{meta: newTargetMeta(tc), targetSpec: &targetSpec{profiles: []tlsinspect.Profile{profile}}}
 	em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "bench")
 	r.emitter = em
 	mem := newTargetMemory()
@@ -144,7 +144,7 @@ func BenchmarkNodesVsFloor(b *testing.B) {
 		outs := make([]nodeOutcome, n)
 		views := make([]nodeView, n)
 		for i, node := range group.Nodes {
-			tg := target.target
+			tg := target.inspectTarget()
 			tg.Endpoint = node
 			outs[i] = nodeOutcome{node: node, results: r.inspector.Inspect(ctx, tg)}
 			views[i] = viewOf(node, &outs[i].results[0])

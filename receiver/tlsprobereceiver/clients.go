@@ -22,9 +22,9 @@ func (e *emitter) clientsFailing(t *probeTarget, r *tlsinspect.Result) (failing 
 }
 
 func profileOf(t *probeTarget, name string) *tlsinspect.Profile {
-	for i := range t.target.Profiles {
-		if t.target.Profiles[i].Name == name {
-			return &t.target.Profiles[i]
+	for i := range t.profiles {
+		if t.profiles[i].Name == name {
+			return &t.profiles[i]
 		}
 	}
 	return nil

@@ -162,13 +162,13 @@ func (e *emitter) fillRecord(lr plog.LogRecord, t *probeTarget, r *tlsinspect.Re
 	if r.CRLStatus != "" {
 		a.PutStr(attrs.CRLStatus, r.CRLStatus)
 	}
-	if t.target.StartTLS != "" {
-		a.PutStr(attrs.StartTLS, t.target.StartTLS)
+	if t.startTLS != "" {
+		a.PutStr(attrs.StartTLS, t.startTLS)
 	}
-	if len(t.target.Pins) > 0 {
-		a.PutInt(attrs.PinsConfigured, int64(len(t.target.Pins)))
+	if len(t.pins) > 0 {
+		a.PutInt(attrs.PinsConfigured, int64(len(t.pins)))
 		ps := a.PutEmptySlice(attrs.Pins)
-		for _, p := range t.target.Pins {
+		for _, p := range t.pins {
 			ps.AppendEmpty().SetStr(p)
 		}
 	}

@@ -104,7 +104,7 @@ func (r *tlsProbeReceiver) probeNodes(ctx context.Context, mem *targetMemory, t 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tg := t.target
+			tg := t.inspectTarget()
 			tg.Endpoint, tg.ServerName = n, t.meta.serverName
 			outs[i] = nodeOutcome{node: n, results: r.inspector.Inspect(ctx, tg)}
 		}()
@@ -203,7 +203,7 @@ func (r *tlsProbeReceiver) checkResumption(ctx context.Context, t *probeTarget, 
 	// that did not finish is not a refusal).
 	ctx, cancel := context.WithTimeout(ctx, 3*r.cfg.Timeout)
 	defer cancel()
-	p := t.target.Profiles[0]
+	p := t.profiles[0]
 	byVersion := map[string]map[string]resumeVerdict{}
 	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
 		if p.TLS != nil && ((p.TLS.MaxVersion != 0 && v > p.TLS.MaxVersion) || v < p.TLS.MinVersion) {

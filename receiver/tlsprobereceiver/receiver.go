@@ -30,10 +30,10 @@ import (
 
 // probeTarget is a resolved target ready to probe.
 type probeTarget struct {
-	meta     targetMeta
-	target   tlsinspect.Target
-	interval time.Duration
-	fromFile bool
+	meta targetMeta
+	// targetSpec is how the target is probed; targets with the same share
+	// it (targetPool): an agent holds 100,000 targets and more.
+	*targetSpec
 	// claim: this receiver's claim on the target among the collector's
 	// receivers (configured targets, with a trigger hub); only its owner
 	// probes, so identical receivers (receiver_creator, an Ingress with
@@ -268,9 +268,10 @@ func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*pro
 	var errs []error
 	// (The strings most targets share, one endpoint for many names, a
 	// ca_file, a service, are kept once as the targets file is decoded:
-	// targetsBuilder.)
+	// targetsBuilder. The structs they share are kept once here.)
+	var pool targetPool
 	for i, c := range cts {
-		t, err := r.profiles.resolve(c)
+		profiles, err := r.profiles.resolve(c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %d (%s): %w", i, c.Endpoint, err))
 			continue
@@ -280,13 +281,12 @@ func (r *tlsProbeReceiver) resolveAll(cts []TargetConfig, fromFile bool) ([]*pro
 			iv = r.cfg.CollectionInterval
 		}
 		m := newTargetMeta(c)
-		if c.ServerName != "" {
-			t.ServerName = m.serverName // a part of the key: one string, not two
-		}
+		m.targetLabels = pool.labels(m.targetLabels)
 		if !fromFile && m.src == nil {
 			m.src = &c
 		}
-		out = append(out, &probeTarget{meta: m, target: t, interval: iv, fromFile: fromFile})
+		spec := pool.spec(targetSpec{startTLS: c.StartTLS, pins: c.Pins, profiles: profiles, interval: iv, fromFile: fromFile})
+		out = append(out, &probeTarget{meta: m, targetSpec: spec})
 	}
 	return out, errors.Join(errs...)
 }
@@ -345,13 +345,13 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 	// to its node, its real clients failing; a confirmation) probes here
 	// whatever the vantages: the agent that heard the event may be the
 	// only one that did.
-	mem, mine := r.mine(j.key, t, time.Now())
+	mem, mine := r.mine(t.meta.key, t, time.Now())
 	if !mine {
 		if j.ranRegular {
 			return
 		}
-		mem = r.memory.of(j.key)
-		mem.vantage = r.vantages.Decide(j.key)
+		mem = r.memory.of(t.meta.key)
+		mem.vantage = r.vantages.Decide(t.meta.key)
 	}
 	if t.meta.src != nil && len(t.meta.src.Nodes) > 0 {
 		r.probeNodes(ctx, mem, t)
@@ -362,7 +362,7 @@ func (r *tlsProbeReceiver) probe(ctx context.Context, j *job, t *probeTarget) {
 
 // probeOne probes the target's endpoint once under every profile.
 func (r *tlsProbeReceiver) probeOne(ctx context.Context, mem *targetMemory, t *probeTarget) {
-	results := r.inspector.Inspect(ctx, t.target)
+	results := r.inspector.Inspect(ctx, t.inspectTarget())
 	if ctx.Err() != nil {
 		return // shutting down: a cancelled probe is not a result
 	}

@@ -9,57 +9,53 @@ import (
 	"time"
 )
 
-// job is one scheduled target.
+// job is one scheduled target: 32 bytes, since an agent holds one for
+// each of its targets (100,000 and more). Times are nanoseconds on the
+// scheduler's monotonic clock (scheduler.at); the key and the interval
+// are the target's.
 type job struct {
-	key      string
-	interval time.Duration
-	next     time.Time
-	index    int // position in the heap, -1 when not queued
-	running  bool
+	target *probeTarget
+	// next is the earlier of regular and the first extra run; regular is
+	// the next run of the interval schedule.
+	next, regular int64
+	index         int32 // position in the heap, -1 when not queued
+	running       bool
 	// ranRegular says the run in progress was the regular one.
 	ranRegular bool
 	removed    bool
-	target     *probeTarget
-	// regular is the next run of the interval schedule; extra are runs
-	// asked for in between (a lifecycle trigger, a confirmation), sorted.
-	// next is the earlier of the two.
-	regular time.Time
-	extra   []time.Time
+	// extra says the scheduler's extra map holds runs asked for in
+	// between (a lifecycle trigger, a confirmation) for this job.
+	extra bool
 }
 
 // maxExtraRuns bounds the runs waiting in one job's extra list.
 const maxExtraRuns = 16
 
-// addExtra inserts a run at t (runs within 100ms of each other
-// merge); it reports whether one was added.
-func (j *job) addExtra(t time.Time) bool {
-	for _, e := range j.extra {
-		if d := e.Sub(t); d > -100*time.Millisecond && d < 100*time.Millisecond {
-			return false
+// addExtra inserts a run at t into a job's sorted extra runs (runs within
+// 100ms of each other merge); it reports whether one was added.
+func addExtra(extra []int64, t int64) ([]int64, bool) {
+	for _, e := range extra {
+		if d := time.Duration(e - t); d > -100*time.Millisecond && d < 100*time.Millisecond {
+			return extra, false
 		}
 	}
-	if len(j.extra) >= maxExtraRuns {
-		return false
+	if len(extra) >= maxExtraRuns {
+		return extra, false
 	}
-	j.extra = append(j.extra, t)
-	slices.SortFunc(j.extra, func(a, b time.Time) int { return a.Compare(b) })
-	return true
-}
-
-// nextRun is the earlier of the regular and the first extra run.
-func (j *job) nextRun() time.Time {
-	if len(j.extra) > 0 && j.extra[0].Before(j.regular) {
-		return j.extra[0]
-	}
-	return j.regular
+	i, _ := slices.BinarySearch(extra, t)
+	return slices.Insert(extra, i, t), true
 }
 
 type jobHeap []*job
 
 func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
-func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *jobHeap) Push(x any)        { j := x.(*job); j.index = len(*h); *h = append(*h, j) }
+func (h jobHeap) Less(i, j int) bool { return h[i].next < h[j].next }
+func (h jobHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = int32(i)
+	h[j].index = int32(j)
+}
+func (h *jobHeap) Push(x any) { j := x.(*job); j.index = int32(len(*h)); *h = append(*h, j) }
 func (h *jobHeap) Pop() any {
 	old := *h
 	j := old[len(old)-1]
@@ -87,7 +83,31 @@ type scheduler struct {
 	mu   sync.Mutex
 	jobs map[string]*job
 	h    jobHeap
-	wake chan struct{}
+	// extra holds the jobs' extra runs, sorted; few jobs have any.
+	extra map[*job][]int64
+	// epoch is the origin of the jobs' times, taken from now at the first
+	// use (it carries time.Now's monotonic reading: a step of the wall
+	// clock moves no job).
+	epoch time.Time
+	wake  chan struct{}
+}
+
+// at is t on the scheduler's clock. Callers hold mu.
+func (s *scheduler) at(t time.Time) int64 {
+	if s.epoch.IsZero() {
+		s.epoch = t
+	}
+	return int64(t.Sub(s.epoch))
+}
+
+// nextRun is the earlier of j's regular and first extra run. Callers hold mu.
+func (s *scheduler) nextRun(j *job) int64 {
+	if j.extra {
+		if e := s.extra[j]; len(e) > 0 && e[0] < j.regular {
+			return e[0]
+		}
+	}
+	return j.regular
 }
 
 func newScheduler(workers int, run func(context.Context, *job, *probeTarget)) *scheduler {
@@ -106,33 +126,37 @@ func offset(key string, interval time.Duration) time.Duration {
 func (s *scheduler) set(targets []*probeTarget) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.at(s.now())
 	keep := make(map[string]*job, len(targets))
 	for _, t := range targets {
 		k := t.meta.key
 		if j, ok := s.jobs[k]; ok {
+			old := j.target
 			j.target = t
-			if j.interval != t.interval {
-				j.interval = t.interval
-				j.regular = now.Add(offset(k, t.interval))
+			if old.interval != t.interval {
+				j.regular = now + int64(offset(k, t.interval))
 				if j.index >= 0 {
-					j.next = j.nextRun()
-					heap.Fix(&s.h, j.index)
+					j.next = s.nextRun(j)
+					heap.Fix(&s.h, int(j.index))
 				}
 			}
 			keep[k] = j
 			continue
 		}
-		first := now.Add(offset(k, t.interval))
-		j := &job{key: k, interval: t.interval, next: first, regular: first, index: -1, target: t}
+		first := now + int64(offset(k, t.interval))
+		j := &job{next: first, regular: first, index: -1, target: t}
 		heap.Push(&s.h, j)
 		keep[k] = j
 	}
 	for k, j := range s.jobs {
 		if _, ok := keep[k]; !ok {
 			j.removed = true
+			if j.extra {
+				delete(s.extra, j)
+				j.extra = false
+			}
 			if j.index >= 0 {
-				heap.Remove(&s.h, j.index)
+				heap.Remove(&s.h, int(j.index))
 			}
 		}
 	}
@@ -195,20 +219,29 @@ func (s *scheduler) dispatch(ctx context.Context, work chan<- dispatched) {
 		var due dispatched
 		wait := time.Hour
 		if len(s.h) > 0 {
-			if now := s.now(); !s.h[0].next.After(now) {
-				due.job = heap.Pop(&s.h).(*job)
-				due.job.running = true
-				due.target = due.job.target
-				due.job.ranRegular = !due.job.regular.After(now)
-				if due.job.ranRegular {
-					due.slot = due.job.regular
+			if now := s.at(s.now()); s.h[0].next <= now {
+				j := heap.Pop(&s.h).(*job)
+				j.running = true
+				due.job, due.target = j, j.target
+				j.ranRegular = j.regular <= now
+				if j.ranRegular {
+					due.slot = s.epoch.Add(time.Duration(j.regular))
 				}
-				// Extra runs due now are served by this run.
-				for len(due.job.extra) > 0 && !due.job.extra[0].After(now) {
-					due.job.extra = due.job.extra[1:]
+				if j.extra { // extra runs due now are served by this run
+					e := s.extra[j]
+					i := 0
+					for i < len(e) && e[i] <= now {
+						i++
+					}
+					if i == len(e) {
+						delete(s.extra, j)
+						j.extra = false
+					} else {
+						s.extra[j] = e[i:]
+					}
 				}
 			} else {
-				wait = s.h[0].next.Sub(now)
+				wait = time.Duration(s.h[0].next - now)
 			}
 		}
 		s.mu.Unlock()
@@ -243,14 +276,12 @@ func (s *scheduler) done(j *job) {
 	if j.removed {
 		return
 	}
-	now := s.now()
+	now := s.at(s.now())
 	if j.ranRegular {
-		j.regular = j.regular.Add(j.interval)
-		if j.regular.Before(now) {
-			j.regular = now
-		}
+		j.regular += int64(j.target.interval)
+		j.regular = max(j.regular, now)
 	}
-	j.next = j.nextRun()
+	j.next = s.nextRun(j)
 	heap.Push(&s.h, j)
 	s.signal()
 }
@@ -261,23 +292,31 @@ func (s *scheduler) done(j *job) {
 func (s *scheduler) runSoon(match func(*probeTarget) bool, delays []time.Duration, allow func() bool) (added, refused int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.at(s.now())
 	for _, j := range s.jobs {
 		if !match(j.target) {
 			continue
 		}
+		extra := s.extra[j]
 		for _, d := range delays {
 			if !allow() {
 				refused++
 				continue
 			}
-			if j.addExtra(now.Add(d)) {
+			var ok bool
+			if extra, ok = addExtra(extra, now+int64(d)); ok {
 				added++
 			}
 		}
+		if len(extra) > 0 {
+			if s.extra == nil {
+				s.extra = map[*job][]int64{}
+			}
+			s.extra[j], j.extra = extra, true
+		}
 		if j.index >= 0 { // queued, not running: move it up
-			j.next = j.nextRun()
-			heap.Fix(&s.h, j.index)
+			j.next = s.nextRun(j)
+			heap.Fix(&s.h, int(j.index))
 		}
 	}
 	if added > 0 {

@@ -115,22 +115,22 @@ func (ps *profileSet) caCerts(path string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// resolve turns a target config into an inspection target.
-func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
+// resolve turns a target config's client profiles and ca_file into the
+// profiles it is inspected with; targets with the same share one slice.
+func (ps *profileSet) resolve(t TargetConfig) ([]tlsinspect.Profile, error) {
 	names := t.Profiles
 	if len(names) == 0 {
 		names = []string{DefaultProfile}
 	}
-	out := tlsinspect.Target{Endpoint: t.Endpoint, ServerName: t.ServerName, StartTLS: t.StartTLS, Pins: t.Pins}
 	rk := strings.Join(names, ",") + "|" + t.CAFile
 	if shared, ok := ps.resolved[rk]; ok {
-		out.Profiles = shared
-		return out, nil
+		return shared, nil
 	}
+	var out []tlsinspect.Profile
 	for _, n := range names {
 		p, ok := ps.profiles[n]
 		if !ok {
-			return out, fmt.Errorf("unknown client profile %q", n)
+			return nil, fmt.Errorf("unknown client profile %q", n)
 		}
 		if t.CAFile != "" {
 			k := n + "|" + t.CAFile
@@ -138,7 +138,7 @@ func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
 			if !ok {
 				extra, err := ps.caCerts(t.CAFile)
 				if err != nil {
-					return out, err
+					return nil, err
 				}
 				pool = p.Roots.Clone()
 				for _, c := range extra {
@@ -148,13 +148,13 @@ func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
 			}
 			p.Roots = pool
 		}
-		out.Profiles = append(out.Profiles, p)
+		out = append(out, p)
 	}
 	if ps.resolved == nil {
 		ps.resolved = map[string][]tlsinspect.Profile{}
 	}
-	out.Profiles = out.Profiles[:len(out.Profiles):len(out.Profiles)] // an append by a reader copies
-	ps.resolved[rk] = out.Profiles
+	out = out[:len(out):len(out)] // an append by a reader copies
+	ps.resolved[rk] = out
 	return out, nil
 }
 
@@ -164,23 +164,30 @@ func (ps *profileSet) resolve(t TargetConfig) (tlsinspect.Target, error) {
 type targetMeta struct {
 	// key is TargetConfig.key(), the target's identity (the scheduler's
 	// job and vantage selection share the string).
-	key         string
-	endpoint    string
-	serverName  string // server_name, else the endpoint's host
-	service     string
-	criticality string
-	environment string
-	owner       string
-	port        int64
+	key        string
+	endpoint   string
+	serverName string // server_name, else the endpoint's host
+	// targetLabels are shared by the targets with the same (targetPool).
+	*targetLabels
+	port int64
 	// src is the configured target, kept for targets that probe every
 	// node (nodes, max_nodes, resumption) and inline targets (their
 	// claim); nil for the others.
 	src *TargetConfig
 }
 
+// targetLabels are the labels that route a target's results.
+type targetLabels struct {
+	service     string
+	criticality string
+	environment string
+	owner       string
+}
+
 func newTargetMeta(t TargetConfig) targetMeta {
 	host, port, _ := net.SplitHostPort(t.Endpoint)
-	m := targetMeta{key: t.key(), endpoint: t.Endpoint, serverName: t.ServerName, service: t.Service, criticality: t.Criticality, environment: t.Environment, owner: t.Owner}
+	m := targetMeta{key: t.key(), endpoint: t.Endpoint, serverName: t.ServerName,
+		targetLabels: &targetLabels{service: t.Service, criticality: t.Criticality, environment: t.Environment, owner: t.Owner}}
 	if t.ServerName != "" {
 		// The key is endpoint|server_name|starttls: the server name is a
 		// part of it, not a second copy.

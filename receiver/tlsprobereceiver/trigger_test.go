@@ -188,7 +188,7 @@ func TestFloodBoundedByBudget(t *testing.T) {
 	var ts []*probeTarget
 	for i := 0; i < 50; i++ {
 		c := TargetConfig{Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(1000+i)), Service: "pay"}
-		ts = append(ts, &probeTarget{meta: newTargetMeta(c), interval: time.Hour})
+		ts = append(ts, &probeTarget{meta: newTargetMeta(c), targetSpec: &targetSpec{interval: time.Hour}})
 	}
 	s.set(ts)
 	b := trigger.NewBudget(20, 200, func() time.Time { return now })
@@ -212,7 +212,7 @@ func BenchmarkTriggerFlood(b *testing.B) {
 	var ts []*probeTarget
 	for i := 0; i < 1000; i++ {
 		c := TargetConfig{Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(1000+i)), Service: "pay"}
-		ts = append(ts, &probeTarget{meta: newTargetMeta(c), interval: time.Hour})
+		ts = append(ts, &probeTarget{meta: newTargetMeta(c), targetSpec: &targetSpec{interval: time.Hour}})
 	}
 	s.set(ts)
 	bud := trigger.NewBudget(20, 200, func() time.Time { return now })

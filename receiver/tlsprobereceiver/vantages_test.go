@@ -201,7 +201,7 @@ func TestVantagesShareTheTargets(t *testing.T) {
 func TestMineHandsOverWithoutAGap(t *testing.T) {
 	set := vantage.NewSet("b", 1)
 	r := &tlsProbeReceiver{cfg: &Config{Timeout: time.Second}, vantages: set, memory: newMemories()}
-	tg := &probeTarget{meta: newTargetMeta(TargetConfig{Endpoint: "x:443"}), interval: 10 * time.Second}
+	tg := &probeTarget{meta: newTargetMeta(TargetConfig{Endpoint: "x:443"}), targetSpec: &targetSpec{interval: 10 * time.Second}}
 	key := tg.meta.key
 	mine := func(at time.Time) bool {
 		t.Helper()
@@ -244,10 +244,10 @@ func TestOnlyTheOwnerRecordsTheCertificate(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(f.lab.Root.Cert)
 	target := &probeTarget{
-		meta:   newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
-		target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
+		meta:       newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
+		targetSpec: &targetSpec{profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
 	}
-	res := in.Inspect(context.Background(), target.target)
+	res := in.Inspect(context.Background(), target.inspectTarget())
 	require.Equal(t, "ok", string(res[0].Primary()), "%+v", res[0].Findings)
 	names := func(owner bool) map[string]bool {
 		em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "v")
@@ -291,10 +291,10 @@ func TestLeanSeries(t *testing.T) {
 	probe := func(name string) (*probeTarget, []tlsinspect.Result) {
 		ep, _ := f.lab.Endpoint(name)
 		tg := &probeTarget{
-			meta:   newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
-			target: tlsinspect.Target{Endpoint: ep.Address, ServerName: ep.ServerName, Profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
+			meta:       newTargetMeta(TargetConfig{Endpoint: ep.Address, ServerName: ep.ServerName, Service: "shop"}),
+			targetSpec: &targetSpec{profiles: []tlsinspect.Profile{{Name: "default", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Roots: roots}}},
 		}
-		return tg, in.Inspect(context.Background(), tg.target)
+		return tg, in.Inspect(context.Background(), tg.inspectTarget())
 	}
 	series := func(tg *probeTarget, res []tlsinspect.Result, plan seriesPlan, now time.Time) map[string]int {
 		em := newEmitter(metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, receivertest.NewNopSettings(metadata.Type)), "v")
