@@ -261,7 +261,9 @@ func persistChanged(before, after *endpointState, slot, phase int64) bool {
 	a, b := *before, *after
 	a.LastSeen, a.ConsecOK, a.LastPassed = 0, 0, 0
 	b.LastSeen, b.ConsecOK, b.LastPassed = 0, 0, 0
-	return a != b
+	ta, tb := a.trouble(), b.trouble()
+	a.Trouble, b.Trouble = nil, nil
+	return a != b || ta != tb
 }
 
 // newSlot: a seen time moved from before to after entered a new slot of
@@ -361,8 +363,9 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 
 	// A node that catches up with the chain its neighbours served is the
 	// end of a propagation lag, not an unexpected change.
-	caughtUp := ep.LagRef != "" && r.chainSHA == ep.LagRef
-	e.nodeLag(r, ep, key, t)
+	tr := ep.trouble()
+	caughtUp := tr.LagRef != "" && r.chainSHA == tr.LagRef
+	e.nodeLag(r, &tr, key, t)
 
 	// Derived from the certificate served, whatever the probe's reason.
 	if r.chainSHA != "" && ep.GoodChain != "" && r.chainSHA != ep.GoodChain && r.chainSHA != prevChain && !caughtUp && !e.explained(svc, r, t) {
@@ -413,14 +416,14 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 			ep.FailingSince = t.Unix()
 		}
 	}
-	old := ep.Incident
+	old := tr.Incident
 	if reason != "" {
 		e.edgeProbeReason(r, reason, t)
 	}
 	if reason != "" {
 		fp := e.observe(&obs{reason: reason, probeReason: r.reason, rec: r, identity: cmp.Or(r.chainSHA, r.spki), deploy: deploy, detail: r.detail,
 			faultAt: time.Unix(ep.FailingSince, 0), lastGoodChain: ep.GoodChain, lastGoodSPKI: ep.GoodSPKI})
-		ep.Incident = fp
+		tr.Incident = fp
 		if inc := e.incidents[fp]; inc != nil && inc.open() {
 			e.nelProbeOpened(r.service, t)
 		}
@@ -429,9 +432,10 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 		}
 	} else if old != "" {
 		if e.healthyFor(old, key, t) {
-			ep.Incident = ""
+			tr.Incident = ""
 		}
 	}
+	ep.setTrouble(tr)
 
 	// Volume control: healthy results only on change, plus a heartbeat.
 	pass = true
@@ -451,23 +455,23 @@ func (e *engine) probe(r *record) (pass bool, en enrichment) {
 // neighbours for propagation_grace is lagging. The incident's identity is
 // the chain the neighbours serve, so every lagging node of the service
 // joins one incident; it resolves as the nodes catch up.
-func (e *engine) nodeLag(r *record, ep *endpointState, key string, t time.Time) {
+func (e *engine) nodeLag(r *record, tr *Trouble, key string, t time.Time) {
 	if r.lagging && r.refChain != "" {
-		if ep.LagSince == 0 || ep.LagRef != r.refChain {
-			ep.LagSince, ep.LagRef = t.Unix(), e.fps.get(r.refChain)
+		if tr.LagSince == 0 || tr.LagRef != r.refChain {
+			tr.LagSince, tr.LagRef = t.Unix(), e.fps.get(r.refChain)
 		}
-		if t.Sub(time.Unix(ep.LagSince, 0)) >= e.cfg.PropagationGrace {
-			ep.LagIncident = e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: r.refChain,
-				detail: "node " + r.node + " of " + r.server + ":" + strconv.FormatInt(r.port, 10) + " still serves chain " + short(r.chainSHA) + " while its neighbours serve " + short(r.refChain) + " (for " + humanAgo(t.Sub(time.Unix(ep.LagSince, 0))) + ")"})
+		if t.Sub(time.Unix(tr.LagSince, 0)) >= e.cfg.PropagationGrace {
+			tr.LagIncident = e.observe(&obs{reason: attrs.ReasonPropagationLag, rec: r, identity: r.refChain,
+				detail: "node " + r.node + " of " + r.server + ":" + strconv.FormatInt(r.port, 10) + " still serves chain " + short(r.chainSHA) + " while its neighbours serve " + short(r.refChain) + " (for " + humanAgo(t.Sub(time.Unix(tr.LagSince, 0))) + ")"})
 		}
 		return
 	}
-	ep.LagSince = 0
-	if r.chainSHA != "" && r.chainSHA != ep.LagRef {
-		ep.LagRef = ""
+	tr.LagSince = 0
+	if r.chainSHA != "" && r.chainSHA != tr.LagRef {
+		tr.LagRef = ""
 	}
-	if ep.LagIncident != "" && e.healthyFor(ep.LagIncident, key, t) {
-		ep.LagIncident = ""
+	if tr.LagIncident != "" && e.healthyFor(tr.LagIncident, key, t) {
+		tr.LagIncident = ""
 	}
 }
 

@@ -46,8 +46,11 @@ func (in *interner) rebuildDue() bool {
 
 // share makes a restored endpoint hold the table's copies.
 func (in *interner) share(ep *endpointState) {
-	for _, f := range []*string{&ep.CurChain, &ep.GoodChain, &ep.GoodSPKI, &ep.GoodLeaf, &ep.LagRef} {
+	for _, f := range []*string{&ep.CurChain, &ep.GoodChain, &ep.GoodSPKI, &ep.GoodLeaf} {
 		*f = in.get(*f)
+	}
+	if ep.Trouble != nil { // an equal string: not a change of the Trouble
+		ep.Trouble.LagRef = in.get(ep.Trouble.LagRef)
 	}
 }
 
@@ -55,7 +58,7 @@ func (in *interner) share(ep *endpointState) {
 func (in *interner) rebuild(endpoints map[string]*endpointState) {
 	in.m = map[string]string{}
 	for _, ep := range endpoints {
-		for _, s := range []string{ep.CurChain, ep.GoodChain, ep.GoodSPKI, ep.GoodLeaf, ep.LagRef} {
+		for _, s := range []string{ep.CurChain, ep.GoodChain, ep.GoodSPKI, ep.GoodLeaf, ep.trouble().LagRef} {
 			if s != "" && len(in.m) < maxInterned {
 				in.m[s] = s
 			}

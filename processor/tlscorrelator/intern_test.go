@@ -19,7 +19,7 @@ func TestInterner(t *testing.T) {
 		t.Fatalf("empty string interned")
 	}
 	// The endpoints let go of chainA: a rebuild drops it, keeps what they hold.
-	eps := map[string]*endpointState{"x": {CurChain: in.get(strings.Clone(chainB)), LagRef: in.get(strings.Clone(spkiA))}}
+	eps := map[string]*endpointState{"x": {CurChain: in.get(strings.Clone(chainB)), Trouble: &Trouble{LagRef: in.get(strings.Clone(spkiA))}}}
 	in.rebuild(eps)
 	if _, ok := in.m[chainA]; ok || len(in.m) != 2 || in.base != 2 {
 		t.Errorf("after a rebuild: %d strings (chainA kept %v), base %d; want the 2 held", len(in.m), ok, in.base)

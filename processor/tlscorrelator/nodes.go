@@ -86,14 +86,16 @@ func (e *engine) retireGone(key string, prev int64, t time.Time) {
 // incidents.
 func (e *engine) retireEndpoint(ep *endpointState, key string, t time.Time) {
 	e.dirtyEp.mark(bucketOf(key))
-	if ep.Incident != "" {
-		e.retireFrom(ep.Incident, key, t)
-		ep.Incident = ""
+	tr := ep.trouble()
+	if tr.Incident != "" {
+		e.retireFrom(tr.Incident, key, t)
+		tr.Incident = ""
 	}
-	if ep.LagIncident != "" {
-		e.retireFrom(ep.LagIncident, key, t)
-		ep.LagIncident = ""
+	if tr.LagIncident != "" {
+		e.retireFrom(tr.LagIncident, key, t)
+		tr.LagIncident = ""
 	}
+	ep.setTrouble(tr)
 }
 
 // retireFrom removes endpoint key from incident fp; an incident left with

@@ -3,7 +3,6 @@ package tlsprobereceiver // import "github.com/certpulse/certpulse/receiver/tlsp
 import (
 	"github.com/certpulse/certpulse/internal/vantage"
 	"sync"
-	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
@@ -26,9 +25,10 @@ type targetMemory struct {
 	// nodes is a `nodes` target's state across rounds.
 	nodes *nodeState
 	// vantage: this agent's decision for the target at its latest probe,
-	// and when it was last among the target's vantages (vantages.go).
+	// and when it was last among the target's vantages (vantages.go), in
+	// Unix nanoseconds (a time.Time is 16 bytes more, 100,000 times).
 	vantage  vantage.Decision
-	chosenAt time.Time
+	chosenAt int64
 	// leanHold: series `lean`, per "node|profile", until when a series
 	// that failed is still recorded (series.go).
 	leanHold map[string]int64

@@ -23,7 +23,7 @@ func (r *tlsProbeReceiver) mine(key string, t *probeTarget, now time.Time) (*tar
 	d := r.vantages.Decide(key)
 	if d.Probe {
 		mem := r.memory.of(key)
-		mem.vantage, mem.chosenAt = d, now
+		mem.vantage, mem.chosenAt = d, now.UnixNano()
 		return mem, true
 	}
 	mem := r.memory.peek(key)
@@ -31,7 +31,7 @@ func (r *tlsProbeReceiver) mine(key string, t *probeTarget, now time.Time) (*tar
 		return nil, false
 	}
 	grace := t.interval + r.cfg.Timeout
-	if !mem.chosenAt.IsZero() && now.Sub(mem.chosenAt) <= grace {
+	if mem.chosenAt != 0 && time.Duration(now.UnixNano()-mem.chosenAt) <= grace {
 		mem.vantage = d
 		mem.vantage.Rank = len(d.Vantages) // handing over: after the chosen ones
 		return mem, true
