@@ -2,6 +2,7 @@ package tlscorrelator
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -134,4 +135,34 @@ func TestEndpointStateOneChainCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEndpointStatePacked: hex fingerprints are written packed and read
+// back as hex; state an earlier version wrote (hex) reads the same.
+func TestEndpointStatePacked(t *testing.T) {
+	chain, spki, leaf := strings.Repeat("c", 64), strings.Repeat("5", 64), strings.Repeat("1e", 32)
+	ep := endpointState{LastSeen: 7, LastReason: "ok", GoodChain: chain, CurChain: chain, GoodSPKI: spki, GoodLeaf: leaf}
+	b, err := json.Marshal(&ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), chain) || strings.Contains(string(b), spki) || strings.Contains(string(b), leaf) {
+		t.Errorf("hex fingerprints written as they are: %s", b)
+	}
+	var back endpointState
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != ep {
+		t.Errorf("read back %+v, want %+v", back, ep)
+	}
+	old := `{"s":7,"r":"ok","gc":"` + chain + `","gs":"` + spki + `","gl":"` + leaf + `","cc":"` + chain + `"}`
+	var fromOld endpointState
+	if err := json.Unmarshal([]byte(old), &fromOld); err != nil {
+		t.Fatal(err)
+	}
+	if fromOld != ep {
+		t.Errorf("earlier version's state read as %+v, want %+v", fromOld, ep)
+	}
+	t.Logf("%d bytes written, %d by the earlier version", len(b), len(old))
 }
