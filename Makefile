@@ -189,7 +189,8 @@ FUZZ_TARGETS := \
 	./connector/tlsedgeconnector:FuzzObserve \
 	./connector/tlsedgeconnector:FuzzScanFlatJSON \
 	./receiver/nelreceiver:FuzzParseBatch \
-	./internal/records:FuzzDecodeIncidents
+	./internal/records:FuzzDecodeIncidents \
+	./processor/tlscorrelator:FuzzPackFP
 
 # A run that ends in a bare "context deadline exceeded" with no failing
 # input written is Go's fuzz coordinator racing -fuzztime's deadline
