@@ -190,7 +190,8 @@ FUZZ_TARGETS := \
 	./connector/tlsedgeconnector:FuzzScanFlatJSON \
 	./receiver/nelreceiver:FuzzParseBatch \
 	./internal/records:FuzzDecodeIncidents \
-	./processor/tlscorrelator:FuzzPackFP
+	./processor/tlscorrelator:FuzzPackFP \
+	./processor/tlscorrelator:FuzzStateValue
 
 # A run that ends in a bare "context deadline exceeded" with no failing
 # input written is Go's fuzz coordinator racing -fuzztime's deadline

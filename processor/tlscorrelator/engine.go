@@ -111,6 +111,8 @@ type engine struct {
 	// sum: the size of the persisted state (tlscorrelator_state_bytes).
 	storedSizes map[string]int
 	storedBytes int
+	// codec compresses checkpoints' values (made at the first).
+	codec *stateCodec
 	// the endpoint and service buckets and the incidents changed since
 	// the last checkpoint; legacySvc: the services were restored from the
 	// one-value form (keyServices), which the next checkpoint replaces.

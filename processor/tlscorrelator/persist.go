@@ -39,6 +39,7 @@ type meta struct {
 // written outside it: the operations, the size of each key written, and
 // what it clears, to mark again should the write fail.
 type pendingWrite struct {
+	codec                    *stateCodec
 	ops                      []*storage.Operation
 	sizes                    map[string]int
 	inc, outbox, legacySvc   bool
@@ -64,7 +65,14 @@ func (e *engine) checkpoint(ctx context.Context, c storage.Client, all, flush bo
 // flush at shutdown; every bucket when all) and marks them clean; commit
 // marks them dirty again if the write fails.
 func (e *engine) prepare(all, flush bool) (*pendingWrite, error) {
-	w := &pendingWrite{sizes: map[string]int{}}
+	if e.codec == nil {
+		c, err := newStateCodec()
+		if err != nil {
+			return nil, err
+		}
+		e.codec = c
+	}
+	w := &pendingWrite{codec: e.codec, sizes: map[string]int{}}
 	add := func(k string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -116,8 +124,15 @@ func (e *engine) prepare(all, flush bool) (*pendingWrite, error) {
 	return w, nil
 }
 
-// write runs the prepared operations in one batch (no lock held: disk I/O).
+// write compresses the prepared values and runs the operations in one
+// batch (no lock held: CPU and disk I/O); sizes become the sizes written.
 func (w *pendingWrite) write(ctx context.Context, c storage.Client) error {
+	for _, op := range w.ops {
+		if op.Type == storage.Set {
+			op.Value = w.codec.pack(op.Value)
+			w.sizes[op.Key] = len(op.Value)
+		}
+	}
 	if err := c.Batch(ctx, w.ops...); err != nil {
 		return fmt.Errorf("persisting correlator state: %w", err)
 	}
@@ -205,6 +220,17 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 	if ops[0].Value == nil {
 		return nil // fresh
 	}
+	r, err := newStateReader(maxStateValue)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	// The buckets are decompressed one at a time, below.
+	for _, op := range ops[:4] {
+		if op.Value, err = r.unpack(op.Key, op.Value); err != nil {
+			return err
+		}
+	}
 	var m meta
 	if err := json.Unmarshal(ops[0].Value, &m); err != nil {
 		return fmt.Errorf("correlator state meta: %w", err)
@@ -239,10 +265,10 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 		e.services = map[string]*serviceState{}
 	}
 	for i := 4; i < len(ops); i += 2 {
-		if err := restoreBucket(ops[i], e.endpoints); err != nil {
+		if err := restoreBucket(r, ops[i], e.endpoints); err != nil {
 			return err
 		}
-		if err := restoreBucket(ops[i+1], e.services); err != nil {
+		if err := restoreBucket(r, ops[i+1], e.services); err != nil {
 			return err
 		}
 	}
@@ -257,13 +283,18 @@ func (e *engine) restore(ctx context.Context, c storage.Client) error {
 	return nil
 }
 
-// restoreBucket adds a bucket's entries to m.
-func restoreBucket[V any](op *storage.Operation, m map[string]V) error {
+// restoreBucket adds a bucket's entries to m, and lets go of its value.
+func restoreBucket[V any](r *stateReader, op *storage.Operation, m map[string]V) error {
 	if op.Value == nil {
 		return nil
 	}
+	v, err := r.unpack(op.Key, op.Value)
+	op.Value = nil
+	if err != nil {
+		return err
+	}
 	var b map[string]V
-	if err := json.Unmarshal(op.Value, &b); err != nil {
+	if err := json.Unmarshal(v, &b); err != nil {
 		return fmt.Errorf("correlator %s: %w", op.Key, err)
 	}
 	for k, v := range b {
