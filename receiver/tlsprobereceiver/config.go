@@ -78,6 +78,9 @@ type Config struct {
 	Confirm ConfirmConfig `mapstructure:"confirm"`
 	// ExtraProbes bounds the probes triggers and confirmations add.
 	ExtraProbes ExtraProbesConfig `mapstructure:"extra_probes"`
+	// Batch hands the results of the probes that end within Timeout to
+	// the pipelines in one call.
+	Batch BatchConfig `mapstructure:"batch"`
 
 	// Files are certificate files on this host (PEM bundles, DER,
 	// kubeconfigs), judged without a handshake every collection_interval.
@@ -112,6 +115,18 @@ type ConfirmConfig struct {
 type ExtraProbesConfig struct {
 	PerSecond float64 `mapstructure:"per_second"`
 	Burst     int     `mapstructure:"burst"`
+}
+
+// BatchConfig: results handed to the pipelines together. One call per
+// probe costs each probe a pass through every processor and three
+// transactions of an exporter's persistent queue.
+type BatchConfig struct {
+	// Timeout: how long a result may wait for others (0: each probe's
+	// results at once). At most 10s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxSize: probes (and log records) in a batch; a full batch is handed
+	// off at once.
+	MaxSize int `mapstructure:"max_size"`
 }
 
 // OCSPConfig configures OCSP checks.
@@ -241,6 +256,7 @@ func createDefaultConfig() *Config {
 		OnChange:                 OnChangeConfig{Backoff: []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second}},
 		Confirm:                  ConfirmConfig{Attempts: 2, Interval: 2 * time.Second},
 		ExtraProbes:              ExtraProbesConfig{PerSecond: 20, Burst: 200},
+		Batch:                    BatchConfig{Timeout: 200 * time.Millisecond, MaxSize: 256},
 		MetricsBuilderConfig:     metadata.DefaultMetricsBuilderConfig(),
 	}
 }
@@ -300,6 +316,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Confirm.Attempts < 0 || cfg.Confirm.Attempts > 5 || (cfg.Confirm.Attempts > 0 && cfg.Confirm.Interval <= 0) {
 		errs = append(errs, errors.New("confirm: attempts 0-5 and a positive interval"))
+	}
+	if cfg.Batch.Timeout < 0 || cfg.Batch.Timeout > 10*time.Second {
+		errs = append(errs, fmt.Errorf("batch.timeout: %s must be between 0 (no batching) and 10s", cfg.Batch.Timeout))
+	}
+	if cfg.Batch.Timeout > 0 && (cfg.Batch.MaxSize < 1 || cfg.Batch.MaxSize > 65536) {
+		errs = append(errs, fmt.Errorf("batch.max_size: %d must be between 1 and 65536", cfg.Batch.MaxSize))
 	}
 	if cfg.ExtraProbes.PerSecond <= 0 || cfg.ExtraProbes.Burst < 1 {
 		errs = append(errs, errors.New("extra_probes: per_second must be positive and burst at least 1"))

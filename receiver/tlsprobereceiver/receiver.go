@@ -64,6 +64,9 @@ type tlsProbeReceiver struct {
 	resolver  *net.Resolver    // resolves `nodes: all`
 	profiles  *profileSet
 	sched     *scheduler
+	// batch gathers results for one hand-off per batch.timeout (nil: each
+	// probe's at once).
+	batch *outBatch
 
 	startOnce sync.Once
 	startErr  error
@@ -184,6 +187,9 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	}
 	r.inspector = tlsinspect.New(r.cfg.inspectOptions())
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
+	if r.cfg.Batch.Timeout > 0 {
+		r.batch = newOutBatch(r.cfg.Batch.MaxSize)
+	}
 	r.sched.late = func(d time.Duration) {
 		r.telemetry.TlsprobeScheduleLateness.Record(context.Background(), d.Seconds())
 	}
@@ -220,6 +226,9 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 			r.unsub = hub.Subscribe(r.onTrigger)
 		}
 		r.wait = append(r.wait, r.sched.start(ctx))
+		if r.batch != nil {
+			r.spawn(func() { r.flushBatches(ctx) })
+		}
 		if entries := r.cfg.fileEntries(); len(entries) > 0 {
 			fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
 			r.spawn(func() { fw.run(ctx) })
@@ -308,8 +317,9 @@ func dedupTargets(ts []*probeTarget, logger *zap.Logger) []*probeTarget {
 	return out
 }
 
-// Shutdown stops probing and waits for in-flight probes.
-func (r *tlsProbeReceiver) Shutdown(context.Context) error {
+// Shutdown stops probing, waits for in-flight probes and hands off the
+// results batched so far.
+func (r *tlsProbeReceiver) Shutdown(ctx context.Context) error {
 	r.shutdownOnce.Do(func() {
 		if r.unsub != nil {
 			r.unsub()
@@ -319,6 +329,11 @@ func (r *tlsProbeReceiver) Shutdown(context.Context) error {
 		}
 		for _, w := range r.wait {
 			w()
+		}
+		if r.batch != nil {
+			if p := r.batch.take(); p != nil {
+				r.deliver(ctx, "", p)
+			}
 		}
 		for _, c := range r.claims {
 			c.Release()
@@ -383,30 +398,71 @@ func (r *tlsProbeReceiver) emitFiles(ctx context.Context, results []fileResult) 
 		func() pmetric.Metrics { return r.emitter.fileMetrics(results) })
 }
 
-// send builds and hands results to whichever pipelines are connected; a
-// refusal is logged with what was refused (an endpoint, or "files").
+// send builds results for whichever pipelines are connected and hands
+// them off: into the batch (batch.timeout), or at once. what names them in
+// a refusal's log line (an endpoint, or "files").
 func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func() plog.Logs, makeMetrics func() pmetric.Metrics) {
 	r.mu.Lock()
 	logs, metrics := r.logs, r.metrics
 	r.mu.Unlock()
-	if logs != nil {
-		ld := makeLogs()
-		n := ld.LogRecordCount()
+	p := &pending{probes: 1, hasLogs: logs != nil, hasMetrics: metrics != nil}
+	if p.hasLogs {
+		p.logs = makeLogs()
+	}
+	if p.hasMetrics {
+		p.metrics = makeMetrics()
+	}
+	if r.batch != nil {
+		if p = r.batch.add(p.logs, p.metrics, p.hasLogs, p.hasMetrics); p == nil {
+			return
+		}
+		what = ""
+	}
+	r.deliver(ctx, what, p)
+}
+
+// deliver hands results to the pipelines (no lock held: a consumer may
+// block on a full queue); a refusal is logged with what was refused.
+func (r *tlsProbeReceiver) deliver(ctx context.Context, what string, p *pending) {
+	r.mu.Lock()
+	logs, metrics := r.logs, r.metrics
+	r.mu.Unlock()
+	if what == "" {
+		what = fmt.Sprintf("a batch of %d probes", p.probes)
+	}
+	if logs != nil && p.hasLogs {
+		n := p.logs.LogRecordCount()
 		octx := r.obsLogs.StartLogsOp(ctx)
-		err := logs.ConsumeLogs(octx, ld)
+		err := logs.ConsumeLogs(octx, p.logs)
 		r.obsLogs.EndLogsOp(octx, metadata.Type.String(), n, err)
 		if err != nil {
 			r.logger.Warn("probe results refused by the pipeline", zap.String("endpoint", what), zap.Int("records", n), zap.Error(err))
 		}
 	}
-	if metrics != nil {
-		md := makeMetrics()
-		n := md.DataPointCount()
+	if metrics != nil && p.hasMetrics {
+		n := p.metrics.DataPointCount()
 		octx := r.obsMetrics.StartMetricsOp(ctx)
-		err := metrics.ConsumeMetrics(octx, md)
+		err := metrics.ConsumeMetrics(octx, p.metrics)
 		r.obsMetrics.EndMetricsOp(octx, metadata.Type.String(), n, err)
 		if err != nil {
 			r.logger.Warn("probe metrics refused by the pipeline", zap.String("endpoint", what), zap.Int("data_points", n), zap.Error(err))
+		}
+	}
+}
+
+// flushBatches hands the batch off every batch.timeout until ctx ends;
+// Shutdown hands off what is left once the probes have stopped.
+func (r *tlsProbeReceiver) flushBatches(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Batch.Timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if p := r.batch.take(); p != nil {
+				r.deliver(ctx, "", p)
+			}
 		}
 	}
 }
