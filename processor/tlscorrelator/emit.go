@@ -55,9 +55,8 @@ func putIfMissing(m pcommon.Map, k, v string) {
 func endpointNames(inc *incident) []string {
 	seen := map[string]struct{}{}
 	for k := range inc.Endpoints {
-		parts := strings.SplitN(k, "|", 4)
-		if len(parts) >= 2 {
-			seen[parts[1]] = struct{}{}
+		if _, name, _, ok := splitKey(k); ok {
+			seen[name] = struct{}{}
 		}
 	}
 	out := make([]string, 0, len(seen))

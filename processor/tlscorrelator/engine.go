@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -155,8 +156,36 @@ func fingerprint(reason attrs.Reason, service, identity string) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// epKey is an endpoint's key: service|host:port[@node]|profile|vantage.
+// Only the service may hold a "|" (keyable refuses a probe record whose
+// other parts do), so splitKey reads the key from its end.
 func epKey(r *record) string {
 	return r.service + "|" + endpointName(r) + "|" + r.profile + "|" + r.vantage
+}
+
+// keyable: the record's endpoint can be keyed (splitKey reads it back).
+func keyable(r *record) bool {
+	return !strings.Contains(r.server, "|") && !strings.Contains(r.node, "|") && !strings.Contains(r.profile, "|") && !strings.Contains(r.vantage, "|") &&
+		!strings.Contains(r.server, "@")
+}
+
+// splitKey is epKey's parts: the service (which may hold "|"), the endpoint
+// name, and the rest (profile|vantage). ok is false for a string that is
+// not an endpoint key.
+func splitKey(key string) (service, name, rest string, ok bool) {
+	v := strings.LastIndexByte(key, '|')
+	if v < 0 {
+		return "", "", "", false
+	}
+	p := strings.LastIndexByte(key[:v], '|')
+	if p < 0 {
+		return "", "", "", false
+	}
+	n := strings.LastIndexByte(key[:p], '|')
+	if n < 0 {
+		return "", "", "", false
+	}
+	return key[:n], key[n+1 : p], key[p+1:], true
 }
 
 // nameInKey is r's endpoint name within its epKey: a part of the key

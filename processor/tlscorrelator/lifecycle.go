@@ -3,7 +3,6 @@ package tlscorrelator // import "github.com/certpulse/certpulse/processor/tlscor
 import (
 	"cmp"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/certpulse/certpulse/internal/attrs"
@@ -221,9 +220,9 @@ func (e *engine) expire(now time.Time) {
 			e.dirtyEp.mark(bucketOf(k))
 			// A gone endpoint's leaf no longer counts for the service (it
 			// comes back with the endpoint's next probe).
-			if parts := strings.SplitN(k, "|", 3); len(parts) == 3 {
-				if s := e.services[parts[0]]; s != nil && s.forgetLeaf(parts[1]) {
-					e.markSvc(parts[0], false)
+			if service, name, _, ok := splitKey(k); ok {
+				if s := e.services[service]; s != nil && s.forgetLeaf(name) {
+					e.markSvc(service, false)
 				}
 			}
 		}

@@ -13,15 +13,15 @@ import (
 
 // nameKey is an endpoint key without its node, and the node ("" for none).
 func nameKey(key string) (name, node string) {
-	parts := strings.SplitN(key, "|", 3)
-	if len(parts) != 3 {
+	service, ep, rest, ok := splitKey(key)
+	if !ok {
 		return key, ""
 	}
-	at := strings.LastIndexByte(parts[1], '@')
+	at := strings.IndexByte(ep, '@') // a server holds none (keyable)
 	if at < 0 {
 		return key, ""
 	}
-	return parts[0] + "|" + parts[1][:at] + "|" + parts[2], parts[1][at+1:]
+	return service + "|" + ep[:at] + "|" + rest, ep[at+1:]
 }
 
 // indexNode records a node endpoint under its name.

@@ -165,6 +165,11 @@ func extract(res pcommon.Map, lr plog.LogRecord) record {
 			}
 		}
 		r.detail = lr.Body().AsString()
+		if !keyable(&r) {
+			// Not correlated (its endpoint would not read back from its
+			// key), but passed on as any other record.
+			r.kind = kindOther
+		}
 		return r
 	}
 	r.ltype = str(a, attrs.LifecycleType)
