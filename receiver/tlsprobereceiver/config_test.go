@@ -33,6 +33,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.True(t, cfg.OCSP.CheckResponder)
 	assert.Equal(t, 24*time.Hour, cfg.OCSP.MaxStapleAge)
 	assert.Equal(t, 30*24*time.Hour, cfg.ExpiringSoon)
+	assert.Equal(t, BatchConfig{Timeout: 200 * time.Millisecond, MaxSize: 256}, cfg.Batch)
 
 	cfg, err = loadConfig(t, "full")
 	require.NoError(t, err)
@@ -46,6 +47,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "smtp", cfg.Targets[1].StartTLS)
 	assert.Equal(t, 5*time.Minute, cfg.Targets[1].CollectionInterval)
 	assert.Equal(t, "1.3", cfg.ClientProfiles["strict"].MinVersion)
+	assert.Equal(t, BatchConfig{Timeout: time.Second, MaxSize: 64}, cfg.Batch)
 
 	cfg, err = loadConfig(t, "nodes")
 	require.NoError(t, err)
@@ -80,6 +82,8 @@ func TestConfigErrors(t *testing.T) {
 		"nodes_all_needs_name":        `nodes: all needs a host name to resolve; endpoint "10.0.0.1:443" is an address`,
 		"nodes_options_without_nodes": "max_nodes, resumption and expect_resumption need nodes",
 		"bad_max_nodes":               "max_nodes must be between 1 and 256",
+		"bad_batch_timeout":           "batch.timeout: 1m0s must be between 0 (no batching) and 10s",
+		"bad_batch_size":              "batch.max_size: 0 must be between 1 and 65536",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)
