@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/connector/tlsedgeconnector/internal/metadata"
-	"github.com/certpulse/certpulse/internal/periodic"
 )
 
 // resKey is a metric resource: the service and its environment.
@@ -124,7 +123,7 @@ type metricsConnector struct {
 	// closing: the shutdown flush counts every pending failure.
 	closing bool
 
-	ticks periodic.Flusher
+	ticks periodic
 }
 
 func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *metricsConnector {
@@ -136,15 +135,15 @@ func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metr
 		c:       newCounts(),
 		pending: map[pendKey]*pend{},
 	}
-	m.ticks = periodic.Flusher{Interval: cfg.Interval, Flush: m.flush, Logger: set.Logger,
-		Warning: "tlsedge: the metrics were not accepted; the next interval sends the totals again"}
+	m.ticks = periodic{interval: cfg.Interval, flush: m.flush, logger: set.Logger,
+		warning: "tlsedge: the metrics were not accepted; the next interval sends the totals again"}
 	return m
 }
 
 func (m *metricsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 func (m *metricsConnector) Start(context.Context, component.Host) error {
-	m.ticks.Start()
+	m.ticks.start()
 	return nil
 }
 
@@ -154,7 +153,7 @@ func (m *metricsConnector) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
 	m.mu.Unlock()
-	return m.ticks.Stop(ctx)
+	return m.ticks.stop(ctx)
 }
 
 func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {
