@@ -17,6 +17,7 @@ import (
 
 	"github.com/certpulse/certpulse/connector/tlsedgeconnector/internal/metadata"
 	"github.com/certpulse/certpulse/internal/attrs"
+	"github.com/certpulse/certpulse/internal/periodic"
 )
 
 // windowKey: one node of one service.
@@ -42,14 +43,14 @@ type logsConnector struct {
 	windows map[windowKey]*window
 	start   time.Time
 
-	ticks periodic
+	ticks periodic.Flusher
 }
 
 func newLogsConnector(set connector.Settings, cfg *Config, next consumer.Logs) *logsConnector {
 	l := &logsConnector{cfg: cfg, next: next, logger: set.Logger, tracker: newTracker(cfg),
 		windows: map[windowKey]*window{}, start: time.Now()}
-	l.ticks = periodic{interval: cfg.WindowInterval, flush: l.flush, logger: set.Logger,
-		warning: "tlsedge: a window was not accepted; it is added to the next"}
+	l.ticks = periodic.Flusher{Interval: cfg.WindowInterval, Flush: l.flush, Logger: set.Logger,
+		Warning: "tlsedge: a window was not accepted; it is added to the next"}
 	return l
 }
 
@@ -60,12 +61,12 @@ func (l *logsConnector) Capabilities() consumer.Capabilities {
 }
 
 func (l *logsConnector) Start(context.Context, component.Host) error {
-	l.ticks.start()
+	l.ticks.Start()
 	return nil
 }
 
 // Shutdown flushes once more: a restart loses nothing since the last tick.
-func (l *logsConnector) Shutdown(ctx context.Context) error { return l.ticks.stop(ctx) }
+func (l *logsConnector) Shutdown(ctx context.Context) error { return l.ticks.Stop(ctx) }
 
 func (l *logsConnector) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	out := l.annotate(ld)

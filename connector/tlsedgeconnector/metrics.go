@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/connector/tlsedgeconnector/internal/metadata"
+	"github.com/certpulse/certpulse/internal/periodic"
 )
 
 // resKey is a metric resource: the service and its environment.
@@ -123,7 +124,7 @@ type metricsConnector struct {
 	// closing: the shutdown flush counts every pending failure.
 	closing bool
 
-	ticks periodic
+	ticks periodic.Flusher
 }
 
 func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *metricsConnector {
@@ -135,15 +136,15 @@ func newMetricsConnector(set connector.Settings, cfg *Config, next consumer.Metr
 		c:       newCounts(),
 		pending: map[pendKey]*pend{},
 	}
-	m.ticks = periodic{interval: cfg.Interval, flush: m.flush, logger: set.Logger,
-		warning: "tlsedge: the metrics were not accepted; the next interval sends the totals again"}
+	m.ticks = periodic.Flusher{Interval: cfg.Interval, Flush: m.flush, Logger: set.Logger,
+		Warning: "tlsedge: the metrics were not accepted; the next interval sends the totals again"}
 	return m
 }
 
 func (m *metricsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 func (m *metricsConnector) Start(context.Context, component.Host) error {
-	m.ticks.start()
+	m.ticks.Start()
 	return nil
 }
 
@@ -153,7 +154,7 @@ func (m *metricsConnector) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
 	m.mu.Unlock()
-	return m.ticks.stop(ctx)
+	return m.ticks.Stop(ctx)
 }
 
 func (m *metricsConnector) ConsumeLogs(_ context.Context, ld plog.Logs) error {

@@ -42,7 +42,14 @@ func TestOutBatch(t *testing.T) {
 			var full []int
 			for i := 1; i <= tc.adds; i++ {
 				ld, md := oneResult(i)
-				if p := b.add(ld, md, tc.logs, tc.metrics); p != nil {
+				in := &pending{probes: 1, hasLogs: tc.logs, hasMetrics: tc.metrics}
+				if tc.logs {
+					in.logs = ld
+				}
+				if tc.metrics {
+					in.metrics = md
+				}
+				if p := b.add(in); p != nil {
 					full = append(full, i)
 					assert.Equal(t, tc.max, p.probes)
 					assert.Equal(t, tc.logs, p.hasLogs)

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certpulse/certpulse/internal/clients"
+	"github.com/certpulse/certpulse/internal/periodic"
 	"github.com/certpulse/certpulse/internal/tlsinspect"
 	"github.com/certpulse/certpulse/internal/trigger"
 	"github.com/certpulse/certpulse/internal/vantage"
@@ -65,8 +66,9 @@ type tlsProbeReceiver struct {
 	profiles  *profileSet
 	sched     *scheduler
 	// batch gathers results for one hand-off per batch.timeout (nil: each
-	// probe's at once).
+	// probe's at once); ticks hands it off.
 	batch *outBatch
+	ticks periodic.Flusher
 
 	startOnce sync.Once
 	startErr  error
@@ -189,6 +191,7 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 	r.sched = newScheduler(r.cfg.MaxConcurrency, r.probe)
 	if r.cfg.Batch.Timeout > 0 {
 		r.batch = newOutBatch(r.cfg.Batch.MaxSize)
+		r.ticks = periodic.Flusher{Interval: r.cfg.Batch.Timeout, Flush: r.flushBatch, Logger: r.logger}
 	}
 	r.sched.late = func(d time.Duration) {
 		r.telemetry.TlsprobeScheduleLateness.Record(context.Background(), d.Seconds())
@@ -227,7 +230,7 @@ func (r *tlsProbeReceiver) start(host component.Host) error {
 		}
 		r.wait = append(r.wait, r.sched.start(ctx))
 		if r.batch != nil {
-			r.spawn(func() { r.flushBatches(ctx) })
+			r.ticks.Start()
 		}
 		if entries := r.cfg.fileEntries(); len(entries) > 0 {
 			fw := &fileWatcher{entries: entries, interval: r.cfg.CollectionInterval, soon: r.cfg.ExpiringSoon, logger: r.logger, now: time.Now, emit: r.emitFiles, empty: map[string]bool{}}
@@ -330,11 +333,8 @@ func (r *tlsProbeReceiver) Shutdown(ctx context.Context) error {
 		for _, w := range r.wait {
 			w()
 		}
-		if r.batch != nil {
-			if p := r.batch.take(); p != nil {
-				r.deliver(ctx, "", p)
-			}
-		}
+		// Once the probes have stopped: the last hand-off.
+		_ = r.ticks.Stop(ctx)
 		for _, c := range r.claims {
 			c.Release()
 		}
@@ -413,7 +413,7 @@ func (r *tlsProbeReceiver) send(ctx context.Context, what string, makeLogs func(
 		p.metrics = makeMetrics()
 	}
 	if r.batch != nil {
-		if p = r.batch.add(p.logs, p.metrics, p.hasLogs, p.hasMetrics); p == nil {
+		if p = r.batch.add(p); p == nil {
 			return
 		}
 		what = ""
@@ -450,21 +450,13 @@ func (r *tlsProbeReceiver) deliver(ctx context.Context, what string, p *pending)
 	}
 }
 
-// flushBatches hands the batch off every batch.timeout until ctx ends;
-// Shutdown hands off what is left once the probes have stopped.
-func (r *tlsProbeReceiver) flushBatches(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Batch.Timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if p := r.batch.take(); p != nil {
-				r.deliver(ctx, "", p)
-			}
-		}
+// flushBatch hands off what the batch holds (every batch.timeout, and at
+// Shutdown once the probes have stopped). A refusal is logged by deliver.
+func (r *tlsProbeReceiver) flushBatch(ctx context.Context) error {
+	if p := r.batch.take(); p != nil {
+		r.deliver(ctx, "", p)
 	}
+	return nil
 }
 
 // onTrigger probes the event's service now and at on_change.backoff (a
