@@ -211,7 +211,9 @@ func incidents() *Dashboard {
 			by = `certpulse_reason`
 		}
 		h := `certpulse_incident_` + m + `%s{service_name=~"$service"}`
-		return rangeIncrease(strings.Replace(h, "%s", "_sum", 1), by) + ` / ` + rangeIncrease(strings.Replace(h, "%s", "_count", 1), by) + ` > 0`
+		// The filter is on the count: a reason with no incident in the
+		// range shows nothing, and one whose incidents took 0 s shows 0.
+		return rangeIncrease(strings.Replace(h, "%s", "_sum", 1), by) + ` / (` + rangeIncrease(strings.Replace(h, "%s", "_count", 1), by) + ` > 0)`
 	}
 	b.add(prom("bargauge", "MTTD by reason", "Mean time from the fault's start (its first failing probe, or the deploy before it) to the incident opening, over the range; automated=true: remediation acted.", "s",
 		instant(mean("time_to_detect"), "{{certpulse_reason}} automated={{certpulse_incident_automated}}")), 6, 7)

@@ -143,3 +143,65 @@ func TestLogQLParses(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// TestIncidentMeansEvaluate: the incidents dashboard's MTTD, time to act and
+// MTTR panels, evaluated by promtool on histograms as signaltometrics writes
+// them: a reason whose incidents all opened on their first failing probe
+// has a mean of 0 s and must show 0, not nothing; a reason with no incident
+// in the range shows nothing (not NaN); one that began in the range counts
+// its first incident.
+func TestIncidentMeansEvaluate(t *testing.T) {
+	promtool := proxytest.Need(t, "promtool")
+	exprs := map[string]string{}
+	for _, d := range All() {
+		if d.UID != "certpulse-incidents" {
+			continue
+		}
+		for _, p := range d.Panels {
+			for _, m := range []string{"time_to_detect", "time_to_act", "time_to_fix"} {
+				if len(p.Targets) == 1 && strings.Contains(p.Targets[0].Expr, "certpulse_incident_"+m+"_sum") {
+					exprs[m] = Substitute(p.Targets[0].Expr, "")
+				}
+			}
+		}
+	}
+	if len(exprs) != 3 {
+		t.Fatalf("found %d of the 3 mean panels: %v", len(exprs), exprs)
+	}
+	// Samples every minute for 2h; the panels' range is the last hour
+	// (Substitute: $__range = 1h), evaluated at 2h.
+	//   expired: an incident 30 minutes before the range (mean 20 s) and
+	//     one in it detected at once (0 s): mean 0 in the range.
+	//   bad_chain: its first incident in the range, 12 s.
+	//   stale: incidents only before the range: nothing.
+	series := func(m, reason, auto, sum, count string) string {
+		l := fmt.Sprintf(`service_name="pay",certpulse_reason=%q,certpulse_incident_automated=%q`, reason, auto)
+		return fmt.Sprintf("      - series: 'certpulse_incident_%s_sum{%s}'\n        values: '%s'\n", m, l, sum) +
+			fmt.Sprintf("      - series: 'certpulse_incident_%s_count{%s}'\n        values: '%s'\n", m, l, count)
+	}
+	var b strings.Builder
+	b.WriteString("rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n")
+	for m := range exprs {
+		b.WriteString(series(m, "expired", "true", "20x90 20x30", "1x90 2x30"))
+		b.WriteString(series(m, "bad_chain", "true", "_x90 12x30", "_x90 1x30"))
+		b.WriteString(series(m, "stale", "false", "7x120", "1x120"))
+	}
+	b.WriteString("    promql_expr_test:\n")
+	for m, e := range exprs {
+		by := `certpulse_reason="%s",certpulse_incident_automated="true"`
+		if m == "time_to_act" {
+			by = `certpulse_reason="%s"`
+		}
+		q, _ := json.Marshal(e)
+		fmt.Fprintf(&b, "      - expr: %s\n        eval_time: 2h\n        exp_samples:\n", q)
+		fmt.Fprintf(&b, "          - labels: '{%s}'\n            value: 0\n", fmt.Sprintf(by, "expired"))
+		fmt.Fprintf(&b, "          - labels: '{%s}'\n            value: 12\n", fmt.Sprintf(by, "bad_chain"))
+	}
+	f := filepath.Join(t.TempDir(), "means.test.yaml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", f).CombinedOutput(); err != nil {
+		t.Fatalf("incident mean panels on promtool: %v\n%s\n%s", err, out, b.String())
+	}
+}
