@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"gopkg.in/yaml.v3"
 
@@ -40,6 +41,10 @@ type scaleParams struct {
 	targets, agents, vantages int
 	interval, duration        time.Duration
 	series                    string
+	// tier: "single" (single-tier.yaml: each agent correlates its own
+	// results) or "gateway" (agent.yaml publishing to Kafka, kfake in this
+	// process, and one gateway.yaml correlating every agent's results).
+	tier string
 	// gomemlimit: the agents' Go soft memory limit, as a deployment sets
 	// it (none by default). A limit under the live heap makes the GC run
 	// all the time: measured, 63% of an agent's CPU at 180MiB.
@@ -47,7 +52,7 @@ type scaleParams struct {
 }
 
 func scaleFromEnv(t *testing.T) scaleParams {
-	p := scaleParams{targets: 3000, agents: 3, vantages: 2, interval: 30 * time.Second, series: "lean"}
+	p := scaleParams{targets: 3000, agents: 3, vantages: 2, interval: 30 * time.Second, series: "lean", tier: "single"}
 	atoi := func(k string, v *int) {
 		if s := os.Getenv(k); s != "" {
 			n, err := strconv.Atoi(s)
@@ -74,6 +79,13 @@ func scaleFromEnv(t *testing.T) scaleParams {
 	dur("CERTPULSE_SCALE_DURATION", &p.duration)
 	if s := os.Getenv("CERTPULSE_SCALE_SERIES"); s != "" {
 		p.series = s
+	}
+	switch s := os.Getenv("CERTPULSE_SCALE_TIER"); s {
+	case "", "single":
+	case "gateway":
+		p.tier = s
+	default:
+		t.Fatalf("CERTPULSE_SCALE_TIER=%q: want single or gateway", s)
 	}
 	if s := os.Getenv("CERTPULSE_SCALE_GOMEMLIMIT"); s != "" {
 		p.gomemlimit = s
@@ -133,21 +145,37 @@ func TestScale(t *testing.T) {
 	for i := 0; i < p.agents; i++ {
 		members = append(members, map[string]any{"name": fmt.Sprintf("agent-%d", i)})
 	}
+	var broker string
+	var gw *scaleAgent
+	if p.tier == "gateway" {
+		kport := tb.FreePort(t)
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kport), kfake.SeedTopics(6, "certpulse-logs", "certpulse-audit"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cluster.Close()
+		broker = fmt.Sprintf("127.0.0.1:%d", kport)
+		gw = startScaleGateway(t, ctx, bin, filepath.Join(dir, "gateway"), p, lab.Files.Roots, prom, logSrv.URL, broker)
+	}
 	agents := make([]*scaleAgent, p.agents)
 	for i := range agents {
-		agents[i] = startScaleAgent(t, ctx, bin, filepath.Join(dir, fmt.Sprintf("agent-%d", i)), i, p, members, tfPath, prom, logSrv.URL)
+		agents[i] = startScaleAgent(t, ctx, bin, filepath.Join(dir, fmt.Sprintf("agent-%d", i)), i, p, members, tfPath, prom, logSrv.URL, broker)
 	}
-	t.Logf("%d targets, interval %s, k = %d of %d agents, series %s, GOMEMLIMIT %s: %.0f probes/s expected in all; floor %.2f ms CPU per handshake",
-		p.targets, p.interval, p.vantages, p.agents, p.series, p.gomemlimit, float64(p.targets*p.vantages)/p.interval.Seconds(), floor.Seconds()*1000)
+	procs := agents
+	if gw != nil {
+		procs = append(append([]*scaleAgent(nil), agents...), gw)
+	}
+	t.Logf("%d targets, interval %s, k = %d of %d agents, %s tier, series %s, GOMEMLIMIT %s: %.0f probes/s expected in all; floor %.2f ms CPU per handshake",
+		p.targets, p.interval, p.vantages, p.agents, p.tier, p.series, p.gomemlimit, float64(p.targets*p.vantages)/p.interval.Seconds(), floor.Seconds()*1000)
 
 	// Measure from the end of the first interval to the end of the run.
 	warm := time.Now().Add(p.interval)
 	end := time.Now().Add(p.duration)
 	for time.Now().Before(warm) {
-		sampleRSS(t, agents)
+		sampleRSS(t, procs)
 		time.Sleep(time.Second)
 	}
-	for _, a := range agents {
+	for _, a := range procs {
 		a.cpu0, _, _, _ = procStat(a.pid)
 		a.late0 = a.lateness(t)
 		a.in0 = a.correlatorIn(t)
@@ -169,7 +197,7 @@ func TestScale(t *testing.T) {
 		}()
 	}
 	for time.Now().Before(end) {
-		sampleRSS(t, agents)
+		sampleRSS(t, procs)
 		time.Sleep(time.Second)
 	}
 	elapsed := time.Since(t0)
@@ -185,12 +213,14 @@ func TestScale(t *testing.T) {
 	}
 	perAgentWant := float64(p.targets*p.vantages) / float64(p.agents) / p.interval.Seconds() * elapsed.Seconds()
 	var rows []string
+	total := 0
 	for _, a := range agents {
 		cpu1, _, hwm, err := procStat(a.pid)
 		if err != nil {
 			t.Fatalf("%s gone: %v", a.name, err)
 		}
 		n := probes1[a.name] - probes0[a.name]
+		total += n
 		late := a.lateness(t).minus(a.late0)
 		in := a.correlatorIn(t) - a.in0
 		cpuPer := (cpu1 - a.cpu0) / time.Duration(max(n, 1))
@@ -209,8 +239,24 @@ func TestScale(t *testing.T) {
 		}
 		// The two counts are read at different instants (records queued in
 		// the exporter at the first read arrive after it): within 1%.
-		if in < 0.99*float64(n) {
+		if p.tier == "single" && in < 0.99*float64(n) {
 			t.Errorf("%s: the correlator took %.0f records, fewer than the %d probes", a.name, in, n)
+		}
+	}
+	if gw != nil {
+		// The gateway: every agent's results through Kafka into its
+		// correlator; CPU per record, its memory, and whether it keeps up.
+		cpu1, _, hwm, err := procStat(gw.pid)
+		if err != nil {
+			t.Fatalf("gateway gone: %v", err)
+		}
+		in := gw.correlatorIn(t) - gw.in0
+		anon, file := rssSplit(gw.pid)
+		rows = append(rows, fmt.Sprintf("| gateway | %.0f records in | %d probes | %.2f | %.2f ms a record | | %.0f MiB | %.0f + %.0f MiB | %.0f MB | | %.0f |",
+			in, total, (cpu1-gw.cpu0).Seconds()/elapsed.Seconds(), (cpu1-gw.cpu0).Seconds()*1000/max(in, 1),
+			float64(hwm)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20), float64(gw.liveHeap(t))/1e6, in))
+		if in < 0.99*float64(total) {
+			t.Errorf("gateway: the correlator took %.0f records, fewer than the %d probes the agents made", in, total)
 		}
 	}
 	// Series that had a sample within the last interval (an instant
@@ -261,13 +307,18 @@ type scaleAgent struct {
 	maxRSS        int64
 }
 
-func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, p scaleParams, members []any, targets, prom, logs string) *scaleAgent {
+func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, p scaleParams, members []any, targets, prom, logs, broker string) *scaleAgent {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	name := fmt.Sprintf("agent-%d", i)
-	health, telemetry, pprof := tb.FreePort(t), tb.FreePort(t), tb.FreePort(t)
+	health, pprof := tb.FreePort(t), tb.FreePort(t)
+	exporters := map[string]any{"otlphttp/mimir": map[string]any{"endpoint": prom + "/api/v1/otlp"}}
+	shipped, env := "single-tier.yaml", []string{"NODE_NAME=" + name, "LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}
+	if broker != "" {
+		// The gateway tier: the agent publishes its logs to Kafka.
+		shipped, env = "agent.yaml", []string{"NODE_NAME=" + name, "KAFKA_BROKERS=" + broker}
+	} else {
+		exporters["otlphttp/loki"] = map[string]any{"endpoint": logs}
+	}
 	overlay := map[string]any{
 		"extensions": map[string]any{
 			"health_check":       map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", health)},
@@ -282,17 +333,52 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 			},
 			"certlifecycle": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))},
 		},
-		"exporters": map[string]any{
-			"otlphttp/mimir": map[string]any{"endpoint": prom + "/api/v1/otlp"},
-			"otlphttp/loki":  map[string]any{"endpoint": logs},
-		},
+		"exporters": exporters,
 		"service": map[string]any{
 			"extensions": []string{"health_check", "file_storage", "bearertokenauth/lifecycle", "certpulse_trigger", "certpulse_vantages", "pprof"},
-			"telemetry": map[string]any{"metrics": map[string]any{"level": "normal", "readers": []any{
-				map[string]any{"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": "127.0.0.1", "port": telemetry}}}},
-			}}},
 		},
 	}
+	return startScaleProc(t, ctx, bin, dir, name, shipped, overlay, health, pprof, p.gomemlimit, env)
+}
+
+// startScaleGateway starts one gateway of the built distribution with the
+// shipped gateway.yaml: the agents' logs from Kafka into the correlator,
+// then to the counting sink (every healthy result passed, so each probe is
+// accounted for) and the remediation exporter.
+func startScaleGateway(t *testing.T, ctx context.Context, bin, dir string, p scaleParams, roots, prom, logs, broker string) *scaleAgent {
+	t.Helper()
+	health, pprof := tb.FreePort(t), tb.FreePort(t)
+	overlay := map[string]any{
+		"extensions": map[string]any{
+			"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", health)},
+			"pprof":        map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", pprof)},
+		},
+		"processors": map[string]any{"tlscorrelator": map[string]any{"healthy_results": "all"}},
+		"exporters": map[string]any{
+			"remediation": map[string]any{"approval": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
+		},
+		"service": map[string]any{"extensions": []string{"health_check", "file_storage", "basicauth/approval", "pprof"}},
+	}
+	env := []string{"KAFKA_BROKERS=" + broker, "LOKI_URL=" + logs, "LOKI_TENANT=certpulse", "CERTPULSE_APPROVERS_HTPASSWD=/dev/null",
+		"CERTPULSE_VERIFY_CA_FILE=" + roots, "CERTPULSE_RELOAD_WEBHOOK=http://127.0.0.1:1/reload", "CERTPULSE_ACTION_HMAC=scale-action-hmac-0123456789",
+		"CERTPULSE_TRAIL_SECRET=scale-trail-secret-0123456789", "ALERTMANAGER_URL=http://127.0.0.1:1", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:1/v1/lifecycle",
+		"MIMIR_URL=" + prom + "/api/v1"}
+	return startScaleProc(t, ctx, bin, dir, "gateway", "gateway.yaml", overlay, health, pprof, p.gomemlimit, env)
+}
+
+// startScaleProc runs the built distribution with a shipped config and an
+// overlay (its own telemetry on a free port added), and waits for its
+// health check.
+func startScaleProc(t *testing.T, ctx context.Context, bin, dir, name, shipped string, overlay map[string]any, health, pprof int, gomemlimit string, env []string) *scaleAgent {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	telemetry := tb.FreePort(t)
+	svc, _ := overlay["service"].(map[string]any)
+	svc["telemetry"] = map[string]any{"metrics": map[string]any{"level": "normal", "readers": []any{
+		map[string]any{"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": "127.0.0.1", "port": telemetry}}}},
+	}}}
 	ov, err := yaml.Marshal(overlay)
 	if err != nil {
 		t.Fatal(err)
@@ -301,13 +387,14 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 	if err := os.WriteFile(ovPath, ov, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	shipped, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", "single-tier.yaml"))
-	cmd := exec.CommandContext(ctx, bin, "--config", shipped, "--config", ovPath)
-	cmd.Env = append(os.Environ(), "NODE_NAME="+name, "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR="+filepath.Join(dir, "state"),
+	config, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", shipped))
+	cmd := exec.CommandContext(ctx, bin, "--config", config, "--config", ovPath)
+	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR="+filepath.Join(dir, "state"),
 		"CERTPULSE_WEBHOOK_TOKEN=scale-token", "CERTPULSE_WEBHOOK_HMAC=scale-hmac-0123456789", "MIMIR_URL=http://unused.invalid",
-		"MIMIR_TENANT=certpulse", "LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse")
-	if p.gomemlimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+p.gomemlimit)
+		"MIMIR_TENANT=certpulse")
+	cmd.Env = append(cmd.Env, env...)
+	if gomemlimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+gomemlimit)
 	}
 	exited, stderr := tb.Start(t, cmd)
 	ready := fmt.Sprintf("http://127.0.0.1:%d/", health)
@@ -507,8 +594,14 @@ func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				if lrs.At(k).EventName() == attrs.EventProbeResult {
-					counts[v.AsString()]++
+				if lr := lrs.At(k); lr.EventName() == attrs.EventProbeResult {
+					if rv, ok := lr.Attributes().Get(attrs.Vantage); ok {
+						// The gateway tier: agent.yaml moves the vantage
+						// to the record (Kafka partitions by resource).
+						counts[rv.AsString()]++
+					} else {
+						counts[v.AsString()]++
+					}
 				}
 			}
 		}
