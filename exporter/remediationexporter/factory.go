@@ -26,9 +26,13 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewLogs(ctx, set, cfg, r.push,
+	exp, err := exporterhelper.NewLogs(ctx, set, cfg, r.push,
 		exporterhelper.WithQueue(c.QueueSettings),
 		exporterhelper.WithStart(r.start),
 		exporterhelper.WithShutdown(r.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))
+	if err != nil {
+		return nil, err
+	}
+	return relevantOnly{exp}, nil
 }

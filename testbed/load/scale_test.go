@@ -120,6 +120,8 @@ func TestScale(t *testing.T) {
 	defer lab.Stop()
 	ep, _ := lab.Endpoint("healthy-wildcard")
 	floor := handshakeFloor(t, ep.Address, lab.Files.Roots, 2000)
+	// The same job done by blackbox_exporter, for comparison (not a goal).
+	bb, bbOK := blackboxPerProbe(t, ctx, filepath.Join(dir, "blackbox"), ep.Address, lab.Files.Roots, 2000)
 
 	// JSON, which the receiver decodes as a stream (a YAML file of
 	// 100,000 entries costs its node tree at start: docs/performance.md).
@@ -167,6 +169,11 @@ func TestScale(t *testing.T) {
 	}
 	t.Logf("%d targets, interval %s, k = %d of %d agents, %s tier, series %s, GOMEMLIMIT %s: %.0f probes/s expected in all; floor %.2f ms CPU per handshake",
 		p.targets, p.interval, p.vantages, p.agents, p.tier, p.series, p.gomemlimit, float64(p.targets*p.vantages)/p.interval.Seconds(), floor.Seconds()*1000)
+	if bbOK {
+		t.Logf("blackbox_exporter (tcp prober with TLS, through /probe): %.2f ms CPU per probe, %.2fx the floor", bb.Seconds()*1000, bb.Seconds()/floor.Seconds())
+	} else {
+		t.Logf("blackbox_exporter: not installed, not measured")
+	}
 
 	// Measure from the end of the first interval to the end of the run.
 	warm := time.Now().Add(p.interval)
@@ -183,10 +190,15 @@ func TestScale(t *testing.T) {
 	probes0 := sink.snapshot()
 	t0 := time.Now()
 	if out := os.Getenv("CERTPULSE_SCALE_PROFILE"); out != "" {
-		// A CPU profile of the first agent over most of the measurement.
+		// A CPU profile of the first agent (or of the gateway, with
+		// CERTPULSE_SCALE_PROFILE_OF=gateway) over most of the measurement.
+		of := agents[0]
+		if os.Getenv("CERTPULSE_SCALE_PROFILE_OF") == "gateway" && gw != nil {
+			of = gw
+		}
 		secs := max(int(time.Until(end).Seconds())-5, 1)
 		go func() {
-			resp, err := http.Get(fmt.Sprintf("%sprofile?seconds=%d", agents[0].pprof, secs))
+			resp, err := http.Get(fmt.Sprintf("%sprofile?seconds=%d", of.pprof, secs))
 			if err != nil {
 				t.Logf("profile: %v", err)
 				return
