@@ -224,6 +224,8 @@ bench-edge: build
 # 75 s: 3,000 targets at 30 s, k = 2 of 3 agents); `make testbed-scale` the
 # issue's 100,000 targets, k = 3 on 3 agents (about 21 minutes; the
 # interval is 15 minutes so that 2 cores can serve the probes: see the doc).
+# CERTPULSE_SCALE_TIER=gateway runs either through the gateway tier instead
+# (agent.yaml into Kafka, kfake in the test, one gateway.yaml correlating).
 SCALE = CERTPULSE_BIN=$(DIST) CERTPULSE_LAB_BIN=$(LAB) PROMETHEUS3_BIN=$(PROM3) $(GO) test -count=1 -v -run TestScale -timeout 40m ./testbed/load/
 scale: build $(PROM3)
 	$(SCALE)
