@@ -48,24 +48,37 @@ func (c *countingClient) take() (buckets int, services int) {
 // next to nothing (their times and their services' are persisted once a
 // slot); a failing one rewrites its own bucket and its service's; a
 // restart restores what changed.
-func TestCheckpointWritesOnlyChanges(t *testing.T) {
+// counted is a correlator and the counting store its checkpoints go to
+// (not set as its client: the tests checkpoint by hand or set it).
+func counted(t *testing.T) (*correlator, *countingClient) {
+	t.Helper()
 	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, &countingClient{memClient: memClient{m: map[string][]byte{}}, writes: map[string]int{}}
+}
+
+// fleet is one round of n healthy probes at at, over 50 services, with
+// endpoint failing (an index, or -1) on an expired leaf.
+func fleet(n int, at time.Duration, failing int) plog.Logs {
+	ld := plog.NewLogs()
+	for i := range n {
+		p := probe{at: at, service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}
+		if i == failing {
+			p.reason, p.chain = attrs.ReasonExpiredLeaf, chainB
+		}
+		p.appendTo(ld)
+	}
+	return ld
+}
+
+func TestCheckpointWritesOnlyChanges(t *testing.T) {
+	c, mem := counted(t)
 	ctx := context.Background()
-	mem := &countingClient{memClient: memClient{m: map[string][]byte{}}, writes: map[string]int{}}
 	round := func(at time.Duration, failing int) {
 		t.Helper()
-		ld := plog.NewLogs()
-		for i := 0; i < 1000; i++ {
-			p := probe{at: at, service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}
-			if i == failing {
-				p.reason, p.chain = attrs.ReasonExpiredLeaf, chainB
-			}
-			p.appendTo(ld)
-		}
-		if err := c.consumeLogs(ctx, ld); err != nil {
+		if err := c.consumeLogs(ctx, fleet(1000, at, failing)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.eng.checkpoint(ctx, mem, false, false); err != nil {
@@ -143,18 +156,10 @@ func TestCheckpointWritesOnlyChanges(t *testing.T) {
 // maxBucketsPerCheckpoint buckets; the one at shutdown writes every dirty
 // bucket, and a restart restores every endpoint.
 func TestCheckpointFlushAtShutdown(t *testing.T) {
-	c, err := newCorrelator(createDefaultConfig(), newSettings(), consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, mem := counted(t)
 	ctx := context.Background()
-	mem := &countingClient{memClient: memClient{m: map[string][]byte{}}, writes: map[string]int{}}
 	c.client = mem
-	ld := plog.NewLogs()
-	for i := range 2000 {
-		probe{at: 0, service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}.appendTo(ld)
-	}
-	if err := c.consumeLogs(ctx, ld); err != nil {
+	if err := c.consumeLogs(ctx, fleet(2000, 0, -1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.persist(ctx, false); err != nil {

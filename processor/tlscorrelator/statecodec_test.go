@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // checkpointed is a correlator that saw 1,000 endpoints of 50 services,
@@ -21,12 +19,8 @@ func checkpointed(t *testing.T) (*correlator, *memClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ld := plog.NewLogs()
-	for i := 0; i < 1000; i++ {
-		probe{service: fmt.Sprintf("svc-%d", i%50), server: fmt.Sprintf("h%d.example.com", i), vantage: "eu", chain: chainA, leaf: leafA, spki: spkiA}.appendTo(ld)
-	}
 	ctx := context.Background()
-	if err := c.consumeLogs(ctx, ld); err != nil {
+	if err := c.consumeLogs(ctx, fleet(1000, 0, -1)); err != nil {
 		t.Fatal(err)
 	}
 	mem := &memClient{m: map[string][]byte{}}
