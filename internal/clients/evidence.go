@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"strings"
 
@@ -15,8 +16,11 @@ func EvidenceOf(r *tlsinspect.Result) Evidence {
 		ClientCertRequested: r.ClientCertRequested, ChainInvalid: r.ChainInvalid}
 	e.AIACompleted = e.has(attrs.ReasonMissingIntermediate) && len(r.Path) > len(r.Chain)
 	for i, c := range r.Chain {
-		if i > 0 && strings.EqualFold(c.Subject.String(), c.Issuer.String()) {
-			continue // a root sent along is not checked by anyone
+		// A root sent along is not checked by anyone. Self-issued as
+		// x509 reads it, by the encoded names: formatting both names
+		// was 1.5% of all the agent's allocations (make scale).
+		if i > 0 && bytes.Equal(c.RawSubject, c.RawIssuer) {
+			continue
 		}
 		if k, ok := c.PublicKey.(*rsa.PublicKey); ok && (e.MinRSABits == 0 || k.N.BitLen() < e.MinRSABits) {
 			e.MinRSABits = k.N.BitLen()

@@ -119,15 +119,16 @@ func weakSignature(c *x509.Certificate) string {
 }
 
 // orderProblem reports why the presented chain is not in issuing order (each
-// certificate issued by the next), or "" when it is.
+// certificate issued by the next), or "" when it is. The chain is bounded
+// (Options.MaxChainCerts): comparing each certificate with those before it
+// allocates nothing, where a set of their DER copied every certificate.
 func orderProblem(chain []*x509.Certificate) string {
-	seen := make(map[string]bool, len(chain))
 	for i, c := range chain {
-		k := string(c.Raw)
-		if seen[k] {
-			return fmt.Sprintf("certificate %d (%s) is sent twice", i, Name(c))
+		for _, prev := range chain[:i] {
+			if bytes.Equal(prev.Raw, c.Raw) {
+				return fmt.Sprintf("certificate %d (%s) is sent twice", i, Name(c))
+			}
 		}
-		seen[k] = true
 		if i+1 < len(chain) && !bytes.Equal(c.RawIssuer, chain[i+1].RawSubject) {
 			return fmt.Sprintf("certificate %d (%s) is followed by %s, not by its issuer", i, Name(c), Name(chain[i+1]))
 		}
