@@ -35,49 +35,46 @@ func blackboxPerProbe(t *testing.T, ctx context.Context, dir, addr, roots string
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, "modules:\n  tls:\n    prober: tcp\n    timeout: 5s\n    tcp:\n      tls: true\n      tls_config: {ca_file: %q, server_name: probe.wild.%s}\n", roots, faultlab.Domain), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := tb.FreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", tb.FreePort(t))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
-	exited, stderr := tb.Start(t, cmd)
-	probe := fmt.Sprintf("http://127.0.0.1:%d/probe?module=tls&target=%s", port, url.QueryEscape(addr))
-	get := func() (string, error) {
+	pid := tb.StartReady(t, ctx, "blackbox_exporter", base+"/-/healthy", nil, bin, "--config.file="+cfg, "--web.listen-address="+strings.TrimPrefix(base, "http://"), "--log.level=warn")
+	probe := base + "/probe?module=tls&target=" + url.QueryEscape(addr)
+	// probeOK is "" when a probe succeeded, else what went wrong.
+	probeOK := func() string {
 		resp, err := http.Get(probe)
 		if err != nil {
-			return "", err
+			return err.Error()
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		return string(b), err
+		if err != nil || !strings.Contains(string(b), "\nprobe_success 1") {
+			return fmt.Sprint(err, tb.Tail(string(b), 500))
+		}
+		return ""
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			t.Fatalf("blackbox_exporter exited: %v\n%s", err, tb.Tail(stderr.String(), 2000))
-		default:
-		}
-		body, err := get()
-		if err == nil && strings.Contains(body, "\nprobe_success 1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("blackbox_exporter: no successful probe in 20s: %v\n%s", err, tb.Tail(body, 2000))
-		}
+	if bad := probeOK(); bad != "" {
+		t.Fatalf("blackbox_exporter: the first probe failed: %s", bad)
 	}
-	cpu0, _, _, err := procStat(cmd.Process.Pid)
+	cpu0, _, _, err := procStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var failed sync.Map
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed string
+	)
 	next := make(chan struct{})
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range next {
-				if body, err := get(); err != nil || !strings.Contains(body, "\nprobe_success 1") {
-					failed.Store(true, fmt.Sprint(err, tb.Tail(body, 500)))
+				if bad := probeOK(); bad != "" {
+					mu.Lock()
+					failed = bad
+					mu.Unlock()
 				}
 			}
 		}()
@@ -87,10 +84,10 @@ func blackboxPerProbe(t *testing.T, ctx context.Context, dir, addr, roots string
 	}
 	close(next)
 	wg.Wait()
-	if v, bad := failed.Load(true); bad {
-		t.Fatalf("blackbox_exporter probe failed: %v", v)
+	if failed != "" {
+		t.Fatalf("blackbox_exporter probe failed: %s", failed)
 	}
-	cpu1, _, _, err := procStat(cmd.Process.Pid)
+	cpu1, _, _, err := procStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

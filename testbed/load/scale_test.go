@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -322,7 +321,6 @@ type scaleAgent struct {
 func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, p scaleParams, members []any, targets, prom, logs, broker string) *scaleAgent {
 	t.Helper()
 	name := fmt.Sprintf("agent-%d", i)
-	health, pprof := tb.FreePort(t), tb.FreePort(t)
 	exporters := map[string]any{"otlphttp/mimir": map[string]any{"endpoint": prom + "/api/v1/otlp"}}
 	shipped, env := "single-tier.yaml", []string{"NODE_NAME=" + name, "LOKI_URL=http://unused.invalid", "LOKI_TENANT=certpulse"}
 	if broker != "" {
@@ -333,9 +331,7 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 	}
 	overlay := map[string]any{
 		"extensions": map[string]any{
-			"health_check":       map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", health)},
 			"certpulse_vantages": map[string]any{"self": name, "count": p.vantages, "static": members},
-			"pprof":              map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", pprof)},
 		},
 		"receivers": map[string]any{
 			"tlsprobe": map[string]any{
@@ -350,7 +346,7 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 			"extensions": []string{"health_check", "file_storage", "bearertokenauth/lifecycle", "certpulse_trigger", "certpulse_vantages", "pprof"},
 		},
 	}
-	return startScaleProc(t, ctx, bin, dir, name, shipped, overlay, health, pprof, p.gomemlimit, env)
+	return startScaleProc(t, ctx, bin, dir, name, shipped, overlay, p.gomemlimit, env)
 }
 
 // startScaleGateway starts one gateway of the built distribution with the
@@ -359,12 +355,8 @@ func startScaleAgent(t *testing.T, ctx context.Context, bin, dir string, i int, 
 // accounted for) and the remediation exporter.
 func startScaleGateway(t *testing.T, ctx context.Context, bin, dir string, p scaleParams, roots, prom, logs, broker string) *scaleAgent {
 	t.Helper()
-	health, pprof := tb.FreePort(t), tb.FreePort(t)
 	overlay := map[string]any{
-		"extensions": map[string]any{
-			"health_check": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", health)},
-			"pprof":        map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", pprof)},
-		},
+		"extensions": map[string]any{},
 		"processors": map[string]any{"tlscorrelator": map[string]any{"healthy_results": "all"}},
 		"exporters": map[string]any{
 			"remediation": map[string]any{"approval": map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", tb.FreePort(t))}},
@@ -375,18 +367,22 @@ func startScaleGateway(t *testing.T, ctx context.Context, bin, dir string, p sca
 		"CERTPULSE_VERIFY_CA_FILE=" + roots, "CERTPULSE_RELOAD_WEBHOOK=http://127.0.0.1:1/reload", "CERTPULSE_ACTION_HMAC=scale-action-hmac-0123456789",
 		"CERTPULSE_TRAIL_SECRET=scale-trail-secret-0123456789", "ALERTMANAGER_URL=http://127.0.0.1:1", "CERTPULSE_LIFECYCLE_URL=http://127.0.0.1:1/v1/lifecycle",
 		"MIMIR_URL=" + prom + "/api/v1"}
-	return startScaleProc(t, ctx, bin, dir, "gateway", "gateway.yaml", overlay, health, pprof, p.gomemlimit, env)
+	return startScaleProc(t, ctx, bin, dir, "gateway", "gateway.yaml", overlay, p.gomemlimit, env)
 }
 
 // startScaleProc runs the built distribution with a shipped config and an
-// overlay (its own telemetry on a free port added), and waits for its
-// health check.
-func startScaleProc(t *testing.T, ctx context.Context, bin, dir, name, shipped string, overlay map[string]any, health, pprof int, gomemlimit string, env []string) *scaleAgent {
+// overlay, to which it adds the health check, pprof and the collector's own
+// metrics on free ports (the overlay's service.extensions must list
+// health_check and pprof), and waits for the health check.
+func startScaleProc(t *testing.T, ctx context.Context, bin, dir, name, shipped string, overlay map[string]any, gomemlimit string, env []string) *scaleAgent {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	telemetry := tb.FreePort(t)
+	health, pprof, telemetry := tb.FreePort(t), tb.FreePort(t), tb.FreePort(t)
+	exts, _ := overlay["extensions"].(map[string]any)
+	exts["health_check"] = map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", health)}
+	exts["pprof"] = map[string]any{"endpoint": fmt.Sprintf("127.0.0.1:%d", pprof)}
 	svc, _ := overlay["service"].(map[string]any)
 	svc["telemetry"] = map[string]any{"metrics": map[string]any{"level": "normal", "readers": []any{
 		map[string]any{"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": "127.0.0.1", "port": telemetry}}}},
@@ -400,33 +396,14 @@ func startScaleProc(t *testing.T, ctx context.Context, bin, dir, name, shipped s
 		t.Fatal(err)
 	}
 	config, _ := filepath.Abs(filepath.Join("..", "..", "distributions", "otelcol-certpulse", shipped))
-	cmd := exec.CommandContext(ctx, bin, "--config", config, "--config", ovPath)
-	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR="+filepath.Join(dir, "state"),
+	procEnv := append([]string{"POD_IP=127.0.0.1", "CERTPULSE_STATE_DIR=" + filepath.Join(dir, "state"),
 		"CERTPULSE_WEBHOOK_TOKEN=scale-token", "CERTPULSE_WEBHOOK_HMAC=scale-hmac-0123456789", "MIMIR_URL=http://unused.invalid",
-		"MIMIR_TENANT=certpulse")
-	cmd.Env = append(cmd.Env, env...)
+		"MIMIR_TENANT=certpulse"}, env...)
 	if gomemlimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+gomemlimit)
+		procEnv = append(procEnv, "GOMEMLIMIT="+gomemlimit)
 	}
-	exited, stderr := tb.Start(t, cmd)
-	ready := fmt.Sprintf("http://127.0.0.1:%d/", health)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, err, tb.Tail(stderr.String(), 3000))
-		default:
-		}
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready in 60s\n%s", name, tb.Tail(stderr.String(), 3000))
-		}
-	}
-	return &scaleAgent{name: name, pid: cmd.Process.Pid, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", telemetry),
+	pid := tb.StartReady(t, ctx, name, fmt.Sprintf("http://127.0.0.1:%d/", health), procEnv, bin, "--config", config, "--config", ovPath)
+	return &scaleAgent{name: name, pid: pid, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", telemetry),
 		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", pprof)}
 }
 

@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// StartReady runs a server until the test ends and waits until ready
-// answers 2xx ("" : no wait).
-func StartReady(t testing.TB, ctx context.Context, name, ready string, env []string, bin string, args ...string) {
+// StartReady runs a server until the test ends, waits until ready
+// answers 2xx ("" : no wait) and returns its process id.
+func StartReady(t testing.TB, ctx context.Context, name, ready string, env []string, bin string, args ...string) (pid int) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -28,16 +28,17 @@ func StartReady(t testing.TB, ctx context.Context, name, ready string, env []str
 		default:
 		}
 		if ready == "" {
-			return
+			return cmd.Process.Pid
 		}
 		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode/100 == 2 {
-				return
+				return cmd.Process.Pid
 			}
 		}
 	}
 	t.Fatalf("%s not ready at %s within 60s\n%s", name, ready, Tail(out.String(), 3000))
+	return 0
 }
 
 // Prometheus3 starts Prometheus 3 with Mimir's default OTLP naming (no unit
